@@ -1,0 +1,33 @@
+"""Command line: ``python -m loopgen {corpus,extract,train,generate,study,run-notebooks} ...``.
+
+Each subcommand lives in its own module as ``cli_main(argv)``; this file only dispatches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "corpus": ("loopgen.corpus", "write the procedural demo corpus, or download LMD-full"),
+    "extract": ("loopgen.extract", "MIDI folder -> 8-bar bass+drum loops (shards, manifest, report)"),
+    "train": ("loopgen.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
+    "generate": ("loopgen.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
+    "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
+    "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        print("usage: python -m loopgen COMMAND [options]\n\ncommands:")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:<14} {text}")
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.cli_main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The three run profiles: ``smoke`` (CI, seconds), ``demo`` (a laptop, minutes; default) and
+``paper`` (the paper's exact settings, for a GPU and LMD-full).
+
+Notebooks take ``PROFILE`` as a papermill parameter and call :func:`get`. One frozen dataclass per
+concern; every notebook reads the section it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """Where the MIDI comes from: the built-in demo songwriter, or an LMD-full folder."""
+
+    source: str = "demo"  # "demo" (procedural corpus) or "lmd" (a LMD-full folder)
+    n_songs: int = 300  # demo corpus only
+    seed: int = 0  # demo corpus only
+
+    @property
+    def name(self) -> str:
+        return f"demo-{self.n_songs}-s{self.seed}" if self.source == "demo" else "lmd_full"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    workers: int = 2
+    backend: str = "fast"  # "fast" or "reference"
+    limit: int | None = None  # only the first N files (sorted), for quick looks
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation schedule shared by every model (paper: AdamW, cosine 1e-3 -> 5e-6)."""
+
+    epochs: int = 30  # CNN-VAE and VQ-VAE
+    lstm_epochs: int = 8  # AR and NonAR LSTM-VAE (a 128-step LSTM is slow on CPU)
+    prior_epochs: int = 20
+    batch_size: int = 128
+    max_train_loops: int | None = None  # subsample the training split (None: all of it)
+    lr_max: float = 1e-3
+    lr_min: float = 5e-6
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    n_samples: int | None = None  # None: as many as the training set (the paper's protocol)
+    temperatures: tuple[float, ...] = (1.0, 1.5, 2.0)  # plus argmax, always
+    listening_temperature: float = 1.2
+
+
+@dataclass(frozen=True)
+class ListeningSettings:
+    per_group: int = 10
+    familiarisation: int = 3
+    simulated_listeners: int = 20
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    listening: ListeningSettings = field(default_factory=ListeningSettings)
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        corpus=CorpusSettings(n_songs=40),
+        train=TrainSettings(epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=64, max_train_loops=256),
+        sample=SampleSettings(n_samples=128),
+        listening=ListeningSettings(per_group=4, familiarisation=2, simulated_listeners=6),
+    ),
+    "demo": Profile(name="demo"),
+    "paper": Profile(
+        name="paper",
+        corpus=CorpusSettings(source="lmd"),
+        train=TrainSettings(epochs=2000, lstm_epochs=2000, prior_epochs=2000, batch_size=2048),
+        sample=SampleSettings(n_samples=None),
+    ),
+}
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name`` (``smoke``, ``demo`` or ``paper``)."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
