@@ -1,0 +1,65 @@
+"""Every table and figure the notebooks write, with the paper item it reproduces.
+
+One registry used by the runner's summary, the README map, ``figures/README.md`` and the test that checks a
+smoke run wrote every file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# VQ-VAE (t, L, K) settings of the paper's Table 2; the first is the default model of later notebooks.
+VQ_DEFAULT = (32, 16, 512)
+TABLE2_SETTINGS = ((32, 16, 256), (32, 16, 512), (32, 32, 512), (64, 16, 256), (64, 16, 512), (64, 32, 512))
+AUTOENCODERS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
+
+
+def vq_variant_name(t: int, L: int, K: int) -> str:  # noqa: N803 - the paper's symbols
+    """File-name stem of a VQ-VAE variant; the default setting is plain ``vq_vae``."""
+    return "vq_vae" if (t, L, K) == VQ_DEFAULT else f"vq_vae_t{t}_L{L}_K{K}"
+
+
+@dataclass(frozen=True)
+class Output:
+    filename: str
+    paper_item: str
+    notebook: str
+
+    @property
+    def is_table(self) -> bool:
+        return self.filename.endswith(".csv")
+
+
+def _outputs() -> tuple[Output, ...]:
+    nb1, nb2, nb3 = "01_extract_loops.ipynb", "02_train_autoencoders.ipynb", "03_train_prior.ipynb"
+    nb4, nb5, nb6, nb7 = (
+        "04_reconstruction.ipynb",
+        "05_musical_metrics.ipynb",
+        "06_latent_space.ipynb",
+        "07_listening_test.ipynb",
+    )
+    items = [
+        Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
+        Output("table0_dataset.csv", "Dataset (Data Preprocess: 176,581 -> 114,444 files -> 150,750 loops)", nb1),
+    ]
+    for model in AUTOENCODERS:
+        items.append(Output(f"fig_training_{model}.png", f"Training curves, {model} (not in the paper)", nb2))
+    for t, L, K in TABLE2_SETTINGS:  # noqa: N806
+        if (t, L, K) != VQ_DEFAULT:
+            name = vq_variant_name(t, L, K)
+            items.append(Output(f"fig_training_{name}.png", f"Training curves, Table 2 variant {name}", nb2))
+    items += [
+        Output("fig_training_prior.png", "LSTM prior training (accuracy 82.91 % in the paper)", nb3),
+        Output("table1_reconstruction.csv", "Table 1 (reconstruction error)", nb4),
+        Output("table2_latent_size.csv", "Table 2 (VQ-VAE error by t, L, K)", nb4),
+        Output("table3_musical_metrics.csv", "Table 3 (musical metrics)", nb5),
+        Output("table4_latent_manipulation.csv", "Table 4 (metrics after copying latent codes)", nb6),
+        Output("fig4_latent_loops.png", "Figure 4 (loop patterns in the discrete latent space)", nb6),
+        Output("fig5_frequent_codes.png", "Figure 5 (most and least frequent codes, decoded)", nb6),
+        Output("fig6_listening_ratings.png", "Figure 6 (listening-test ratings box plot)", nb7),
+        Output("table5_listening.csv", "Listening test: means, Kruskal-Wallis H and p", nb7),
+    ]
+    return tuple(items)
+
+
+OUTPUTS: tuple[Output, ...] = _outputs()

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# loopgen: one command to set up and regenerate every table and figure, one to run the tests.
+#
+#   ./run_all.sh                     set up, then run every notebook at the demo profile (default)
+#   ./run_all.sh --profile smoke     the same at smoke scale (what the notebook test in CI runs)
+#   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
+#   ./run_all.sh --tests             set up, then ruff + the whole pytest suite (what .ci/run calls)
+#   ./run_all.sh --setup             set up only
+#   ./run_all.sh --lock              set up, then rewrite constraints.txt from the environment
+#
+# Set-up is idempotent: it creates .venv with python3 (3.10+) if missing, installs the project when
+# pyproject.toml or constraints.txt changed, installs the fluidsynth library (and, for --tests, Chromium)
+# with apt when missing and running as root, registers the "loopgen" Jupyter kernel and nbdime's git drivers.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+PROFILE=demo
+MODE=notebooks
+ONLY=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) PROFILE="$2"; shift 2 ;;
+    --profile=*) PROFILE="${1#*=}"; shift ;;
+    --tests) MODE=tests; shift ;;
+    --setup) MODE=setup; shift ;;
+    --lock) MODE=lock; shift ;;
+    --only) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do ONLY+=("$1"); shift; done ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run_all.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\033[1m[run_all]\033[0m %s\n' "$*"; }
+PY=.venv/bin/python
+TORCH_PIN="torch==2.13.0"
+
+have_apt_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
+
+setup() {
+  local start=$SECONDS
+  if ! command -v python3 >/dev/null 2>&1; then echo "python3 (3.10+) is required" >&2; exit 1; fi
+  python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+    || { echo "python3 is $(python3 --version 2>&1); 3.10+ is required" >&2; exit 1; }
+  if [ ! -x "$PY" ]; then
+    log "creating .venv with $(python3 --version)"
+    python3 -m venv .venv || { echo "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+  fi
+  local stamp=.venv/.loopgen-install-stamp
+  local want
+  want=$(cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing packages into .venv (first run: a few minutes)"
+    "$PY" -m pip install -q --upgrade pip || exit 1
+    # torch first, pinned: on these machines 2.13.0 is the CPU build; on a GPU machine, the CUDA build.
+    "$PY" -m pip install -q "$TORCH_PIN" || exit 1
+    local constraint=()
+    [ -f constraints.txt ] && constraint=(-c constraints.txt)
+    "$PY" -m pip install -q "${constraint[@]}" -e ".[dev]" || exit 1
+    echo "$want" > "$stamp"
+  fi
+  # The fluidsynth shared library (audio). Without it everything works except WAV rendering.
+  if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth; then
+    if have_apt_root; then
+      log "installing libfluidsynth3 with apt"
+      apt_install libfluidsynth3 || log "apt could not install libfluidsynth3: carrying on without audio"
+    else
+      log "no fluidsynth library: audio is skipped. Install it with 'sudo apt-get install libfluidsynth3' (Debian/Ubuntu), 'brew install fluid-synth' (macOS) or 'conda install -c conda-forge fluidsynth'."
+    fi
+  fi
+  # A named kernel inside .venv, so papermill runs the notebooks with this environment.
+  if [ ! -f .venv/share/jupyter/kernels/loopgen/kernel.json ]; then
+    "$PY" -m ipykernel install --sys-prefix --name loopgen --display-name "Python (loopgen)" >/dev/null || exit 1
+  fi
+  # nbdime: readable notebook diffs and merges in this repository.
+  if [ -d .git ] && ! git config --get diff.jupyternotebook.command >/dev/null 2>&1; then
+    .venv/bin/nbdime config-git --enable >/dev/null 2>&1 || log "nbdime config-git failed (diffs fall back to JSON)"
+  fi
+  log "environment ready ($((SECONDS - start)) s)"
+}
+
+setup_browser() {
+  if [ ! -x /usr/bin/chromium ] && have_apt_root; then
+    log "installing Debian chromium for the browser test"
+    apt_install chromium || log "apt could not install chromium: the browser test will be skipped"
+  fi
+}
+
+setup
+case "$MODE" in
+  setup) exit 0 ;;
+  lock)
+    "$PY" -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-|triton)' > constraints.txt
+    log "wrote constraints.txt ($(wc -l < constraints.txt) packages; torch is pinned separately: $TORCH_PIN)"
+    ;;
+  tests)
+    setup_browser
+    start=$SECONDS
+    log "ruff check"
+    .venv/bin/ruff check lib tests benchmarks || exit 1
+    log "pytest"
+    .venv/bin/pytest -q -p no:cacheprovider
+    rc=$?
+    log "tests finished in $((SECONDS - start)) s (exit $rc)"
+    exit $rc
+    ;;
+  notebooks)
+    start=$SECONDS
+    log "running every notebook at profile '$PROFILE' into build/executed/$PROFILE"
+    "$PY" -m loopgen run-notebooks --profile "$PROFILE" ${ONLY[@]+--only "${ONLY[@]}"}
+    rc=$?
+    log "notebooks finished in $((SECONDS - start)) s (exit $rc); tables and figures are in figures/"
+    exit $rc
+    ;;
+esac

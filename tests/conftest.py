@@ -1,0 +1,24 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopgen.paths import SHARED_DEV_MIDI
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def dev_midi_dir() -> Path:
+    """The real-world MIDI folder (../shared/midi/dev); tests using it skip when it is absent."""
+    if not SHARED_DEV_MIDI.is_dir():
+        pytest.skip(f"real MIDI folder {SHARED_DEV_MIDI} is not present")
+    return SHARED_DEV_MIDI

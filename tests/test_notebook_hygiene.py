@@ -1,0 +1,64 @@
+"""Committed notebooks carry no outputs and follow the parameters-cell convention."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from loopgen.runner import plan
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def _cells(nb_path: Path) -> list[dict]:
+    return json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 7, [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(nb_path: Path):
+    for i, cell in enumerate(_cells(nb_path)):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs"), f"{nb_path.name} cell {i} has outputs: strip them"
+            assert cell.get("execution_count") is None, f"{nb_path.name} cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_parameters_cell_of_literals(nb_path: Path):
+    cells = _cells(nb_path)
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{nb_path.name}: {len(tagged)} cells tagged 'parameters'"
+    assert cells[0]["cell_type"] == "markdown", "the first cell says which part of the paper this is"
+    tree = ast.parse("".join(tagged[0]["source"]))
+    values = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), f"{nb_path.name}: only assignments in the parameters cell"
+        assert isinstance(node.value, ast.Constant), f"{nb_path.name}: parameters are literals only"
+        values.update({t.id: node.value.value for t in node.targets})
+    assert {"PROFILE", "SEED"} <= set(values)
+    assert values["PROFILE"] == "demo", "the default profile is demo; run_all.sh injects the others"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_run_magic_or_copied_helpers(nb_path: Path):
+    for cell in _cells(nb_path):
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            assert "%run" not in src, f"{nb_path.name}: use the library, not %run"
+            assert "def " not in src, f"{nb_path.name}: functions belong in lib/loopgen (with a test)"
+
+
+def test_plan_parameters_exist_in_notebooks():
+    """Every parameter the runner injects is declared in the notebook's parameters cell."""
+    for nb_run in plan("smoke"):
+        cells = _cells(Path(__file__).resolve().parents[1] / "notebooks" / nb_run.notebook)
+        tagged = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        declared = {t.id for n in ast.parse("".join(tagged["source"])).body for t in n.targets}
+        missing = set(nb_run.parameters) - declared
+        assert not missing, f"{nb_run.notebook} does not declare {missing}"
