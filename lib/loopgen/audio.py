@@ -133,7 +133,7 @@ def _fluidsynth_problem() -> str | None:
     try:
         synth = fluidsynth.Synth(samplerate=float(DEFAULT_SAMPLE_RATE))
         synth.delete()
-    except Exception as err:  # noqa: BLE001 - any failure of the C library means "no audio"
+    except Exception as err:  # any failure of the C library means "no audio"
         return f"libfluidsynth failed to start ({err})"
     return None
 

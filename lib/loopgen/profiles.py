@@ -28,6 +28,7 @@ class ExtractSettings:
     workers: int = 2
     backend: str = "fast"  # "fast" or "reference"
     limit: int | None = None  # only the first N files (sorted), for quick looks
+    dev_compare_limit: int | None = None  # files of ../shared/midi/dev for notebook 01's realism check
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,12 @@ class TrainSettings:
     lstm_epochs: int = 8  # AR and NonAR LSTM-VAE (a 128-step LSTM is slow on CPU)
     prior_epochs: int = 20
     batch_size: int = 128
-    max_train_loops: int | None = None  # subsample the training split (None: all of it)
+    max_train_loops: int | None = None  # seeded random subset of the training split (None: all of it)
+    max_val_loops: int | None = None  # seeded random subset of the validation split for per-epoch checks
     lr_max: float = 1e-3
     lr_min: float = 5e-6
+    weight_decay: float = 0.01  # AdamW (PyTorch's default; the paper gives none)
+    kl_anneal_fraction: float = 0.5  # continuous VAEs: KL weight 0 -> 1 linearly over this share of the steps
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         corpus=CorpusSettings(n_songs=40),
+        extract=ExtractSettings(dev_compare_limit=120),
         train=TrainSettings(epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=64, max_train_loops=256),
         sample=SampleSettings(n_samples=128),
         listening=ListeningSettings(per_group=4, familiarisation=2, simulated_listeners=6),

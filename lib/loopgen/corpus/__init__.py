@@ -1,0 +1,136 @@
+"""Where the MIDI comes from: the built-in procedural demo corpus, or LMD-full.
+
+* :func:`write_demo_corpus` writes a seeded, reproducible corpus of multitrack songs (bass, drums,
+  keys, guitar, strings, lead) standing in for the Lakh MIDI Dataset, defects included.
+* :func:`download_lmd` fetches and unpacks LMD-full itself, for the paper profile.
+
+Command line::
+
+    python -m loopgen corpus demo OUT_DIR [--n-songs N] [--seed S]
+    python -m loopgen corpus download-lmd DEST [--url U] [--md5 M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from loopgen.corpus.lmd import LMD_FULL_MD5, LMD_FULL_URL, DownloadError, download_lmd, file_md5, safe_extract
+from loopgen.corpus.songwriter import EXPECTED_REJECTION, SongPlan, plan_song, render_song
+
+# Bump whenever the songwriter's output changes: a corpus written by another version is rewritten.
+GENERATOR_VERSION = "1"
+MANIFEST = "corpus.json"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_manifest(out_dir: Path | str) -> dict | None:
+    """The ``corpus.json`` of a demo corpus folder, or ``None`` if there is none (or it is unreadable)."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_complete(out_dir: Path, n_songs: int, seed: int) -> bool:
+    manifest = read_manifest(out_dir)
+    if not manifest:
+        return False
+    if (manifest.get("n_songs"), manifest.get("seed"), manifest.get("generator_version")) != (
+        n_songs,
+        seed,
+        GENERATOR_VERSION,
+    ):
+        return False
+    return all((out_dir / song["file"]).is_file() for song in manifest.get("songs", []))
+
+
+def write_demo_corpus(out_dir: Path | str, n_songs: int = 300, seed: int = 0, *, progress: bool = True) -> Path:
+    """Write ``n_songs`` procedural songs (``song_00000.mid`` ...) and ``corpus.json`` into ``out_dir``.
+
+    Deterministic: the same ``(n_songs, seed)`` gives the same bytes, and song ``i`` does not depend on
+    ``n_songs``. Idempotent: returns at once if ``corpus.json`` already describes this corpus.
+    ``corpus.json`` records per song its genre, tempo, meter, form and intended defects (with the
+    rejection reason the extractor should give, if any). Returns ``out_dir``.
+    """
+    if n_songs < 0:
+        raise ValueError(f"n_songs must be >= 0, not {n_songs}")
+    out = Path(out_dir)
+    if _is_complete(out, n_songs, seed):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    stale = out / MANIFEST  # written last: its presence means the corpus is complete
+    if stale.exists():
+        stale.unlink()
+    songs = []
+    report_every = max(1, n_songs // 10)
+    for index in range(n_songs):
+        plan = plan_song(seed, index)
+        _atomic_write(out / plan.file, render_song(plan, seed))
+        songs.append(plan.summary())
+        if progress and (index + 1) % report_every == 0:
+            print(f"  wrote {index + 1}/{n_songs} songs", file=sys.stderr)
+    manifest = {
+        "n_songs": n_songs,
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+        "generator": "loopgen.corpus.songwriter",
+        "expected_rejection_reasons": EXPECTED_REJECTION,
+        "songs": songs,
+    }
+    _atomic_write(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    return out
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m loopgen corpus {demo,download-lmd} ...``."""
+    parser = argparse.ArgumentParser(prog="python -m loopgen corpus", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="write the procedural demo corpus")
+    demo.add_argument("out_dir", type=Path)
+    demo.add_argument("--n-songs", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true")
+    lmd = sub.add_parser("download-lmd", help="download and unpack LMD-full")
+    lmd.add_argument("dest", type=Path)
+    lmd.add_argument("--url", default=LMD_FULL_URL)
+    lmd.add_argument("--md5", default=LMD_FULL_MD5, help="expected MD5 of the archive (required: LMD publishes none)")
+    lmd.add_argument("--no-extract", action="store_true")
+    lmd.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        out = write_demo_corpus(args.out_dir, args.n_songs, args.seed, progress=not args.quiet)
+        print(out)
+        return 0
+    try:
+        out = download_lmd(args.dest, args.url, args.md5, extract=not args.no_extract, progress=not args.quiet)
+    except (ValueError, DownloadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "LMD_FULL_MD5",
+    "LMD_FULL_URL",
+    "DownloadError",
+    "SongPlan",
+    "download_lmd",
+    "file_md5",
+    "plan_song",
+    "read_manifest",
+    "render_song",
+    "safe_extract",
+    "write_demo_corpus",
+]

@@ -1,0 +1,100 @@
+"""Loop datasets on disk <-> arrays.
+
+A dataset folder (written by :func:`loopgen.extract.extract`) holds ``manifest.json`` (written last:
+its presence means "finished"), ``report.json`` (every input file accounted for), ``index.npz``
+(per loop: source path, start bar, split) and ``shard_*.npy`` (loops bit-packed with ``np.packbits``,
+one row of 1488 bytes per (128, 93) loop).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import LOOP_STEPS, N_COLUMNS
+from .loops import SPLITS, LoopParams
+from .paths import Paths, require
+
+LOOP_CELLS = LOOP_STEPS * N_COLUMNS  # 11904 bits = 1488 bytes packed
+MADE_BY = "01_extract_loops.ipynb"
+
+
+def pack_loops(loops: np.ndarray) -> np.ndarray:
+    """(N, 128, 93) 0/1 array -> (N, 1488) uint8, bits packed row by row."""
+    loops = np.asarray(loops, dtype=np.uint8).reshape(-1, LOOP_CELLS)
+    return np.packbits(loops, axis=1)
+
+
+def unpack_loops(packed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_loops`."""
+    packed = np.asarray(packed, dtype=np.uint8).reshape(len(packed), -1)
+    return np.unpackbits(packed, axis=1, count=LOOP_CELLS).reshape(-1, LOOP_STEPS, N_COLUMNS)
+
+
+@dataclass
+class LoopSet:
+    """Loops of one dataset (or one split of it), in (source path, start bar) order."""
+
+    loops: np.ndarray  # uint8 (N, 128, 93)
+    source: np.ndarray  # str (N,): source file, relative to the corpus folder
+    start_bar: np.ndarray  # int (N,): window start bar in the source song
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
+    manifest: dict = field(repr=False)
+    report: dict = field(repr=False)
+    data_key: str = ""  # content hash of the whole dataset (same for every split): keys checkpoints
+
+    def __len__(self) -> int:
+        return len(self.loops)
+
+    def select(self, mask: np.ndarray) -> LoopSet:
+        """The loops where ``mask`` holds (same manifest, report and data_key)."""
+        return LoopSet(
+            self.loops[mask],
+            self.source[mask],
+            self.start_bar[mask],
+            self.split[mask],
+            self.manifest,
+            self.report,
+            self.data_key,
+        )
+
+
+def load_loops(out_dir: str | Path, split: str | None = None) -> LoopSet:
+    """Load an extracted dataset; ``split`` ("train", "val", "test") keeps only that split."""
+    out_dir = Path(out_dir)
+    manifest_path = require(out_dir / "manifest.json", made_by=MADE_BY)
+    manifest = json.loads(manifest_path.read_text())
+    report = json.loads((out_dir / "report.json").read_text())
+    with np.load(out_dir / "index.npz", allow_pickle=False) as index:
+        source, start_bar, splits = index["source"], index["start_bar"], index["split"]
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+    keep = np.ones(len(source), dtype=bool) if split is None else splits == split
+    parts, offset = [], 0
+    for shard in manifest["shards"]:
+        n = shard["loops"]
+        wanted = keep[offset : offset + n]
+        if wanted.any():
+            packed = np.load(out_dir / shard["file"], allow_pickle=False)
+            if len(packed) != n:
+                raise ValueError(f"{out_dir / shard['file']} holds {len(packed)} loops, manifest says {n}")
+            parts.append(unpack_loops(packed[wanted]))
+        offset += n
+    loops = np.concatenate(parts) if parts else np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
+    return LoopSet(
+        loops=loops,
+        source=source[keep],
+        start_bar=start_bar[keep],
+        split=splits[keep],
+        manifest=manifest,
+        report=report,
+        data_key=manifest["data_key"],
+    )
+
+
+def dataset_dir(paths: Paths, corpus_name: str, params: LoopParams = LoopParams()) -> Path:
+    """The folder of the dataset extracted from corpus ``corpus_name`` with ``params``."""
+    return paths.loops_dir(f"{corpus_name}-{params.key()}")

@@ -1,0 +1,120 @@
+"""The listening test (paper, "Listening Test", Figure 6): build a blind study, collect and analyse ratings.
+
+``python -m loopgen study --profile demo --out build/study/demo`` builds the study folder from the
+generated groups saved by notebook 05 (``loopgen.generated``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .analysis import (
+    KruskalResult,
+    analyse,
+    discussion,
+    group_label,
+    holm,
+    listening_table,
+    load_ratings,
+    plot_ratings,
+    ratings_for_analysis,
+)
+from .simulate import SIMULATED_FILE, simulate_ratings, write_simulated
+from .study import (
+    GROUPS,
+    QUESTION,
+    StudyLayout,
+    build_study,
+    ensure_study,
+    has_real_ratings,
+    listener_order,
+    read_key,
+    stimulus_ids,
+    stimulus_loops,
+)
+
+__all__ = [
+    "GROUPS",
+    "QUESTION",
+    "SIMULATED_FILE",
+    "KruskalResult",
+    "StudyLayout",
+    "analyse",
+    "build_study",
+    "cli_main",
+    "discussion",
+    "ensure_study",
+    "group_label",
+    "has_real_ratings",
+    "holm",
+    "listener_order",
+    "listening_table",
+    "load_groups",
+    "load_ratings",
+    "plot_ratings",
+    "ratings_for_analysis",
+    "read_key",
+    "simulate_ratings",
+    "stimulus_ids",
+    "stimulus_loops",
+    "write_simulated",
+]
+
+
+def load_groups(paths, profile_name: str, groups: tuple[str, ...] = GROUPS) -> dict:
+    """The loops of each listening-test group, as saved by notebook 05 (``loopgen.generated``)."""
+    from loopgen.generated import load_generated
+
+    return {group: load_generated(paths, profile_name, group)[0] for group in groups}
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m loopgen study --profile P [--out DIR] [--per-group N] ...``: build a study folder."""
+    from loopgen import profiles
+    from loopgen.paths import MissingInputError, Paths
+
+    parser = argparse.ArgumentParser(prog="python -m loopgen study", description=build_study.__doc__)
+    parser.add_argument("--profile", default="demo", help="smoke, demo or paper (default demo)")
+    parser.add_argument("--out", type=Path, default=None, help="study folder (default build/study/<profile>)")
+    parser.add_argument(
+        "--per-group", type=int, default=None, help="loops per group (default: the profile's)"
+    )
+    parser.add_argument(
+        "--familiarisation", type=int, default=None, help="familiarisation loops (default: profile)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="selection seed (default: the profile's)")
+    parser.add_argument("--tempo", type=float, default=120.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-audio", action="store_true", help="write MIDI only, no WAV")
+    args = parser.parse_args(argv)
+
+    profile = profiles.get(args.profile)
+    paths = Paths()
+    out = args.out or paths.study / profile.name
+    try:
+        groups = load_groups(paths, profile.name)
+    except MissingInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    study, built = ensure_study(
+        groups,
+        out,
+        per_group=args.per_group or profile.listening.per_group,
+        familiarisation=profile.listening.familiarisation
+        if args.familiarisation is None
+        else args.familiarisation,
+        seed=profile.seed if args.seed is None else args.seed,
+        tempo=args.tempo,
+        repeats=args.repeats,
+        render_audio=not args.no_audio,
+    )
+    layout = StudyLayout(study)
+    if built:
+        print(f"study written to {study}")
+    else:
+        print(f"kept the study in {study}: listeners have rated it (delete the folder to build a new one)")
+    print(f"  serve it:  cd {layout.site} && python -m http.server 8000   (then open http://localhost:8000/)")
+    print(f"  collect ratings_<listener>.csv into {layout.ratings}; keep {layout.key} private")
+    return 0

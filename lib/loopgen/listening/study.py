@@ -1,0 +1,354 @@
+"""Build a blind listening-test study folder (paper, "Listening Test").
+
+The paper asked 20 listeners to rate 10 loops from each of five groups (training set, AR LSTM-VAE,
+NonAR LSTM-VAE, CNN-VAE, VQ-VAE at temperature 1.2) on a 1-5 Likert scale ("how much the sample
+sounds like music"), after 3 familiarisation loops. :func:`build_study` writes everything such a study
+needs as plain files::
+
+    <study>/
+      README.md          how to run the study and collect the ratings
+      key.csv            PRIVATE: stimulus id -> group, source index (never served to listeners)
+      ratings/           put every listener's downloaded ratings_<listener>.csv here
+      site/              the static web page: serve this folder only
+        index.html study.js study.css
+        stimuli.json     stimulus ids and file paths (no group names)
+        stimuli.js       the same data for pages opened from file:// (where fetch() is blocked)
+        audio/<id>.wav   rendered with FluidSynth (absent when FluidSynth is not installed)
+        midi/<id>.mid
+
+Stimulus ids are assigned after a seeded shuffle, so neither ids, file names nor the page reveal a group.
+Each listener hears every stimulus once, in an order seeded by the listener id (:func:`listener_order`
+computes the same order as the page's JavaScript).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loopgen import LOOP_STEPS, N_COLUMNS, audio
+from loopgen.paths import require
+from loopgen.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+# The paper's five groups, in its order (Figure 6); names as written by loopgen.generated.
+GROUPS = ("training_set", "ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae_temp1.2")
+QUESTION = "How much does this sound like music?"
+SCALE_LABELS = {1: "Not at all", 2: "A little", 3: "Somewhat", 4: "Quite a lot", 5: "Very much"}
+KEY_COLUMNS = ("stimulus_id", "role", "group", "source_index")
+RATING_COLUMNS = ("listener_id", "stimulus_id", "rating")
+STATIC_FILES = ("index.html", "study.js", "study.css")
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """Where the files of one study folder live."""
+
+    root: Path
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "key.csv"
+
+    @property
+    def ratings(self) -> Path:
+        return self.root / "ratings"
+
+    @property
+    def stimuli_json(self) -> Path:
+        return self.site / "stimuli.json"
+
+    @property
+    def index_html(self) -> Path:
+        return self.site / "index.html"
+
+
+# --- the listener's presentation order (mirrored in static/study.js) ---
+def _fnv1a_32(text: str) -> int:
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _xorshift32(state: int):
+    x = state & 0xFFFFFFFF or 0x9E3779B9
+    while True:
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        yield x
+
+
+def sanitise_listener_id(listener_id: str) -> str:
+    """The listener id as the page stores it: letters, digits, '-' and '_' (others -> '_'), at most 40."""
+    cleaned = "".join(c if (c.isascii() and (c.isalnum() or c in "-_")) else "_" for c in listener_id.strip())
+    return cleaned[:40]
+
+
+def listener_order(stimulus_ids: Sequence[str], listener_id: str, study_seed: int) -> list[str]:
+    """The order in which the page presents ``stimulus_ids`` to ``listener_id`` (seeded Fisher-Yates).
+
+    Seed: FNV-1a of ``"<study_seed>:<sanitised listener id>"``; generator: xorshift32. Same as the page.
+    """
+    numbers = _xorshift32(_fnv1a_32(f"{study_seed}:{sanitise_listener_id(listener_id)}"))
+    order = list(stimulus_ids)
+    for i in range(len(order) - 1, 0, -1):
+        j = (next(numbers) * (i + 1)) >> 32
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+# --- choosing the stimuli ---
+def _validated_loops(name: str, loops: np.ndarray) -> np.ndarray:
+    arr = np.asarray(loops)
+    if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
+        raise ValueError(
+            f"group {name!r}: loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}"
+        )
+    return arr >= 0.5
+
+
+def _pick(rng: np.random.Generator, loops: np.ndarray, n: int, group: str) -> list[int]:
+    """``n`` seeded indices, distinct loops first (the training set repeats loops); duplicates only if needed."""
+    if n > len(loops):
+        raise ValueError(f"group {group!r} has {len(loops)} loops; the study needs {n}")
+    flat = np.packbits(loops.reshape(len(loops), -1), axis=1)
+    _, first_index = np.unique(flat, axis=0, return_index=True)
+    distinct = rng.permutation(np.sort(first_index))
+    if len(distinct) >= n:
+        return [int(i) for i in distinct[:n]]
+    warnings.warn(
+        f"group {group!r} has only {len(distinct)} distinct loops; {n - len(distinct)} stimuli repeat a loop",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    rest = rng.permutation(np.setdiff1d(np.arange(len(loops)), distinct))
+    return [int(i) for i in np.concatenate([distinct, rest[: n - len(distinct)]])]
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_study(
+    groups: Mapping[str, np.ndarray],
+    out_dir: Path | str,
+    *,
+    per_group: int = 10,
+    familiarisation: int = 3,
+    seed: int = 0,
+    tempo: float = 120.0,
+    repeats: int = 2,
+    familiarisation_source: str = "training_set",
+    render_audio: bool = True,
+    fs: int = audio.DEFAULT_SAMPLE_RATE,
+) -> Path:
+    """Write a blind listening-test study for ``groups`` (name -> loops (N, 128, 93)) into ``out_dir``.
+
+    Picks ``per_group`` loops per group and ``familiarisation`` more from ``familiarisation_source``
+    (seeded), writes MIDI and (when FluidSynth works and ``render_audio``) WAV for each, the static page
+    in ``out_dir/site``, the private ``out_dir/key.csv`` and a README. Returns ``out_dir``.
+    """
+    if per_group < 1 or familiarisation < 0:
+        raise ValueError(
+            f"per_group must be >= 1 and familiarisation >= 0; got {per_group}, {familiarisation}"
+        )
+    if not groups:
+        raise ValueError("no groups given")
+    if familiarisation and familiarisation_source not in groups:
+        raise ValueError(f"familiarisation source {familiarisation_source!r} is not one of {list(groups)}")
+    validated = {name: _validated_loops(name, loops) for name, loops in groups.items()}
+    rng = seed_everything(seed)
+
+    # (role, group, source index, loop) for every file of the study.
+    familiar: list[tuple[str, int, np.ndarray]] = []
+    rated: list[tuple[str, int, np.ndarray]] = []
+    for name, loops in validated.items():
+        extra = familiarisation if name == familiarisation_source else 0
+        picked = _pick(rng, loops, per_group + extra, name)
+        familiar += [(name, i, loops[i]) for i in picked[:extra]]
+        rated += [(name, i, loops[i]) for i in picked[extra:]]
+    shuffled = [rated[i] for i in rng.permutation(len(rated))]
+    width = len(str(len(shuffled)))
+    stimuli = [(f"s{n + 1:0{width}d}", *item) for n, item in enumerate(shuffled)]
+    familiar_items = [(f"f{n + 1}", *item) for n, item in enumerate(familiar)]
+
+    layout = StudyLayout(Path(out_dir))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    if layout.site.exists():  # a rebuild replaces the page and its media, never the collected ratings
+        shutil.rmtree(layout.site)
+    (layout.site / "audio").mkdir(parents=True)
+    (layout.site / "midi").mkdir(parents=True)
+    layout.ratings.mkdir(exist_ok=True)
+
+    use_audio = render_audio and audio.fluidsynth_available()
+    if render_audio and not use_audio:
+        log.warning("FluidSynth is not available: the study page will offer MIDI files instead of audio.")
+
+    def media(stimulus_id: str, loop: np.ndarray) -> dict[str, str | None]:
+        audio.write_midi(loop, layout.site / "midi" / f"{stimulus_id}.mid", tempo=tempo, repeats=repeats)
+        wav = None
+        if use_audio:
+            wav = audio.write_wav(
+                loop, layout.site / "audio" / f"{stimulus_id}.wav", fs=fs, tempo=tempo, repeats=repeats
+            )
+        return {
+            "id": stimulus_id,
+            "audio": f"audio/{stimulus_id}.wav" if wav is not None else None,
+            "midi": f"midi/{stimulus_id}.mid",
+        }
+
+    familiar_media = [media(sid, loop) for sid, _, _, loop in familiar_items]
+    stimulus_media = [media(sid, loop) for sid, _, _, loop in stimuli]
+    audio_ok = all(m["audio"] is not None for m in familiar_media + stimulus_media)
+
+    ids = [sid for sid, *_ in stimuli]
+    study_id = hashlib.sha1(f"{seed}|{'|'.join(ids)}|{per_group}|{len(groups)}".encode()).hexdigest()[:10]
+    page_data = {
+        "study_id": study_id,
+        "seed": int(seed),
+        "question": QUESTION,
+        "scale": {str(k): v for k, v in SCALE_LABELS.items()},
+        "tempo": float(tempo),
+        "repeats": int(repeats),
+        "audio_available": bool(audio_ok),
+        "familiarisation": familiar_media,
+        "stimuli": stimulus_media,
+    }
+    text = json.dumps(page_data, indent=1)
+    _write_text_atomic(layout.stimuli_json, text + "\n")
+    _write_text_atomic(layout.site / "stimuli.js", f"window.LOOPGEN_STUDY = {text};\n")
+    for name in STATIC_FILES:
+        _write_text_atomic(layout.site / name, (STATIC_DIR / name).read_text(encoding="utf-8"))
+
+    group_rank = {name: n for n, name in enumerate(groups)}
+    key_rows = [(sid, "familiarisation", g, i) for sid, g, i, _ in familiar_items]
+    key_rows += sorted(
+        ((sid, "stimulus", g, i) for sid, g, i, _ in stimuli), key=lambda row: (group_rank[row[2]], row[0])
+    )
+    write_csv_atomic(layout.key, KEY_COLUMNS, key_rows)
+    _write_text_atomic(layout.root / "README.md", _readme(layout, len(ids), len(groups), per_group, audio_ok))
+    return layout.root
+
+
+def _readme(layout: StudyLayout, n_stimuli: int, n_groups: int, per_group: int, audio_ok: bool) -> str:
+    audio_line = (
+        "Every loop is a WAV file (FluidSynth, General MIDI sound font) and a MIDI file."
+        if audio_ok
+        else "**FluidSynth was not available when this study was built: there is no audio, only MIDI files.** "
+        "Install libfluidsynth3 and rebuild before running a real study."
+    )
+    return f"""# Listening study
+
+{n_stimuli} loops ({per_group} from each of {n_groups} groups), rated blind on a 1-5 scale:
+"{QUESTION}". {audio_line}
+
+## Run it
+1. Serve the page (any static web server; nothing is sent anywhere, ratings stay in the browser):
+
+       cd {layout.site}
+       python -m http.server 8000
+
+   then open <http://localhost:8000/> (or open `site/index.html` directly in a browser).
+   To host it elsewhere, copy **only** the `site/` folder.
+2. Each listener types a listener id (initials or a number; no personal data), listens to the
+   familiarisation loops, then rates every loop once, in an order of their own.
+   Progress is kept in the browser, so a reload resumes where they stopped.
+3. At the end the page downloads `ratings_<listener>.csv` (columns `listener_id, stimulus_id, rating`).
+   Collect these files into `{layout.ratings}`.
+4. Analyse with notebook `07_listening_test.ipynb` (parameter `STUDY_DIR` = this folder), or
+   `loopgen.listening.load_ratings(study_dir)` and `loopgen.listening.analyse(ratings, key)`.
+
+## Keep private
+`key.csv` maps stimulus ids to groups. Never put it in `site/` or show it to listeners.
+A file named `ratings_SIMULATED.csv` holds simulated ratings (a stand-in for the analysis, not data):
+delete it once real ratings are in.
+"""
+
+
+def read_key(study_dir: Path | str) -> pd.DataFrame:
+    """The private key of a study: stimulus_id, role, group, source_index."""
+    path = require(StudyLayout(Path(study_dir)).key, made_by="07_listening_test.ipynb (build_study)")
+    key = pd.read_csv(path, dtype={"stimulus_id": str, "role": str, "group": str, "source_index": int})
+    missing = set(KEY_COLUMNS) - set(key.columns)
+    if missing:
+        raise ValueError(f"{path} lacks columns {sorted(missing)}")
+    return key
+
+
+def stimulus_ids(study_dir: Path | str) -> list[str]:
+    """The rated stimulus ids of a study, as listed in its page data."""
+    data = json.loads(StudyLayout(Path(study_dir)).stimuli_json.read_text(encoding="utf-8"))
+    return [s["id"] for s in data["stimuli"]]
+
+
+def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    """A CSV file written atomically (temporary file, then rename)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    _write_text_atomic(path, buffer.getvalue())
+    return path
+
+
+def has_real_ratings(study_dir: Path | str) -> bool:
+    """True when the study folder holds any ratings file other than the simulated one."""
+    root = Path(study_dir)
+    files = list(root.glob("ratings_*.csv")) + list(StudyLayout(root).ratings.glob("ratings_*.csv"))
+    return any(not f.name.upper().startswith("RATINGS_SIMULATED") for f in files)
+
+
+def ensure_study(groups: Mapping[str, np.ndarray], out_dir: Path | str, **options) -> tuple[Path, bool]:
+    """Build the study unless ``out_dir`` already holds one with listeners' ratings; return (folder, built).
+
+    A study that listeners have rated is never rebuilt: new loops would give its stimulus ids new meanings.
+    Delete the folder (or use another ``out_dir``) to start a new study.
+    """
+    layout = StudyLayout(Path(out_dir))
+    if layout.key.exists() and has_real_ratings(layout.root):
+        log.info("keeping the existing study in %s: it already holds listeners' ratings", layout.root)
+        return layout.root, False
+    return build_study(groups, layout.root, **options), True
+
+
+def stimulus_loops(
+    groups: Mapping[str, np.ndarray], key: pd.DataFrame, per_group: int = 1
+) -> list[tuple[str, str, np.ndarray]]:
+    """(group, stimulus id, loop) of the first ``per_group`` rated stimuli of each group, in the key's order."""
+    rated = key[key["role"] == "stimulus"]
+    chosen = rated.groupby("group", sort=False).head(per_group)
+    return [
+        (g, sid, np.asarray(groups[g][i]))
+        for sid, g, i in chosen[["stimulus_id", "group", "source_index"]].itertuples(index=False)
+    ]

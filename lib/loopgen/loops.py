@@ -1,0 +1,250 @@
+"""Spec sections 2-4: note table -> song roll -> 8-bar loops -> train/val/test splits.
+
+Pure numpy, no I/O. Every rule with a *(param)* in the spec is a field of :class:`LoopParams`.
+A file refused by a rule raises :class:`loopgen.midi.MidiRejected` with its reason code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import (
+    BARS_PER_LOOP,
+    BASS_HIGHEST_PITCH,
+    BASS_LOWEST_PITCH,
+    CRASH,
+    KICK,
+    LOOP_STEPS,
+    N_COLUMNS,
+    N_DRUM,
+    STEPS_PER_BAR,
+)
+from .midi.notes import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_NOTES,
+    DEFAULT_MAX_TICKS,
+    DEFAULT_MIN_TICKS_PER_QUARTER,
+    MidiRejected,
+    NoteTable,
+)
+
+BAR_CELLS = STEPS_PER_BAR * N_COLUMNS  # 1488
+BASS_COLUMN_OFFSET = BASS_LOWEST_PITCH - N_DRUM  # column = pitch - 15
+
+# Drum components in column order: kick, snare, closed hi-hat, low tom, open hi-hat, mid tom, crash,
+# high tom, ride (loopgen.DRUM_NAMES).
+DRUM_MAPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    # The authors' public code (spec section 1): every other drum note is dropped.
+    "default": (
+        (35, 36),
+        (37, 38, 39, 40),
+        (42, 44),
+        (41, 43, 45),
+        (46,),
+        (47, 48),
+        (49, 55, 57),
+        (50,),
+        (51, 59),
+    ),
+    # Magenta's nine drum classes (note_seq / MusicVAE), reordered into our columns; wider.
+    "magenta": (
+        (36, 35),
+        (38, 27, 28, 31, 32, 33, 34, 37, 39, 40, 56, 65, 66, 75, 85),
+        (42, 44, 54, 68, 69, 70, 71, 73, 78, 80, 22),
+        (45, 29, 41, 43, 61, 64, 84),
+        (46, 67, 72, 74, 79, 81, 26),
+        (48, 47, 60, 63, 77, 86, 87),
+        (49, 52, 55, 57, 58),
+        (50, 30, 62, 76, 83),
+        (51, 53, 59, 82),
+    ),
+}
+
+
+def drum_lookup(name: str) -> np.ndarray:
+    """Array of 128 entries: drum component (column) of each General MIDI drum note, -1 if dropped."""
+    try:
+        groups = DRUM_MAPS[name]
+    except KeyError:
+        raise ValueError(f"unknown drum map {name!r}; choose one of {sorted(DRUM_MAPS)}") from None
+    table = np.full(128, -1, dtype=np.int64)
+    for component, pitches in enumerate(groups):
+        table[list(pitches)] = component
+    return table
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    """Every extraction choice of the spec (defaults = the spec's) plus safety caps."""
+
+    hamming_threshold: float = 0.0015  # bar 1 vs bar 5, fraction of 1488 cells, strictly below
+    stride_bars: int = 1
+    min_drum_cells: int = 32
+    min_bass_cells: int = 32
+    allow_missing_time_signature: bool = False
+    bass_tracks: str = "all"  # "all" bass instruments merged, or the "first" in pretty_midi's order
+    drum_map: str = "default"  # "default" (authors' code) or "magenta"
+    # safety caps: a file beyond one is rejected as "too_large" / "bad_resolution"
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_notes: int = DEFAULT_MAX_NOTES
+    max_ticks: int = DEFAULT_MAX_TICKS
+    min_ticks_per_quarter: int = DEFAULT_MIN_TICKS_PER_QUARTER
+    max_bars: int = 4000  # song-roll length cap (at 60 bpm, over two hours)
+
+    def __post_init__(self) -> None:
+        if self.bass_tracks not in ("all", "first"):
+            raise ValueError(f"bass_tracks must be 'all' or 'first', not {self.bass_tracks!r}")
+        drum_lookup(self.drum_map)
+        if self.stride_bars < 1:
+            raise ValueError("stride_bars must be >= 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> str:
+        """Short stable hash of the parameters (8 hex characters), to name dataset folders."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def read_limits(self) -> dict:
+        """The caps that :func:`loopgen.midi.read_notes` takes as keywords."""
+        return dict(
+            max_file_bytes=self.max_file_bytes,
+            max_notes=self.max_notes,
+            max_ticks=self.max_ticks,
+            min_ticks_per_quarter=self.min_ticks_per_quarter,
+        )
+
+
+def ticks_to_steps(ticks: np.ndarray, ticks_per_quarter: int) -> np.ndarray:
+    """``round_half_up(ticks / (ticks_per_quarter / 4))`` in exact integer arithmetic."""
+    ticks = np.asarray(ticks, dtype=np.int64)
+    return (8 * ticks + ticks_per_quarter) // (2 * ticks_per_quarter)
+
+
+def check_time_signatures(notes: NoteTable, params: LoopParams = LoopParams()) -> None:
+    """Spec 2.1: raise unless every time signature is 4/4 (and there is one, unless allowed)."""
+    ts = notes.time_signatures
+    bad = (ts[:, 1] != 4) | (ts[:, 2] != 4)
+    if bad.any():
+        tick, num, den = ts[np.argmax(bad)]
+        raise MidiRejected("time_signature", f"{num}/{den} at tick {tick}")
+    if len(ts) == 0 and not params.allow_missing_time_signature:
+        raise MidiRejected("no_time_signature")
+
+
+def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray:
+    """Spec section 2: the whole song as a binary (S, 93) uint8 array, S a multiple of 16.
+
+    Raises :class:`MidiRejected` ("time_signature", "no_time_signature", "no_bass", "no_drums",
+    "too_short", "too_large").
+    """
+    check_time_signatures(notes, params)
+    tpq = notes.ticks_per_quarter
+
+    # Bass (rule 3): one instrument or all, in-range pitches, note length rule.
+    keep = np.ones(notes.n_bass, dtype=bool)
+    if params.bass_tracks == "first" and notes.n_bass:
+        keep &= notes.bass_instrument == notes.bass_instrument.min()
+    keep &= (notes.bass_pitch >= BASS_LOWEST_PITCH) & (notes.bass_pitch <= BASS_HIGHEST_PITCH)
+    if not keep.any():
+        raise MidiRejected("no_bass")
+    bass_first = ticks_to_steps(notes.bass_start[keep], tpq)
+    bass_last = np.maximum(ticks_to_steps(notes.bass_end[keep], tpq), bass_first + 1) - 1
+    bass_column = notes.bass_pitch[keep] - BASS_COLUMN_OFFSET
+
+    # Drums (rule 4): mapped hits at their start step.
+    component = drum_lookup(params.drum_map)[notes.drum_pitch]
+    hit = component >= 0
+    if not hit.any():
+        raise MidiRejected("no_drums")
+    drum_step = ticks_to_steps(notes.drum_start[hit], tpq)
+    component = component[hit]
+
+    # Length (rule 6): whole bars up to the last occupied step.
+    last_step = int(max(bass_last.max(), drum_step.max()))
+    n_bars = last_step // STEPS_PER_BAR + 1
+    if n_bars > params.max_bars:
+        raise MidiRejected("too_large", f"{n_bars} bars > max_bars={params.max_bars}")
+    if n_bars < BARS_PER_LOOP:
+        raise MidiRejected("too_short", f"{n_bars} bars")
+    n_steps = n_bars * STEPS_PER_BAR
+
+    roll = np.zeros((n_steps, N_COLUMNS), dtype=np.uint8)
+    roll[drum_step, component] = 1
+    # Bass: count the notes sounding at each (step, column), then keep the lowest column per step.
+    sounding = np.zeros((n_steps + 1, N_COLUMNS), dtype=np.int32)
+    np.add.at(sounding, (bass_first, bass_column), 1)
+    np.add.at(sounding, (bass_last + 1, bass_column), -1)
+    bass_on = np.cumsum(sounding[:n_steps, N_DRUM:], axis=0) > 0
+    any_bass = bass_on.any(axis=1)
+    lowest = np.argmax(bass_on, axis=1)
+    steps = np.flatnonzero(any_bass)
+    roll[steps, N_DRUM + lowest[steps]] = 1
+    return roll
+
+
+def find_loops(roll: np.ndarray, params: LoopParams = LoopParams()) -> list[int]:
+    """Spec section 3: start bars of the 8-bar windows of ``roll`` that are loops."""
+    n_bars = roll.shape[0] // STEPS_PER_BAR
+    n_windows = n_bars - BARS_PER_LOOP + 1
+    if n_windows <= 0:
+        return []
+    bars = roll[: n_bars * STEPS_PER_BAR].reshape(n_bars, STEPS_PER_BAR, N_COLUMNS).astype(bool)
+    starts = np.arange(0, n_windows, params.stride_bars)
+    # 1. bar 1 vs bar 5 of the window
+    distance = (bars[starts] != bars[starts + 4]).sum(axis=(1, 2)) / BAR_CELLS
+    repeat = distance < params.hamming_threshold
+    # 2.-3. kick + crash and some bass at step 0
+    first = bars[starts, 0]
+    drum_start = first[:, KICK] & first[:, CRASH]
+    bass_start = first[:, N_DRUM:].any(axis=1)
+    # 4. enough music: active cells over the 8 bars
+    drum_per_bar = np.concatenate([[0], np.cumsum(bars[:, :, :N_DRUM].sum(axis=(1, 2)))])
+    bass_per_bar = np.concatenate([[0], np.cumsum(bars[:, :, N_DRUM:].sum(axis=(1, 2)))])
+    drum_cells = drum_per_bar[starts + BARS_PER_LOOP] - drum_per_bar[starts]
+    bass_cells = bass_per_bar[starts + BARS_PER_LOOP] - bass_per_bar[starts]
+    enough = (drum_cells >= params.min_drum_cells) & (bass_cells >= params.min_bass_cells)
+    ok = repeat & drum_start & bass_start & enough
+    return [int(k) for k in starts[ok]]
+
+
+def loop_at(roll: np.ndarray, start_bar: int) -> np.ndarray:
+    """The (128, 93) window of ``roll`` starting at bar ``start_bar``."""
+    first = start_bar * STEPS_PER_BAR
+    return roll[first : first + LOOP_STEPS]
+
+
+SPLITS = ("train", "val", "test")
+
+
+def assign_splits(sources: Sequence[str], cuts: tuple[float, float] = (0.8, 0.9)) -> np.ndarray:
+    """Spec section 4: the split ("train"/"val"/"test") of each loop.
+
+    ``sources`` gives each loop's source file, loops already in (sorted path, start bar) order, so
+    each file's loops are contiguous. The cuts at 80 % and 90 % of the loop count move to the nearest
+    file boundary (the earlier one on a tie), so that no file feeds two splits.
+    """
+    sources = np.asarray(sources, dtype=str)
+    n = len(sources)
+    labels = np.empty(n, dtype="<U5")
+    if n == 0:
+        return labels
+    new_file = np.flatnonzero(sources[1:] != sources[:-1]) + 1
+    if len(np.unique(sources)) != len(new_file) + 1:
+        raise ValueError("each source's loops must be contiguous (order loops by source path first)")
+    boundaries = np.concatenate([[0], new_file, [n]])
+    positions = []
+    for cut in cuts:
+        target = cut * n
+        positions.append(int(boundaries[np.argmin(np.abs(boundaries - target))]))
+    first_cut, second_cut = positions[0], max(positions)
+    labels[:first_cut] = "train"
+    labels[first_cut:second_cut] = "val"
+    labels[second_cut:] = "test"
+    return labels

@@ -1,0 +1,125 @@
+"""The note table: what a MIDI file contributes to a song roll, whichever backend read it.
+
+Both backends (:mod:`loopgen.midi.reference`, :mod:`loopgen.midi.fast`) return a :class:`NoteTable`
+in MIDI ticks, with notes paired the way pretty_midi 0.2.x pairs them (spec section 2, rule 0),
+and both raise :class:`MidiRejected` with the same reason code for a file they refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Safety caps shared by both backends (and the defaults of ``loops.LoopParams``).
+DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024  # LMD-full's largest real songs are well below 1 MB
+DEFAULT_MAX_NOTES = 200_000  # note-on events (velocity > 0) in the whole file
+DEFAULT_MAX_TICKS = 10_000_000  # pretty_midi's own limit: an event at tick >= 1e7 means "likely corrupt"
+DEFAULT_MIN_TICKS_PER_QUARTER = 1  # SMPTE time division (negative) and 0 are refused
+
+BASS_PROGRAMS = range(32, 40)  # General MIDI 33-40 (0-based 32-39): the bass family
+DRUM_CHANNEL = 9  # MIDI channel 10
+
+# Every rejection reason, in the order the checks are made (a file gets the first that applies).
+REASONS: dict[str, str] = {
+    "too_large": "file bigger than max_file_bytes, more than max_notes note-ons, an event at tick >= "
+    "max_ticks, or a song longer than max_bars",
+    "unreadable": "not a MIDI file mido can parse (bad header or chunk, truncated, invalid bytes)",
+    "bad_resolution": "ticks per quarter note below min_ticks_per_quarter (SMPTE division or 0)",
+    "time_signature": "a time-signature event other than 4/4 on some track",
+    "no_time_signature": "no time-signature event at all (unless allow_missing_time_signature)",
+    "no_bass": "no bass note (program 32-39, pitch 24-107)",
+    "no_drums": "no drum hit (channel 10) that the drum map keeps",
+    "too_short": "fewer than 8 bars from step 0 to the last note",
+    "no_loop": "no 8-bar window passes the loop rules",
+    "error": "an unexpected error while processing the file (a bug: see the report's details)",
+}
+
+
+class MidiRejected(Exception):
+    """A file refused by a reading or extraction rule; ``reason`` is a key of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _int_array(values=()) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+@dataclass(frozen=True, eq=False)
+class NoteTable:
+    """Bass-candidate and drum notes of one file, in ticks, in a canonical (sorted) order.
+
+    - ``bass_*``: notes of every non-drum instrument whose program is 32-39, any pitch;
+      ``bass_instrument`` is the instrument's index in pretty_midi's instrument order.
+    - ``drum_*``: every note on channel 10 (index 9), any pitch (the drum map is applied later).
+    - ``time_signatures``: (n, 3) rows ``(tick, numerator, denominator)`` from every track;
+      a denominator too large for int64 (2**63 and up) is stored as 0.
+    """
+
+    ticks_per_quarter: int
+    bass_start: np.ndarray = field(default_factory=_int_array)
+    bass_end: np.ndarray = field(default_factory=_int_array)
+    bass_pitch: np.ndarray = field(default_factory=_int_array)
+    bass_instrument: np.ndarray = field(default_factory=_int_array)
+    drum_start: np.ndarray = field(default_factory=_int_array)
+    drum_pitch: np.ndarray = field(default_factory=_int_array)
+    time_signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+
+    @classmethod
+    def build(
+        cls,
+        ticks_per_quarter: int,
+        bass: tuple = ((), (), (), ()),
+        drums: tuple = ((), ()),
+        time_signatures=(),
+    ) -> NoteTable:
+        """Make a table from unsorted columns: ``bass=(start, end, pitch, instrument)``,
+        ``drums=(start, pitch)``, ``time_signatures`` rows ``(tick, numerator, denominator)``."""
+        b_start, b_end, b_pitch, b_inst = (_int_array(x) for x in bass)
+        order = np.lexsort((b_pitch, b_end, b_start, b_inst))
+        d_start, d_pitch = (_int_array(x) for x in drums)
+        d_order = np.lexsort((d_pitch, d_start))
+        ts = np.asarray(time_signatures, dtype=np.int64).reshape(-1, 3)
+        ts = ts[np.lexsort((ts[:, 2], ts[:, 1], ts[:, 0]))]
+        return cls(
+            ticks_per_quarter=int(ticks_per_quarter),
+            bass_start=b_start[order],
+            bass_end=b_end[order],
+            bass_pitch=b_pitch[order],
+            bass_instrument=b_inst[order],
+            drum_start=d_start[d_order],
+            drum_pitch=d_pitch[d_order],
+            time_signatures=ts,
+        )
+
+    @property
+    def n_bass(self) -> int:
+        return len(self.bass_start)
+
+    @property
+    def n_drums(self) -> int:
+        return len(self.drum_start)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NoteTable):
+            return NotImplemented
+        return self.ticks_per_quarter == other.ticks_per_quarter and all(
+            np.array_equal(getattr(self, name), getattr(other, name))
+            for name in (
+                "bass_start",
+                "bass_end",
+                "bass_pitch",
+                "bass_instrument",
+                "drum_start",
+                "drum_pitch",
+                "time_signatures",
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,125 @@
+"""The two LSTM-VAEs of the paper (Appendix A, tables (a) and (b)).
+
+Both share the encoder: a bi-LSTM (hidden 256 per direction) over the 128 steps; the last forward and backward
+hidden states are concatenated (512) and fed to ``mu = LayerNorm(Linear(h))`` and ``logvar = Linear(h)``,
+latent size 128. (The table prints the encoder state as "(1, 256)"; we read 256 as the hidden size of the
+LSTM, as the brief does, so the two directions together give 512 features.)
+
+AR LSTM-VAE (a), a flat MusicVAE: the decoder LSTM has hidden size 128 = the latent size (the table gives the
+decoder output ``x_t`` shape (128)), so its hidden and cell states start as ``h = c = z`` with no projection.
+Its input at step t is ``concat(x_{t-1}, z)`` (93 + 128), with ``x_{-1} = 0``; ``Linear(128 -> 93)`` gives
+the logits. Training uses teacher forcing with scheduled sampling (Bengio et al. 2015): at each step and
+for each loop, the previous *target* step is fed with probability ``p = k / (k + exp(epoch / k))``
+(inverse-sigmoid decay, rate k = 20, counted in **epochs**, 0-based), else the model's own previous
+prediction (``sigmoid >= 0.5``). Inference is full sampling (own predictions fed back).
+
+NonAR LSTM-VAE (b): z repeated 128 times -> LSTM (hidden 256) -> Linear(256 -> 93) at every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen.models.base import ContinuousVAE
+from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, he_init
+
+SCHEDULED_SAMPLING_RATE = 20.0
+
+
+def teacher_forcing_prob(epoch: int | float, rate: float = SCHEDULED_SAMPLING_RATE) -> float:
+    """Inverse-sigmoid decay of the teacher-forcing probability: ``k / (k + exp(epoch / k))``."""
+    x = epoch / rate
+    if x > 700:  # exp overflow: the probability is 0 to double precision
+        return 0.0
+    return rate / (rate + math.exp(x))
+
+
+class _LSTMEncoderVAE(ContinuousVAE):
+    def __init__(self, encoder_hidden: int, latent: int) -> None:
+        super().__init__()
+        self.latent_size = latent
+        self.encoder = BiLSTMEncoder(N_COLUMNS, encoder_hidden)
+        self.head = GaussianHead(self.encoder.out_features, latent)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.encoder(x))
+
+
+class ARLSTMVAE(_LSTMEncoderVAE):
+    """Autoregressive LSTM-VAE (paper table (a))."""
+
+    name = "ar_lstm_vae"
+
+    def __init__(self, encoder_hidden: int = 256, latent: int = 128, ss_rate: float = SCHEDULED_SAMPLING_RATE) -> None:
+        super().__init__(encoder_hidden, latent)
+        self.config = {"encoder_hidden": encoder_hidden, "latent": latent, "ss_rate": ss_rate}
+        self.ss_rate = ss_rate
+        self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
+        self.output = nn.Linear(latent, N_COLUMNS)
+        he_init(self)
+
+    def _initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h0 = z.unsqueeze(0).contiguous()
+        return h0, h0.clone()
+
+    def _teacher_forced(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+        inputs = torch.cat([previous, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
+        out, _ = self.decoder(inputs, self._initial_state(z))
+        return self.output(out)
+
+    def _stepwise(self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None) -> torch.Tensor:
+        """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction."""
+        batch = z.shape[0]
+        state = self._initial_state(z)
+        previous = z.new_zeros(batch, N_COLUMNS)
+        logits = []
+        for t in range(LOOP_STEPS):
+            if t > 0:
+                own = (logits[-1] >= 0).to(z.dtype).detach()
+                if teacher_mask is None or x is None:
+                    previous = own
+                else:
+                    previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
+            step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
+            out, state = self.decoder(step_in, state)
+            logits.append(self.output(out[:, 0]))
+        return torch.stack(logits, dim=1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Full sampling: each step is fed the previous step's prediction (sigmoid >= 0.5)."""
+        return self._stepwise(z, None, None)
+
+    def decode_train(self, z: torch.Tensor, x: torch.Tensor, epoch: int) -> torch.Tensor:
+        p = teacher_forcing_prob(epoch, self.ss_rate)
+        mask = torch.rand(x.shape[0], LOOP_STEPS, device=x.device) < p
+        if bool(mask[:, 1:].all()):
+            return self._teacher_forced(z, x)
+        return self._stepwise(z, x, mask)
+
+    def teacher_forced_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with every step fed the true previous step (from the posterior mean)."""
+        mu, _ = self.encode(x)
+        return self._teacher_forced(mu, x)
+
+
+class NonARLSTMVAE(_LSTMEncoderVAE):
+    """Non-autoregressive LSTM-VAE (paper table (b))."""
+
+    name = "nonar_lstm_vae"
+
+    def __init__(self, encoder_hidden: int = 256, latent: int = 128, decoder_hidden: int = 256) -> None:
+        super().__init__(encoder_hidden, latent)
+        self.config = {"encoder_hidden": encoder_hidden, "latent": latent, "decoder_hidden": decoder_hidden}
+        self.decoder = nn.LSTM(latent, decoder_hidden, batch_first=True)
+        self.output = nn.Linear(decoder_hidden, N_COLUMNS)
+        he_init(self)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        repeated = z.unsqueeze(1).expand(-1, LOOP_STEPS, -1)
+        out, _ = self.decoder(repeated)
+        return self.output(out)

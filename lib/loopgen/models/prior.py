@@ -1,0 +1,62 @@
+"""The autoregressive prior over VQ-VAE codes (paper, "Music VQ-VAE").
+
+A 2-layer LSTM reads the code sequence ``z_0 .. z_{t-1}`` (each code embedded) and predicts, by a softmax over
+the K codes, the next code at every step: ``p(z_i | z_<i)`` for i = 1 .. t-1, trained with teacher forcing.
+``z_0`` is not modelled here: sampling draws it from the training set's empirical first-code distribution
+(see ``loopgen.sample``). The paper gives no sizes for the embedding and the LSTM; we use 128 and 256.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from loopgen.models.base import LossTerms
+from loopgen.models.blocks import he_init
+
+
+class CodePrior(nn.Module):
+    """2-layer LSTM language model over code indices."""
+
+    name = "prior"
+
+    def __init__(
+        self, num_codes: int = 512, seq_len: int = 32, embed_dim: int = 128, hidden: int = 256, layers: int = 2
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "num_codes": num_codes,
+            "seq_len": seq_len,
+            "embed_dim": embed_dim,
+            "hidden": hidden,
+            "layers": layers,
+        }
+        self.num_codes, self.seq_len = num_codes, seq_len
+        self.embedding = nn.Embedding(num_codes, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, batch_first=True)
+        self.output = nn.Linear(hidden, num_codes)
+        he_init(self)
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        return torch.randint(0, self.num_codes, (batch, self.seq_len))
+
+    def forward(
+        self, codes: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Next-code logits (batch, steps, K) after each input code, and the LSTM state."""
+        out, state = self.lstm(self.embedding(codes), state)
+        return self.output(out), state
+
+    def training_loss(self, codes: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0) -> tuple[torch.Tensor, LossTerms]:
+        """Mean cross-entropy of predicting codes 1..t-1 from their predecessors (teacher forcing)."""
+        logits, _ = self(codes[:, :-1])
+        target = codes[:, 1:]
+        loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_codes).float(), target.reshape(-1))
+        correct = (logits.argmax(dim=-1) == target).float().mean()
+        return loss, {"accuracy": correct.detach()}
+
+    @torch.no_grad()
+    def accuracy(self, codes: torch.Tensor) -> float:
+        """Teacher-forcing next-code accuracy on ``codes`` (batch, t)."""
+        logits, _ = self(codes[:, :-1])
+        return float((logits.argmax(dim=-1) == codes[:, 1:]).float().mean())

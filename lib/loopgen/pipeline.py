@@ -1,0 +1,131 @@
+"""The data steps of notebook 01 as functions: where the MIDI comes from, the dataset's accounting
+table beside the paper's, and one summary row per dataset (yield + training-set metric row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loopgen import metrics
+from loopgen.dataset import LoopSet, dataset_dir
+from loopgen.loops import LoopParams
+from loopgen.paper import DATASET
+from loopgen.paths import MissingInputError, Paths
+from loopgen.profiles import Profile
+
+
+@dataclass(frozen=True)
+class MidiSource:
+    """A folder of MIDI files and the name its loop datasets are filed under."""
+
+    midi_dir: Path
+    corpus_name: str
+
+    def dataset_dir(self, paths: Paths, params: LoopParams = LoopParams()) -> Path:
+        return dataset_dir(paths, self.corpus_name, params)
+
+
+def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, progress: bool = True) -> MidiSource:
+    """Resolve (and for the demo profiles, write) the profile's MIDI corpus.
+
+    - ``midi_dir`` given, profile ``paper``: that folder is LMD-full (name ``lmd_full``, as later notebooks expect).
+    - ``midi_dir`` given, other profiles: your own folder, filed under its own name (explored in notebook 01 only).
+    - demo source: the procedural corpus of ``profile.corpus`` is written once into ``data/corpus/``.
+    - LMD source without ``midi_dir``: ``data/lmd/lmd_full``, which ``python -m loopgen corpus download-lmd
+      data/lmd`` fills; a clear error says so when it is missing.
+    """
+    corpus = profile.corpus
+    if midi_dir:
+        folder = Path(midi_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"MIDI_DIR {folder} is not a folder")
+        if corpus.source == "lmd":
+            return MidiSource(folder, corpus.name)
+        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+        return MidiSource(folder, f"{folder.name}-{digest}")
+    if corpus.source == "demo":
+        from loopgen.corpus import write_demo_corpus
+
+        folder = paths.corpus_dir(corpus.name)
+        write_demo_corpus(folder, n_songs=corpus.n_songs, seed=corpus.seed, progress=progress)
+        return MidiSource(folder, corpus.name)
+    folder = paths.lmd_dir / "lmd_full"
+    if not folder.is_dir():
+        raise MissingInputError(
+            f"{folder} is missing: download LMD-full with `python -m loopgen corpus download-lmd {paths.lmd_dir}` "
+            "(about 1.7 GB) or pass MIDI_DIR=/path/to/lmd_full to notebook 01."
+        )
+    return MidiSource(folder, corpus.name)
+
+
+def accounting_table(report: dict, manifest: dict) -> pd.DataFrame:
+    """Every input file accounted for (spec section 5), beside the paper's LMD-full numbers.
+
+    Columns ``ours`` and ``paper``; the paper gives only files, files with loops, loops and the split sizes.
+    """
+    totals = report["totals"]
+    counts = manifest["counts"]
+    rows: list[tuple[str, float, float]] = [("files scanned", totals["files_scanned"], DATASET.lmd_full_files)]
+    for reason, n in sorted(totals["by_reason"].items(), key=lambda kv: -kv[1]):
+        if n:
+            rows.append((f"rejected: {reason}", n, np.nan))
+    rows += [
+        ("files rejected", totals["files_rejected"], DATASET.lmd_full_files - DATASET.files_with_loops),
+        ("files with loops", totals["files_with_loops"], DATASET.files_with_loops),
+        ("share of files with loops", _ratio(totals["files_with_loops"], totals["files_scanned"]),
+         DATASET.files_with_loops / DATASET.lmd_full_files),
+        ("loops", totals["loops"], DATASET.loops),
+        ("loops per file with loops", _ratio(totals["loops"], totals["files_with_loops"]), DATASET.loops_per_file),
+        ("loops: train", counts.get("train", 0), DATASET.train),
+        ("loops: val", counts.get("val", 0), DATASET.validation),
+        ("loops: test", counts.get("test", 0), DATASET.test),
+    ]
+    table = pd.DataFrame(rows, columns=["quantity", "ours", "paper"]).set_index("quantity")
+    checked = table.loc["files with loops", "ours"] + table.loc["files rejected", "ours"]
+    if checked != table.loc["files scanned", "ours"]:
+        raise AssertionError(f"accounting broken: {checked} != files scanned {table.loc['files scanned', 'ours']}")
+    return table
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a) / float(b) if b else float("nan")
+
+
+def dataset_summary(loops: LoopSet) -> dict[str, float]:
+    """Yield of a dataset and the metric row of its training split (spec section 8 compares these)."""
+    totals = loops.report["totals"]
+    train = loops.loops[loops.split == "train"] if len(loops) else loops.loops
+    row: dict[str, float] = {
+        "files scanned": totals["files_scanned"],
+        "files with loops": totals["files_with_loops"],
+        "share of files with loops": _ratio(totals["files_with_loops"], totals["files_scanned"]),
+        "loops": totals["loops"],
+        "loops per file with loops": _ratio(totals["loops"], totals["files_with_loops"]),
+        "train loops": len(train),
+    }
+    if len(train):
+        row.update(metrics.metric_row(train))
+        row["unique loops"] = metrics.unique_loops(train)
+    return row
+
+
+def summary_table(rows: dict[str, dict[str, float]], paper_label: str = "paper (LMD-full)") -> pd.DataFrame:
+    """Several dataset summaries side by side (one column each), with the paper's training-set row."""
+    paper = {
+        "files scanned": DATASET.lmd_full_files,
+        "files with loops": DATASET.files_with_loops,
+        "share of files with loops": DATASET.files_with_loops / DATASET.lmd_full_files,
+        "loops": DATASET.loops,
+        "loops per file with loops": DATASET.loops_per_file,
+        "train loops": DATASET.train,
+        "HD": 4.43e-4, "FND": 1.00, "FNB": 1.00, "DB": 0.00, "UP": 10.50, "ND": 0.92, "unique loops": 0.51,
+    }
+    order = list(dict.fromkeys(k for row in rows.values() for k in row))
+    order += [k for k in paper if k not in order]
+    frame = pd.DataFrame({**rows, paper_label: pd.Series(paper)}).reindex(order)
+    return frame.drop(index=[i for i in ("OS", "US") if i in frame.index])

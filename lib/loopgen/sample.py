@@ -1,0 +1,177 @@
+"""Using trained models: reconstruct, sample, encode to codes and back, sample codes from the prior, edit codes.
+
+Every function runs batched, without gradients, in eval mode (the model's mode is restored afterwards),
+and is seeded by its ``seed`` argument (a private ``torch.Generator``: the global RNG is left alone).
+Loops come back as ``uint8`` arrays ``(N, 128, 93)`` binarised at ``sigmoid >= 0.5`` (``logits >= 0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen.models import VQVAE, CodePrior, ContinuousVAE
+
+DEFAULT_BATCH = 512
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[torch.device]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
+def _as_loops(loops: np.ndarray) -> np.ndarray:
+    loops = np.asarray(loops)
+    if loops.ndim != 3 or loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
+        raise ValueError(f"loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}), got {loops.shape}")
+    return loops
+
+
+def _binary(logits: torch.Tensor) -> np.ndarray:
+    return (logits >= 0).to(torch.uint8).cpu().numpy()
+
+
+def reconstruct(model: nn.Module, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """Each loop through encoder and decoder (posterior mean for VAEs, nearest codes for the VQ-VAE)."""
+    loops = _as_loops(loops)
+    out = np.zeros(loops.shape, dtype=np.uint8)
+    with _eval_mode(model) as device:
+        for s in range(0, len(loops), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(loops[s : s + batch_size])).to(device).float()
+            out[s : s + len(x)] = _binary(model.reconstruct_logits(x))
+    return out
+
+
+def sample_vae(model: ContinuousVAE, n: int, seed: int = 0, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """``n`` loops decoded from z ~ N(0, I) (the continuous VAEs' generation; the AR model samples fully)."""
+    if not isinstance(model, ContinuousVAE):
+        raise TypeError(f"sample_vae needs a continuous VAE, not {type(model).__name__}")
+    generator = torch.Generator().manual_seed(int(seed))
+    z_all = torch.randn(n, model.latent_size, generator=generator)
+    out = np.zeros((n, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
+    with _eval_mode(model) as device:
+        for s in range(0, n, batch_size):
+            out[s : s + batch_size] = _binary(model.decode(z_all[s : s + batch_size].to(device)))
+    return out
+
+
+def encode_codes(vq: VQVAE, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """Code indices ``int64 (N, t)`` of loops (the codebook is not updated)."""
+    loops = _as_loops(loops)
+    out = np.zeros((len(loops), vq.latent_steps), dtype=np.int64)
+    with _eval_mode(vq) as device:
+        for s in range(0, len(loops), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(loops[s : s + batch_size])).to(device).float()
+            out[s : s + len(x)] = vq.encode_codes(x).cpu().numpy()
+    return out
+
+
+def _as_codes(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must have shape (N, t), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or (num_codes is not None and codes.max() >= num_codes)):
+        raise ValueError(f"codes must lie in 0..{'K-1' if num_codes is None else num_codes - 1}")
+    return codes.astype(np.int64, copy=False)
+
+
+def decode_codes(vq: VQVAE, codes: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    """Loops ``uint8 (N, 128, 93)`` decoded from code indices ``(N, t)``."""
+    codes = _as_codes(codes, vq.num_codes)
+    if codes.shape[1] != vq.latent_steps:
+        raise ValueError(f"this VQ-VAE decodes {vq.latent_steps} latent steps, got {codes.shape[1]}")
+    out = np.zeros((len(codes), LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
+    with _eval_mode(vq) as device:
+        for s in range(0, len(codes), batch_size):
+            c = torch.from_numpy(codes[s : s + batch_size]).to(device)
+            out[s : s + len(c)] = _binary(vq.decode_codes(c))
+    return out
+
+
+def first_code_distribution(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
+    """Empirical distribution ``(K,)`` of the first code over a set of code sequences (paper: p(z_0))."""
+    codes = _as_codes(codes, num_codes)
+    if len(codes) == 0:
+        raise ValueError("no code sequences to count")
+    k = int(codes.max()) + 1 if num_codes is None else int(num_codes)
+    counts = np.bincount(codes[:, 0], minlength=k).astype(np.float64)
+    return counts / counts.sum()
+
+
+def sample_codes(
+    prior: CodePrior,
+    n: int,
+    first_probs: np.ndarray,
+    temperature: float | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """``n`` code sequences ``int64 (n, t)`` from the prior.
+
+    The first code is drawn from ``first_probs``; each next one is the argmax of the prior's softmax
+    (``temperature=None``) or drawn from ``softmax(logits / temperature)``.
+    """
+    if temperature is not None and temperature <= 0:
+        raise ValueError("temperature must be positive (or None for argmax)")
+    probs = np.asarray(first_probs, dtype=np.float64)
+    if probs.ndim != 1 or probs.sum() <= 0 or (probs < 0).any():
+        raise ValueError("first_probs must be a non-negative vector with a positive sum")
+    if len(probs) > prior.num_codes:
+        raise ValueError(f"first_probs has {len(probs)} entries but the prior knows {prior.num_codes} codes")
+    probs = np.pad(probs, (0, prior.num_codes - len(probs)))
+    generator = torch.Generator().manual_seed(int(seed))
+    first = torch.multinomial(torch.from_numpy(probs / probs.sum()), n, replacement=True, generator=generator)
+    out = np.zeros((n, prior.seq_len), dtype=np.int64)
+    with _eval_mode(prior) as device:
+        for s in range(0, n, batch_size):
+            current = first[s : s + batch_size].to(device).unsqueeze(1)
+            seq = [current]
+            state = None
+            for _ in range(prior.seq_len - 1):
+                logits, state = prior(current, state)
+                logits = logits[:, -1].float()
+                if temperature is None:
+                    current = logits.argmax(dim=-1, keepdim=True)
+                else:
+                    p = torch.softmax(logits / temperature, dim=-1).cpu()
+                    current = torch.multinomial(p, 1, generator=generator).to(device)
+                seq.append(current)
+            out[s : s + len(current)] = torch.cat(seq, dim=1).cpu().numpy()
+    return out
+
+
+def copy_code_span(
+    codes: np.ndarray, src: tuple[int, int] = (0, 2), dst: tuple[int, int] = (16, 18)
+) -> np.ndarray:
+    """A copy of ``codes`` with latent steps ``src[0]:src[1]`` written over ``dst[0]:dst[1]``.
+
+    The paper copies latent steps 0, 1 onto 16, 17 (t = 32: bar 1 onto bar 5) to strengthen the repetition.
+    """
+    codes = _as_codes(codes)
+    (a, b), (c, d) = src, dst
+    t = codes.shape[1]
+    if not (0 <= a < b <= t and 0 <= c < d <= t) or b - a != d - c:
+        raise ValueError(f"spans {src} and {dst} must have equal length and lie within 0..{t}")
+    out = codes.copy()
+    out[:, c:d] = codes[:, a:b]
+    return out
+
+
+def code_frequencies(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
+    """Counts ``(t, K)``: how often each code appears at each latent time step (paper Figures 4-5)."""
+    codes = _as_codes(codes, num_codes)
+    k = (int(codes.max()) + 1 if codes.size else 0) if num_codes is None else int(num_codes)
+    t = codes.shape[1]
+    flat = codes + np.arange(t)[None, :] * k
+    return np.bincount(flat.ravel(), minlength=t * k).reshape(t, k)

@@ -1,0 +1,679 @@
+"""One training loop for every model: AdamW, cosine learning rate, KL annealing, checkpoints that resume.
+
+The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 5e-6 (2,000 epochs, batch
+2,048); the continuous VAEs anneal the KL weight beta from 0 to 1. Here:
+
+* the learning rate follows a cosine from ``lr_max`` to ``lr_min`` over all optimisation steps of the run,
+  stepped after every batch;
+* beta rises linearly from 0 to 1 over the first ``kl_anneal_fraction`` of those steps, then stays at 1;
+* the AR LSTM-VAE's scheduled sampling is driven by the epoch (see ``loopgen.models.lstm_vae``);
+* each epoch reshuffles the training loops with a generator seeded by (seed, epoch), so a resumed run sees
+  the same batches as an uninterrupted one.
+
+Checkpoints are keyed by (model name, full model configuration, the training settings that change the
+weights, the dataset's ``data_key``, the seed): ``checkpoint_dir/<name>[-variant]-<hash>.pt``. One is written
+atomically after every epoch with the model, optimiser, scheduler, RNG states (torch, numpy, python) and the
+history so far; a killed run resumes where it stopped and ends as the uninterrupted run would. A finished
+checkpoint is reused, not retrained, unless ``force``. Everything loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import device as device_mod
+from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
+from loopgen.models.lstm_vae import ARLSTMVAE, teacher_forcing_prob
+from loopgen.paths import MissingInputError
+from loopgen.profiles import PROFILES, TrainSettings
+from loopgen.seed import seed_everything
+
+CHECKPOINT_FORMAT = 1
+ARCHITECTURE_VERSION = 1  # bump when a model's code changes so that old checkpoints are not reused
+EVAL_BATCH = 512
+TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
+PRIOR_NOTEBOOK = "03_train_prior.ipynb"
+
+
+@dataclass
+class TrainResult:
+    """What a training call returns."""
+
+    name: str
+    model: nn.Module
+    history: pd.DataFrame
+    checkpoint: Path
+    key: str
+    finished: bool
+    reused: bool = False  # True when a finished checkpoint was loaded instead of training
+    epochs_this_call: int = 0
+    seconds_this_call: float = 0.0
+    config: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- schedules
+def epochs_for(name: str, settings: TrainSettings) -> int:
+    """Epochs of ``name`` under ``settings``: ``lstm_epochs`` for the LSTM-VAEs, ``prior_epochs`` for the prior."""
+    if name in LSTM_MODELS:
+        return settings.lstm_epochs
+    if name == "prior":
+        return settings.prior_epochs
+    return settings.epochs
+
+
+def kl_beta_at(step: int, total_steps: int, anneal_fraction: float) -> float:
+    """KL weight at optimisation ``step`` (0-based): linear 0 -> 1 over ``anneal_fraction`` of the run."""
+    ramp = anneal_fraction * total_steps
+    if ramp <= 0:
+        return 1.0
+    return float(min(1.0, step / ramp))
+
+
+def cosine_lr(step: int, total_steps: int, lr_max: float, lr_min: float) -> float:
+    """The learning rate after ``step`` scheduler steps (the closed form of the cosine schedule)."""
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+# ------------------------------------------------------------------------------------------ checkpoint keys
+def _weight_settings(name: str, settings: TrainSettings) -> dict:
+    """The training settings that change ``name``'s weights (validation caps and other models' epochs do not)."""
+    keyed = {
+        "epochs": epochs_for(name, settings),
+        "batch_size": settings.batch_size,
+        "max_train_loops": settings.max_train_loops,
+        "lr_max": settings.lr_max,
+        "lr_min": settings.lr_min,
+        "weight_decay": settings.weight_decay,
+    }
+    if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+        keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
+    return keyed
+
+
+def model_config(name: str, model_kwargs: dict | None = None) -> dict:
+    """The full constructor configuration of ``name`` (defaults filled in) for ``model_kwargs``."""
+    return dict(build(name, **(model_kwargs or {})).config)
+
+
+def checkpoint_key(
+    name: str,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    model_kwargs: dict | None = None,
+    seed: int = 0,
+    vq_key: str | None = None,
+) -> str:
+    """12-hex-digit hash of everything that determines the trained weights."""
+    payload = {
+        "name": name,
+        "architecture": ARCHITECTURE_VERSION,
+        "config": model_config(name, model_kwargs),
+        "settings": _weight_settings(name, settings),
+        "data_key": str(data_key),
+        "seed": int(seed),
+    }
+    if name == "prior":
+        if not vq_key:
+            raise ValueError("the prior's checkpoint is keyed by its VQ-VAE: pass vq_key")
+        payload["vq_key"] = vq_key
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _variant(name: str, config: dict) -> str:
+    if name == "vq_vae":
+        return f"-t{config['latent_steps']}-L{config['latent_dim']}-K{config['num_codes']}"
+    if name == "prior":
+        return f"-K{config['num_codes']}"
+    return ""
+
+
+def checkpoint_path(
+    name: str,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    model_kwargs: dict | None = None,
+    seed: int = 0,
+    vq_key: str | None = None,
+) -> Path:
+    """``checkpoint_dir/<name>[-t..-L..-K..]-<hash>.pt``."""
+    key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=model_kwargs, seed=seed, vq_key=vq_key)
+    return Path(checkpoint_dir) / f"{name}{_variant(name, model_config(name, model_kwargs))}-{key}.pt"
+
+
+# ------------------------------------------------------------------------------------------- RNG states
+def _rng_state(device: torch.device) -> dict:
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state seed_everything sets
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": [int(version), [int(v) for v in internal], gauss],
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    npst = state["numpy"]
+    np.random.set_state(  # noqa: NPY002 - restore the legacy global state
+        ("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+    )
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint dictionary safely (``weights_only=True``)."""
+    return torch.load(Path(path), map_location=device, weights_only=True)
+
+
+# ------------------------------------------------------------------------------------------ data helpers
+def _subsample(n: int, limit: int | None, seed: int, salt: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``limit`` out of ``n`` (all when limit is None or >= n)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, salt])
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _check_loops(loops: np.ndarray, what: str) -> np.ndarray:
+    loops = np.asarray(loops)
+    if loops.ndim != 3 or loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
+        raise ValueError(f"{what} must have shape (N, {LOOP_STEPS}, {N_COLUMNS}), got {loops.shape}")
+    if len(loops) == 0:
+        raise ValueError(f"{what} is empty: nothing to train on (did extraction find any loops?)")
+    return loops
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.randperm(n, generator=g)
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    chunks = list(torch.split(order, batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 2:  # batchnorm needs two examples
+        chunks = chunks[:-1]
+    return chunks
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """Validation reconstruction error (Hamming fraction, paper Tables 1-2) and BCE per loop."""
+    was_training = model.training
+    model.eval()
+    wrong = 0.0
+    bce = 0.0
+    for start in range(0, len(loops), EVAL_BATCH):
+        x = loops[start : start + EVAL_BATCH].to(device).float()
+        with device_mod.autocast(device):
+            logits = model.reconstruct_logits(x)
+        logits = logits.float()
+        wrong += float(((logits >= 0).float() != x).float().sum())
+        bce += float(nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum"))
+    model.train(was_training)
+    n = len(loops)
+    return {"val_recon_error": wrong / (n * LOOP_STEPS * N_COLUMNS), "val_recon": bce / n}
+
+
+@torch.no_grad()
+def _evaluate_prior(model: nn.Module, codes: torch.Tensor, device: torch.device) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0.0, 0
+    for start in range(0, len(codes), EVAL_BATCH):
+        c = codes[start : start + EVAL_BATCH].to(device)
+        with device_mod.autocast(device):
+            logits, _ = model(c[:, :-1])
+        logits = logits.float()
+        target = c[:, 1:]
+        loss_sum += float(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum"))
+        correct += float((logits.argmax(-1) == target).sum())
+        count += target.numel()
+    model.train(was_training)
+    return {"val_loss": loss_sum / count, "val_accuracy": correct / count}
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def _fit(
+    *,
+    name: str,
+    model_kwargs: dict,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor | None,
+    settings: TrainSettings,
+    path: Path,
+    key: str,
+    meta: dict,
+    seed: int,
+    device: torch.device,
+    force: bool,
+    progress: bool,
+    max_epochs_this_call: int | None,
+) -> TrainResult:
+    epochs = epochs_for(name, settings)
+    if epochs < 1:
+        raise ValueError(f"{name}: the settings give {epochs} epochs; need at least 1")
+
+    seed_everything(seed)
+    model = build(name, **model_kwargs).to(device)
+    config = dict(model.config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
+    steps_per_epoch = len(_batches(torch.arange(len(train_data)), settings.batch_size))
+    total_steps = epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps, eta_min=settings.lr_min)
+    history: dict[str, list] = {}
+    start_epoch = 0
+
+    if path.exists() and force:
+        path.unlink()
+    if path.exists():
+        ckpt = read_checkpoint(path, device)
+        if ckpt.get("key") != key or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(f"{path} does not hold the run it is named after; delete it or pass force=True")
+        model.load_state_dict(ckpt["model"])
+        history = {k: list(v) for k, v in ckpt["history"].items()}
+        start_epoch = int(ckpt["epoch"])
+        if ckpt["finished"]:
+            model.eval()
+            return TrainResult(name, model, pd.DataFrame(history), path, key, True, reused=True, config=config)
+        optimiser.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], device)
+
+    is_vae = isinstance(model, ContinuousVAE)
+    is_prior = name == "prior"
+    last_epoch = epochs if max_epochs_this_call is None else min(epochs, start_epoch + max_epochs_this_call)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, initial=start_epoch, desc=name, unit="epoch")
+    t_call = time.perf_counter()
+    model.train()
+    for epoch in range(start_epoch, last_epoch):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        counts = None
+        n_seen = 0
+        step = epoch * steps_per_epoch
+        for batch_index in _batches(_epoch_order(len(train_data), seed, epoch), settings.batch_size):
+            batch = train_data[batch_index].to(device, non_blocking=True)
+            x = batch if is_prior else batch.float()
+            beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) if is_vae else 1.0
+            with device_mod.autocast(device):
+                loss, terms = model.training_loss(x, kl_beta=beta, epoch=epoch)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            b = len(batch_index)
+            n_seen += b
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
+            for term, value in terms.items():
+                if term == "code_counts":
+                    counts = value.double().cpu() if counts is None else counts + value.double().cpu()
+                else:
+                    sums[term] = sums.get(term, 0.0) + float(value) * b
+        row: dict[str, float] = {"epoch": epoch + 1}
+        row.update({k: v / n_seen for k, v in sums.items()})
+        if is_vae:
+            row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction)
+        if isinstance(model, ARLSTMVAE):
+            row["teacher_prob"] = teacher_forcing_prob(epoch, model.ss_rate)
+        if counts is not None:
+            row["perplexity"] = perplexity(counts)
+            row["dead_codes"] = int((counts == 0).sum())
+        if val_data is not None and len(val_data):
+            row.update(_evaluate_prior(model, val_data, device) if is_prior else _evaluate_autoencoder(model, val_data, device))
+        row["lr"] = float(optimiser.param_groups[0]["lr"])
+        row["seconds"] = time.perf_counter() - t0
+        for k in list(history) + [k for k in row if k not in history]:
+            history.setdefault(k, [float("nan")] * epoch)
+            history[k].append(float(row.get(k, float("nan"))))
+        finished = epoch + 1 == epochs
+        _atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "key": key,
+                "name": name,
+                "config": config,
+                "settings": asdict(settings),
+                "meta": meta,
+                "seed": int(seed),
+                "epoch": epoch + 1,
+                "total_epochs": epochs,
+                "finished": finished,
+                "model": model.state_dict(),
+                "optimizer": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(device),
+                "history": history,
+            },
+            path,
+        )
+        if bar is not None:
+            shown = {"loss": f"{row['loss']:.4g}"}
+            for k in ("perplexity", "val_recon_error", "accuracy"):
+                if k in row:
+                    shown[k] = f"{row[k]:.4g}"
+            bar.set_postfix(shown)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    done = len(history.get("epoch", [])) == epochs
+    return TrainResult(
+        name,
+        model,
+        pd.DataFrame(history),
+        path,
+        key,
+        done,
+        epochs_this_call=last_epoch - start_epoch,
+        seconds_this_call=time.perf_counter() - t_call,
+        config=config,
+    )
+
+
+def train_model(
+    name: str,
+    train_loops: np.ndarray,
+    val_loops: np.ndarray | None,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    model_kwargs: dict | None = None,
+    checkpoint_dir: Path | str,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    max_epochs_this_call: int | None = None,
+) -> TrainResult:
+    """Train autoencoder ``name`` on ``train_loops`` (N, 128, 93) 0/1, validating on ``val_loops`` each epoch.
+
+    ``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets. Resumes an unfinished
+    checkpoint, reuses a finished one (unless ``force``); ``max_epochs_this_call`` stops early (the run can
+    be continued by calling again). The history has one row per epoch: loss, recon (BCE per loop), kl and
+    kl_beta (VAEs), teacher_prob (AR), commitment, perplexity and dead_codes (VQ), val_recon_error,
+    val_recon, lr, seconds.
+    """
+    if name not in AUTOENCODERS:
+        raise ValueError(f"train_model trains the autoencoders {AUTOENCODERS}; for the prior use train_prior")
+    device = device_mod.pick_device() if device is None else torch.device(device)
+    train_loops = _check_loops(train_loops, "train_loops")
+    train_idx = _subsample(len(train_loops), settings.max_train_loops, seed, salt=1)
+    train_data = torch.from_numpy(np.ascontiguousarray(train_loops[train_idx], dtype=np.uint8))
+    val_data = None
+    if val_loops is not None and len(val_loops):
+        val_loops = _check_loops(val_loops, "val_loops")
+        val_idx = _subsample(len(val_loops), settings.max_val_loops, seed, salt=2)
+        val_data = torch.from_numpy(np.ascontiguousarray(val_loops[val_idx], dtype=np.uint8))
+    if device.type == "cuda":  # hold the whole dataset on the GPU
+        train_data = train_data.to(device)
+        val_data = val_data.to(device) if val_data is not None else None
+    kwargs = dict(model_kwargs or {})
+    key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=kwargs, seed=seed)
+    path = checkpoint_path(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed)
+    meta = {"data_key": str(data_key), "n_train": len(train_data), "n_val": 0 if val_data is None else len(val_data)}
+    return _fit(
+        name=name,
+        model_kwargs=kwargs,
+        train_data=train_data,
+        val_data=val_data,
+        settings=settings,
+        path=path,
+        key=key,
+        meta=meta,
+        seed=seed,
+        device=device,
+        force=force,
+        progress=progress,
+        max_epochs_this_call=max_epochs_this_call,
+    )
+
+
+def _check_codes(codes: np.ndarray, num_codes: int, what: str) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] < 2:
+        raise ValueError(f"{what} must have shape (N, t) with t >= 2, got {codes.shape}")
+    if len(codes) == 0:
+        raise ValueError(f"{what} is empty")
+    if codes.min() < 0 or codes.max() >= num_codes:
+        raise ValueError(f"{what} holds codes outside 0..{num_codes - 1}")
+    return codes.astype(np.int64)
+
+
+def train_prior(
+    codes: np.ndarray,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    vq_key: str,
+    checkpoint_dir: Path | str,
+    num_codes: int,
+    val_codes: np.ndarray | None = None,
+    model_kwargs: dict | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    max_epochs_this_call: int | None = None,
+) -> TrainResult:
+    """Train the LSTM prior on VQ-VAE code sequences ``codes`` (N, t) for ``settings.prior_epochs``.
+
+    ``vq_key`` is the VQ-VAE's checkpoint key (``TrainResult.key``); ``num_codes`` its codebook size K.
+    History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
+    """
+    device = device_mod.pick_device() if device is None else torch.device(device)
+    codes = _check_codes(codes, num_codes, "codes")
+    kwargs = {"num_codes": int(num_codes), "seq_len": int(codes.shape[1]), **(model_kwargs or {})}
+    train_idx = _subsample(len(codes), settings.max_train_loops, seed, salt=1)
+    train_data = torch.from_numpy(codes[train_idx])
+    val_data = None
+    if val_codes is not None and len(val_codes):
+        val_codes = _check_codes(val_codes, num_codes, "val_codes")
+        val_data = torch.from_numpy(val_codes[_subsample(len(val_codes), settings.max_val_loops, seed, salt=2)])
+    if device.type == "cuda":
+        train_data = train_data.to(device)
+        val_data = val_data.to(device) if val_data is not None else None
+    key = checkpoint_key("prior", settings, data_key=data_key, model_kwargs=kwargs, seed=seed, vq_key=vq_key)
+    path = checkpoint_path(
+        "prior", settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed, vq_key=vq_key
+    )
+    meta = {"data_key": str(data_key), "vq_key": vq_key, "n_train": len(train_data)}
+    return _fit(
+        name="prior",
+        model_kwargs=kwargs,
+        train_data=train_data,
+        val_data=val_data,
+        settings=settings,
+        path=path,
+        key=key,
+        meta=meta,
+        seed=seed,
+        device=device,
+        force=force,
+        progress=progress,
+        max_epochs_this_call=max_epochs_this_call,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _profile_of(settings: TrainSettings) -> str:
+    for pname, profile in PROFILES.items():
+        if profile.train == settings:
+            return pname
+    return "<your profile>"
+
+
+def _how_to_make(name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None) -> str:
+    profile = _profile_of(settings)
+    if name == "prior":
+        vq = model_config("vq_vae", vq_kwargs)
+        extra = ""
+        if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != (32, 16, 512):
+            extra = " (for this VQ-VAE variant)"
+        return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{extra}"
+    params = f"-p PROFILE {profile} -p MODEL {name}"
+    if name == "vq_vae":
+        c = model_config("vq_vae", model_kwargs)
+        params += f" -p VQ_T {c['latent_steps']} -p VQ_L {c['latent_dim']} -p VQ_K {c['num_codes']}"
+    return f"run notebook {TRAIN_NOTEBOOK} with {params}"
+
+
+def load_trained(
+    name: str,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    model_kwargs: dict | None = None,
+    checkpoint_dir: Path | str,
+    seed: int = 0,
+    vq_key: str | None = None,
+    vq_kwargs: dict | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Module, pd.DataFrame]:
+    """The finished model ``name`` trained under these settings on this dataset, in eval mode, and its history.
+
+    For ``name="prior"`` give the VQ-VAE either by ``vq_key`` or by ``vq_kwargs`` (default: the paper's
+    t=32, L=16, K=512); the prior's K and t follow from that VQ-VAE. Raises
+    :class:`loopgen.paths.MissingInputError` naming the notebook (and its parameters) that trains it.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    kwargs = dict(model_kwargs or {})
+    if name == "prior":
+        vq_config = model_config("vq_vae", vq_kwargs)
+        if vq_key is None:
+            vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
+        kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
+    path = checkpoint_path(
+        name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed, vq_key=vq_key
+    )
+    how = _how_to_make(name, settings, kwargs, vq_kwargs)
+    if not path.exists():
+        raise MissingInputError(f"no trained {name} at {path}: {how}.")
+    ckpt = read_checkpoint(path, device)
+    if not ckpt.get("finished"):
+        raise MissingInputError(
+            f"{path} is unfinished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs): {how} to finish it."
+        )
+    model = build(name, **kwargs).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, pd.DataFrame(ckpt["history"])
+
+
+# ------------------------------------------------------------------------------------------ command line
+def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa: N803 - the paper's letters
+    """VQ-VAE constructor arguments from the paper's (t, L, K); ``None`` keeps a default."""
+    out = {}
+    if t is not None:
+        out["latent_steps"] = int(t)
+    if L is not None:
+        out["latent_dim"] = int(L)
+    if K is not None:
+        out["num_codes"] = int(K)
+    return out
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``."""
+    from loopgen import dataset, profiles
+    from loopgen.paths import Paths
+
+    parser = argparse.ArgumentParser(prog="python -m loopgen train", description="train one model on the extracted loops")
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--t", type=int, default=None, help="VQ-VAE latent time steps (32 or 64)")
+    parser.add_argument("--L", type=int, default=None, help="VQ-VAE latent dimension (16 or 32)")
+    parser.add_argument("--K", type=int, default=None, help="VQ-VAE codebook size (256 or 512)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="retrain even if a finished checkpoint exists")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    args = parser.parse_args(argv)
+
+    profile = profiles.get(args.profile)
+    paths = Paths().ensure()
+    data_dir = dataset.dataset_dir(paths, profile.corpus.name)
+    if not data_dir.exists():
+        raise MissingInputError(f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile}).")
+    data = dataset.load_loops(data_dir)
+    train = data.loops[data.split == "train"]
+    val = data.loops[data.split == "val"]
+    device = device_mod.pick_device(args.device)
+    print(f"{args.model}: {len(train)} training / {len(val)} validation loops, device {device_mod.describe_device(device)}")
+    vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
+    if args.model == "prior":
+        from loopgen import sample
+
+        vq, _ = load_trained("vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs,
+                             checkpoint_dir=paths.checkpoints, seed=args.seed, device=device)
+        vq_key = checkpoint_key("vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed)
+        result = train_prior(
+            sample.encode_codes(vq, train),
+            profile.train,
+            data_key=data.data_key,
+            vq_key=vq_key,
+            checkpoint_dir=paths.checkpoints,
+            num_codes=vq.num_codes,
+            val_codes=sample.encode_codes(vq, val) if len(val) else None,
+            seed=args.seed,
+            device=device,
+            force=args.force,
+        )
+    else:
+        result = train_model(
+            args.model,
+            train,
+            val,
+            profile.train,
+            data_key=data.data_key,
+            model_kwargs=vq_kwargs if args.model == "vq_vae" else None,
+            checkpoint_dir=paths.checkpoints,
+            seed=args.seed,
+            device=device,
+            force=args.force,
+        )
+    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+    state = "reused" if result.reused else f"trained {result.epochs_this_call} epochs in {result.seconds_this_call:.1f} s"
+    print(f"{result.checkpoint} ({state}); last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    return 0

@@ -1,0 +1,72 @@
+"""The generated-samples store round-trips loops and codes and names notebook 05 when a group is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loopgen import generated
+from loopgen.paths import MissingInputError, Paths
+
+
+def _loops(n: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, 128, 93)) < 0.05).astype(np.uint8)
+
+
+def test_round_trip_with_codes(tmp_path):
+    paths = Paths(tmp_path)
+    loops = _loops()
+    codes = np.random.default_rng(1).integers(0, 512, size=(5, 32))
+    path = generated.save_generated(paths, "smoke", "vq_vae_temp1", loops, codes)
+    assert path == tmp_path / "build" / "samples" / "smoke" / "vq_vae_temp1.npz"
+    back, back_codes = generated.load_generated(paths, "smoke", "vq_vae_temp1")
+    assert back.dtype == np.uint8 and np.array_equal(back, loops)
+    assert np.array_equal(back_codes, codes)
+    assert [p.name for p in path.parent.iterdir()] == ["vq_vae_temp1.npz"]  # no temp files left
+
+
+def test_round_trip_without_codes_and_from_bool(tmp_path):
+    paths = Paths(tmp_path)
+    loops = _loops(3).astype(bool)
+    generated.save_generated(paths, "smoke", "cnn_vae", loops)
+    back, codes = generated.load_generated(paths, "smoke", "cnn_vae")
+    assert codes is None and np.array_equal(back, loops.astype(np.uint8))
+
+
+def test_bit_packing_makes_the_file_small(tmp_path):
+    loops = _loops(200)
+    path = generated.save_generated(Paths(tmp_path), "smoke", "training_set", loops)
+    # 200 loops x 128 steps x 12 packed bytes = 307,200 bytes before compression (vs 2.4 MB unpacked)
+    assert path.stat().st_size < 200 * 128 * 12
+
+
+def test_missing_group_names_notebook_05(tmp_path):
+    with pytest.raises(MissingInputError, match="05_musical_metrics.ipynb"):
+        generated.load_generated(Paths(tmp_path), "demo", "vq_vae_argmax")
+
+
+def test_bad_inputs_are_rejected(tmp_path):
+    paths = Paths(tmp_path)
+    with pytest.raises(ValueError, match="shape"):
+        generated.save_generated(paths, "smoke", "cnn_vae", np.zeros((2, 64, 93)))
+    with pytest.raises(ValueError, match="binary"):
+        generated.save_generated(paths, "smoke", "cnn_vae", np.full((1, 128, 93), 0.3))
+    with pytest.raises(ValueError, match="codes"):
+        generated.save_generated(paths, "smoke", "vq_vae_argmax", _loops(2), codes=np.zeros((3, 32), int))
+    with pytest.raises(ValueError, match="plain file names"):
+        generated.save_generated(paths, "smoke", "../escape", _loops(1))
+
+
+def test_group_names_and_listing(tmp_path):
+    assert generated.temperature_group(None) == "vq_vae_argmax"
+    assert generated.temperature_group(1.0) == "vq_vae_temp1"
+    assert generated.temperature_group(1.5) == "vq_vae_temp1.5"
+    assert generated.temperature_group(1.2) == "vq_vae_temp1.2"
+    for t in (None, 1.0, 1.5, 2.0, 1.2):
+        assert generated.temperature_group(t) in generated.GROUPS
+    paths = Paths(tmp_path)
+    assert generated.available_groups(paths, "smoke") == []
+    generated.save_generated(paths, "smoke", "vq_vae_temp2", _loops(1))
+    generated.save_generated(paths, "smoke", "training_set", _loops(1))
+    assert generated.available_groups(paths, "smoke") == ["training_set", "vq_vae_temp2"]

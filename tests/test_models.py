@@ -1,0 +1,278 @@
+"""The four autoencoders and the prior: shapes against the paper's appendix tables, learning, the EMA codebook."""
+
+from __future__ import annotations
+
+import ast
+import math
+
+import pytest
+import torch
+
+from loopgen.models import (
+    ARLSTMVAE,
+    AUTOENCODERS,
+    VectorQuantiserEMA,
+    build,
+    count_parameters,
+    describe,
+    perplexity,
+    teacher_forcing_prob,
+)
+
+
+def _loops(batch: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, 128, 93, generator=g) < 0.05).float()
+
+
+def _shapes(model) -> dict[str, tuple]:
+    table = describe(model)
+    return {
+        layer.strip(): ast.literal_eval(shape) if shape else ()
+        for layer, shape in zip(table["layer"], table["output shape"], strict=True)
+    }
+
+
+@pytest.mark.parametrize("name", AUTOENCODERS)
+def test_every_autoencoder_maps_loops_to_logits_of_the_same_shape(name):
+    torch.manual_seed(0)
+    model = build(name)
+    x = _loops(3)
+    assert model(x).shape == (3, 128, 93)
+    model.eval()
+    assert model.reconstruct_logits(x).shape == (3, 128, 93)
+
+
+def test_cnn_vae_intermediate_shapes_follow_table_c():
+    shapes = _shapes(build("cnn_vae"))
+    # encoder: conv(32,3,1,1) -> (128,32); conv(32,3,1,2)+res -> (64,32); conv(32,3,1,2)+res -> (32,32)
+    assert shapes["encoder.0"] == (128, 32)
+    assert shapes["encoder.1"] == shapes["encoder.2"] == (64, 32)
+    assert shapes["encoder.3"] == shapes["encoder.4"] == (32, 32)
+    assert shapes["head"] == (512,)
+    # decoder: Linear -> 512; up+res -> (32,32); up+res -> (64,32); up -> (128,32); conv(93,7,3,1) -> (128,93)
+    assert shapes["project"] == (512,)
+    assert shapes["decoder.1"] == (32, 32)
+    assert shapes["decoder.3"] == (64, 32)
+    assert shapes["decoder.4"] == (128, 32)
+    assert shapes["decoder.5"] == (128, 93)
+
+
+def test_vq_vae_default_intermediate_shapes_follow_table_d():
+    shapes = _shapes(build("vq_vae"))
+    assert shapes["encoder.1"] == (128, 32)  # two kernel-1 convs 93 -> 64 -> 32
+    assert shapes["encoder.0"] == (128, 64)
+    assert shapes["encoder.3"] == (64, 32)
+    assert shapes["encoder.5"] == (32, 32)
+    assert shapes["encoder.7"] == (32, 16)  # t = 32, L = 16
+    assert shapes["quantiser"] == (32, 16)
+    assert shapes["decoder.0"] == (32, 32)
+    assert shapes["decoder.2"] == (64, 32)
+    assert shapes["decoder.4"] == (128, 32)
+    assert shapes["decoder.5"] == (128, 64)
+    assert shapes["decoder.6"] == (128, 93)
+
+
+@pytest.mark.parametrize("t,L,K", [(32, 16, 256), (32, 32, 512), (64, 16, 256), (64, 32, 512)])
+def test_vq_vae_variants_have_t_by_L_latents(t, L, K):  # noqa: N803
+    model = build("vq_vae", latent_steps=t, latent_dim=L, num_codes=K)
+    assert _shapes(model)["quantiser"] == (t, L)
+    assert model.quantiser.codebook.shape == (K, L)
+    x = _loops(2)
+    model.eval()
+    codes = model.encode_codes(x)
+    assert codes.shape == (2, t) and int(codes.max()) < K
+    assert model.decode_codes(codes).shape == (2, 128, 93)
+
+
+def test_vq_vae_rejects_a_latent_length_that_does_not_divide_the_loop():
+    with pytest.raises(ValueError, match="latent_steps"):
+        build("vq_vae", latent_steps=48)
+
+
+def test_lstm_vae_shapes_follow_tables_a_and_b():
+    ar = _shapes(build("ar_lstm_vae"))
+    assert ar["encoder"] == (512,)  # bi-LSTM, 256 per direction, concatenated
+    assert ar["head"] == (128,)
+    assert ar["output"] == (93,)
+    table = describe(build("ar_lstm_vae"))
+    assert int(table.loc[table.layer.str.strip() == "decoder", "calls"].iloc[0]) == 128  # one call per step
+    nonar = _shapes(build("nonar_lstm_vae"))
+    assert nonar["decoder"] == (128, 256)
+    assert nonar["output"] == (128, 93)
+
+
+def test_describe_total_is_the_parameter_count():
+    model = build("cnn_vae")
+    table = describe(model)
+    assert table.iloc[-1]["parameters"] == count_parameters(model) > 1_000_000
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model"):
+        build("gan")
+
+
+@pytest.mark.parametrize("name", [*AUTOENCODERS, "prior"])
+def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(name):
+    torch.manual_seed(0)
+    model = build(name)
+    x = model.example_input(16) if name == "prior" else _loops(16)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def loss_value() -> float:
+        torch.manual_seed(123)  # same reparameterisation noise and scheduled-sampling coins each time
+        with torch.no_grad():
+            return float(model.training_loss(x, kl_beta=0.1, epoch=0)[0])
+
+    before = loss_value()
+    for _ in range(4):
+        torch.manual_seed(1)
+        loss, _ = model.training_loss(x, kl_beta=0.1, epoch=0)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss_value() < before
+
+
+def test_he_initialisation_scales_conv_weights_by_fan_in():
+    torch.manual_seed(0)
+    model = build("cnn_vae")
+    w = model.encoder[0].conv.weight  # 32 x 93 x 3, fan-in 279
+    expected = math.sqrt(2.0 / (1 + 0.2**2) / (93 * 3))
+    assert float(w.detach().std()) == pytest.approx(expected, rel=0.1)
+    assert float(model.encoder[0].conv.bias.abs().max()) == 0.0
+
+
+# ---------------------------------------------------------------- scheduled sampling (AR LSTM-VAE)
+def test_teacher_forcing_probability_is_the_inverse_sigmoid_decay_with_rate_20():
+    assert teacher_forcing_prob(0) == pytest.approx(20 / 21)
+    assert teacher_forcing_prob(20 * math.log(20)) == pytest.approx(0.5)  # exp(epoch/20) = 20
+    assert teacher_forcing_prob(100) == pytest.approx(20 / (20 + math.exp(5)))
+    values = [teacher_forcing_prob(e) for e in range(0, 400, 10)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    assert teacher_forcing_prob(1e6) == 0.0
+
+
+def test_ar_decoder_stepwise_with_full_teacher_forcing_equals_the_one_pass_decoder():
+    torch.manual_seed(0)
+    model: ARLSTMVAE = build("ar_lstm_vae")
+    x = _loops(3)
+    z = torch.randn(3, 128)
+    all_teacher = torch.ones(3, 128, dtype=torch.bool)
+    torch.testing.assert_close(model._stepwise(z, x, all_teacher), model._teacher_forced(z, x), atol=1e-5, rtol=1e-5)
+
+
+def test_ar_decoder_inference_feeds_back_its_own_binarised_predictions():
+    torch.manual_seed(0)
+    model: ARLSTMVAE = build("ar_lstm_vae").eval()
+    z = torch.randn(2, 128)
+    logits = model.decode(z)
+    own = (logits >= 0).float()
+    # teacher-forcing on the model's own predictions reproduces full sampling exactly
+    torch.testing.assert_close(model._teacher_forced(z, own), logits, atol=1e-5, rtol=1e-5)
+
+
+def test_ar_decoder_initial_state_is_z():
+    model: ARLSTMVAE = build("ar_lstm_vae")
+    z = torch.randn(2, 128)
+    h, c = model._initial_state(z)
+    torch.testing.assert_close(h[0], z)
+    torch.testing.assert_close(c[0], z)
+
+
+# ---------------------------------------------------------------- the EMA quantiser
+def _quantiser(codebook, decay=0.5, eps=0.0, threshold=0.0) -> VectorQuantiserEMA:
+    q = VectorQuantiserEMA(num_codes=len(codebook), dim=len(codebook[0]), decay=decay, eps=eps, restart_threshold=threshold)
+    cb = torch.tensor(codebook, dtype=torch.float32)
+    q.codebook.copy_(cb)
+    q.embed_sum.copy_(cb)
+    return q.train()
+
+
+def test_ema_update_matches_a_hand_computed_case():
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0]], decay=0.5, eps=0.0)
+    z = torch.tensor([[1.0, 1.0], [3.0, 1.0], [9.0, 9.0]])
+    zq, codes, sq_error, counts = q(z)
+    assert codes.tolist() == [0, 0, 1]
+    assert counts.tolist() == [2, 1]
+    # quantised with the codebook *before* the update; squared errors 2, 10, 2
+    torch.testing.assert_close(zq, torch.tensor([[0.0, 0.0], [0.0, 0.0], [10.0, 10.0]]))
+    torch.testing.assert_close(sq_error, torch.tensor([2.0, 10.0, 2.0]))
+    # N = 0.5 * [1, 1] + 0.5 * [2, 1] = [1.5, 1.0]
+    torch.testing.assert_close(q.cluster_size, torch.tensor([1.5, 1.0]))
+    # m0 = 0.5 * (0, 0) + 0.5 * ((1, 1) + (3, 1)) = (2, 1);  m1 = 0.5 * (10, 10) + 0.5 * (9, 9) = (9.5, 9.5)
+    torch.testing.assert_close(q.embed_sum, torch.tensor([[2.0, 1.0], [9.5, 9.5]]))
+    # no smoothing (eps = 0): e = m / N
+    torch.testing.assert_close(q.codebook, torch.tensor([[2 / 1.5, 1 / 1.5], [9.5, 9.5]]))
+
+
+def test_ema_laplace_smoothing_of_counts():
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0]], decay=0.5, eps=0.1)
+    q(torch.tensor([[1.0, 1.0], [3.0, 1.0], [9.0, 9.0]]))
+    # N = [1.5, 1.0], n = 2.5; smoothed N_k = (N_k + eps) / (n + K eps) * n
+    n = 2.5
+    smoothed = [(1.5 + 0.1) / (n + 0.2) * n, (1.0 + 0.1) / (n + 0.2) * n]
+    expected = torch.tensor([[2.0 / smoothed[0], 1.0 / smoothed[0]], [9.5 / smoothed[1], 9.5 / smoothed[1]]])
+    torch.testing.assert_close(q.codebook, expected)
+
+
+def test_dead_codes_restart_at_encoder_outputs():
+    torch.manual_seed(0)
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0]], decay=0.99, eps=1e-5, threshold=1.0)
+    z = torch.tensor([[1.0, 1.0], [9.0, 9.0], [2.0, 0.0], [11.0, 10.0]])
+    q(z)
+    # code 2 was unused: its count decayed to 0.99 < 1, so it now sits on one of the batch's vectors
+    assert any(torch.equal(q.codebook[2], row) for row in z)
+    assert float(q.cluster_size[2]) == 1.0
+    assert float(q.cluster_size[0]) == pytest.approx(0.99 + 0.01 * 2)
+
+
+def test_quantiser_leaves_the_codebook_alone_in_eval_mode():
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0]]).eval()
+    before = q.codebook.clone()
+    q(torch.tensor([[1.0, 1.0], [9.0, 9.0]]))
+    assert torch.equal(q.codebook, before)
+
+
+def test_nearest_code_by_matmul_equals_brute_force():
+    torch.manual_seed(0)
+    q = VectorQuantiserEMA(num_codes=64, dim=16)
+    z = torch.randn(500, 16)
+    brute = torch.cdist(z, q.codebook).argmin(dim=1)
+    assert torch.equal(q.nearest(z), brute)
+
+
+def test_straight_through_gradient_is_the_identity():
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0]]).eval()
+    z = torch.tensor([[1.0, 2.0], [8.0, 9.0]], requires_grad=True)
+    zq, _, _, _ = q(z)
+    (zq * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    torch.testing.assert_close(z.grad, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+
+
+def test_perplexity_of_uniform_and_single_code_usage():
+    assert perplexity(torch.tensor([5.0, 5.0, 5.0, 5.0])) == pytest.approx(4.0)
+    assert perplexity(torch.tensor([0.0, 7.0, 0.0])) == pytest.approx(1.0)
+    assert perplexity(torch.zeros(3)) == 0.0
+
+
+def test_vq_training_loss_reports_commitment_and_code_counts():
+    torch.manual_seed(0)
+    model = build("vq_vae", num_codes=256)
+    loss, terms = model.training_loss(_loops(4))
+    assert terms["code_counts"].shape == (256,)
+    assert int(terms["code_counts"].sum()) == 4 * 32
+    expected = terms["recon"] + 0.25 * terms["commitment"]
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_prior_predicts_the_next_code_over_k_classes():
+    torch.manual_seed(0)
+    prior = build("prior", num_codes=256, seq_len=32)
+    codes = prior.example_input(3)
+    logits, _ = prior(codes)
+    assert logits.shape == (3, 32, 256)
+    loss, terms = prior.training_loss(codes)
+    assert float(loss) == pytest.approx(math.log(256), rel=0.5)
+    assert 0.0 <= float(terms["accuracy"]) <= 1.0
