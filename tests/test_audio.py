@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -204,6 +205,10 @@ def test_render_and_write_wav(tmp_path) -> None:
     assert silent is not None and silent.shape == (16 * 8000,) and not silent.any()
     with pytest.raises(FileNotFoundError):
         audio.render_audio(loop, sf2=tmp_path / "missing.sf2")
+    bundled = Path(pretty_midi.__file__).with_name("TimGM6mb.sf2")
+    if bundled.is_file():  # an explicit SoundFont gives the same sound as the default one
+        explicit = audio.render_audio(loop, sf2=bundled, fs=8000)
+        assert explicit is not None and explicit.shape == wave.shape
 
 
 def test_without_fluidsynth_audio_is_none_with_one_warning(monkeypatch, tmp_path) -> None:

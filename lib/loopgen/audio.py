@@ -16,6 +16,7 @@ shared library. Without it the audio functions say so once and return ``None``.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import tempfile
@@ -175,7 +176,11 @@ def render_audio(
     if all(len(instrument.notes) == 0 for instrument in pm.instruments):  # an empty loop is silence
         n_steps = np.asarray(loop).shape[0] * repeats
         return np.zeros(round(fs * loop_seconds(n_steps, tempo)), dtype=np.float64)
-    wave = pm.fluidsynth(fs=fs, synthesizer=str(sf2) if sf2 is not None else None)
+    font = str(sf2) if sf2 is not None else None
+    if "synthesizer" in inspect.signature(pm.fluidsynth).parameters:  # pretty_midi >= 0.2.11
+        wave = pm.fluidsynth(fs=fs, synthesizer=font)
+    else:  # pragma: no cover - pretty_midi 0.2.10
+        wave = pm.fluidsynth(fs=fs, sf2_path=font)
     return np.asarray(wave, dtype=np.float64)
 
 

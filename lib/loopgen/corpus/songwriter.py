@@ -425,7 +425,7 @@ def plan_song(seed: int, index: int) -> SongPlan:
         features.append("humanised")
     plan.crash_every_phrase = bool(rng.random() < 0.75)
     plan.crash_style = str(rng.choice(["with_kick", "pushed", "none"], p=[0.74, 0.13, 0.13]))
-    plan.crash_replaces_hat = bool(rng.random() < 0.4)
+    plan.crash_replaces_hat = bool(rng.random() < 0.25)
     plan.bass_embellish = bool(rng.random() < 0.5)
     plan.articulation = float(rng.choice([0.95, 0.95, 0.8, 0.6, 0.45]))
     plan.drum_fill = str(rng.choice(["snare", "snare", "toms", "mixed"]))
@@ -593,7 +593,7 @@ class _Renderer:
             raise ValueError(f"unknown bass style {style!r}")
         if plan.bass_embellish and style in ("eighths", "quarters", "octaves", "hiphop"):
             step = 2 if style in ("eighths", "octaves") else 4
-            notes = [n for n in notes if n[0] < 16 - 2 * step] + [(16 - 2 * step, step, fifth), (16 - step, step, octave)]
+            notes = [n for n in notes if n[0] < 16 - 2 * step] + [(16 - 2 * step, step, fifth), (16 - step, step, root)]
         if fill and plan.meter == "4/4" and rng.random() < plan.bass_fill_chance:
             notes = [n for n in notes if n[0] < 12]
             approach = next_root - 2 if rng.random() < 0.5 else next_root + 2
@@ -671,7 +671,9 @@ class _Renderer:
             motif = [(float(p), float(motif_rng.choice([1, 2, 2, 3])), int(motif_rng.choice(scale)))
                      for p in sorted(motif_rng.choice(self.bar_steps, size=int(motif_rng.integers(3, 7)), replace=False))]
             for b in range(section.bars):
-                self.rng = np.random.default_rng([self.seed, plan.index, 2, kind_id, variant, b])
+                # choices repeat with the phrase (copy-pasted phrases); the section's last bar is its own
+                key = section.phrase + 1 if b == section.bars - 1 else b % section.phrase
+                self.rng = np.random.default_rng([self.seed, plan.index, 2, kind_id, variant, key])
                 prog = section.progression
                 root_pc = prog[b % len(prog)]
                 nxt = prog[(b + 1) % len(prog)] if b + 1 < section.bars else (
