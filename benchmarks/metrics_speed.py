@@ -33,9 +33,9 @@ def realistic_batch(n: int, rng: np.random.Generator, chunk: int = 8192) -> np.n
         part[:, :, :N_DRUM] ^= edits.astype(np.uint8)
         part[:, 0, [KICK, CRASH]] = 1
         root = rng.integers(28 - 24, 45 - 24, size=(k, 1))
-        steps = rng.integers(0, 8, size=(k, 64)).repeat(2, axis=1)  # a pitch per eighth note
+        steps = np.tile(rng.integers(0, 8, size=(k, 16)).repeat(2, axis=1), (1, 4))  # a 2-bar riff in eighths
         pitch = root + np.array([0, 0, 0, 5, 7, 7, 12, 3])[steps]
-        on = rng.random((k, 128)) < 0.7
+        on = np.tile(rng.random((k, 32)) < 0.7, (1, 4)) ^ (rng.random((k, 128)) < 0.002)
         on[:, 0] = True
         rows, cols = np.nonzero(on)
         part[rows, cols, N_DRUM + pitch[rows, cols]] = 1

@@ -84,7 +84,7 @@ def test_first_code_distribution_counts_first_codes():
     codes = np.array([[2, 0, 0], [2, 1, 1], [0, 5, 5], [3, 3, 3]])
     probs = sample.first_code_distribution(codes, num_codes=6)
     np.testing.assert_allclose(probs, [0.25, 0, 0.5, 0.25, 0, 0])
-    assert sample.first_code_distribution(codes).shape == (4,)  # K inferred as max + 1
+    assert sample.first_code_distribution(codes).shape == (6,)  # K inferred as max code + 1
 
 
 def test_sample_codes_are_deterministic_per_seed(prior):

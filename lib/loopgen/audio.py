@@ -18,8 +18,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import numpy as np
 import pretty_midi
 
 from loopgen import BASS_LOWEST_PITCH, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -101,24 +100,12 @@ def loop_to_midi(loop: np.ndarray, tempo: float = 120.0, repeats: int = 1) -> pr
     return pm
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # readable by a web server, like any other output file
-    return Path(tmp)
-
-
 def write_midi(loop: np.ndarray, path: Path | str, tempo: float = 120.0, repeats: int = 1) -> Path:
     """Write ``loop`` as a standard MIDI file at ``path`` (atomically); return the path."""
     path = Path(path)
     pm = loop_to_midi(loop, tempo=tempo, repeats=repeats)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path, suffix=".mid") as tmp:
         pm.write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -200,12 +187,8 @@ def write_wav(
         return None
     path = Path(path)
     pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path, suffix=".wav") as tmp:
         wavfile.write(str(tmp), fs, pcm)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

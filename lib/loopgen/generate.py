@@ -11,7 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from loopgen import audio, plots, sample
@@ -75,10 +74,7 @@ def export_loops(
             if path is not None:
                 written["wav"].append(path)
     sheet = plots.contact_sheet(loops, titles=[f"{prefix}_{i:03d}" for i in range(len(loops))])
-    sheet_path = out / f"{prefix}_contact_sheet.png"
-    sheet.savefig(sheet_path, dpi=plots.DPI, bbox_inches="tight")
-    plt.close(sheet)
-    written["png"].append(sheet_path)
+    written["png"].append(plots.save_fig(sheet, f"{prefix}_contact_sheet.png", folder=out))
     return written
 
 

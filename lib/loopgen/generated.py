@@ -8,14 +8,13 @@ sequences. Writes are atomic, so a crashed run never leaves half a file behind.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen.atomic import atomic_path
 from loopgen.paths import MissingInputError, Paths, require
 
 MADE_BY = "05_musical_metrics.ipynb"
@@ -84,15 +83,8 @@ def save_generated(
             )
         payload["codes"] = c.astype(np.int32 if c.max(initial=0) < 2**31 else np.int64)
     target = group_path(paths, profile_name, group)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **payload)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **payload)
     return target
 
 

@@ -7,8 +7,6 @@ In a notebook, show a figure before saving it (``display(fig)``): :func:`save_fi
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from loopgen import (
     N_DRUM,
     STEPS_PER_BAR,
 )
+from loopgen.atomic import atomic_path
 from loopgen.paths import Paths
 
 DRUM_COLOR = "#c0392b"
@@ -242,19 +241,17 @@ def loss_curves(history: object, ax: Axes | None = None, *, title: str | None = 
     return ax
 
 
-def save_fig(fig: Figure, filename: str, *, paths: Paths, dpi: int = DPI) -> Path:
-    """Save ``fig`` as ``figures/<filename>`` (tight bounding box, atomic write) and close it."""
-    target = paths.figure(filename)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def save_fig(
+    fig: Figure, filename: str, *, paths: Paths | None = None, folder: Path | str | None = None, dpi: int = DPI
+) -> Path:
+    """Save ``fig`` as ``figures/<filename>`` (or ``folder/<filename>``), tight and atomic, and close it."""
+    if (paths is None) == (folder is None):
+        raise ValueError("give exactly one of paths= (figures/) or folder=")
+    target = Path(folder) / filename if folder is not None else paths.figure(filename)
     suffix = target.suffix.lstrip(".") or "png"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".{suffix}")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(target, suffix=f".{suffix}") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix)
     finally:
         plt.close(fig)
     return target

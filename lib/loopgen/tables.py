@@ -8,8 +8,6 @@ The CSV keeps full precision; the Markdown file is for reading, with the notes b
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from loopgen import metrics
+from loopgen.atomic import write_text
 from loopgen.paths import Paths
 
 OURS, PAPER = "ours", "paper"
@@ -104,18 +103,6 @@ def to_markdown(df: pd.DataFrame, notes: Iterable[str] = (), title: str | None =
     return "\n".join(p for p in parts if p is not None).lstrip("\n") + "\n"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(
     df: pd.DataFrame,
     stem: str,
@@ -131,8 +118,8 @@ def write_table(
         )
     csv_path = paths.figure(f"{stem}.csv")
     md_path = paths.figure(f"{stem}.md")
-    _atomic_write_text(csv_path, flat_columns(df).to_csv())
-    _atomic_write_text(md_path, to_markdown(df, notes, title=title))
+    write_text(csv_path, flat_columns(df).to_csv())
+    write_text(md_path, to_markdown(df, notes, title=title))
     return csv_path, md_path
 
 

@@ -248,7 +248,8 @@ class SongPlan:
     bass_fill_chance: float = 0.3  # chance that a phrase's last bar ends with a bass run
     repeat_variation: float = 0.3  # chance that a repeated section is played differently
     crash_replaces_hat: bool = False  # the hi-hat rests under a crash
-    bass_embellish: bool = False  # plain root patterns end each bar on the fifth and octave
+    bass_embellish: bool = False  # plain root patterns end each bar on the fifth
+    open_hat_accent: bool = False  # the hi-hat opens on the last off-beat of each bar
     variation: float = 0.0  # chance per bar that bass or drums deviate from the pattern
     pickup_steps: int = 0  # >0: the whole song is shifted by this many steps (misaligned grid)
     pickup_bar: bool = False  # a harmless one-bar lead-in before bar 1
@@ -306,7 +307,7 @@ def _special_slot(seed: int, index: int) -> str | None:
     order = np.random.default_rng([seed, 7, block]).permutation(BLOCK)
     slots: list[str | None] = list(_SPECIAL_SLOTS) + [None] * (BLOCK - len(_SPECIAL_SLOTS))
     slot = slots[int(order[pos])]
-    if slot == "broken" and block % 2 == 1:  # broken files in every other block only (about 2.5 %)
+    if slot in ("broken", "no_drums") and block % 2 == 1:  # these in every other block only (2.5 %)
         return None
     return slot
 
@@ -351,7 +352,7 @@ def plan_song(seed: int, index: int) -> SongPlan:
     fam8 = PROGRESSIONS["minor8" if minor else "major8"]
     style_default = str(rng.choice(info["bass"]))
     # How repetitive this song's harmony is: 4-bar cycles loop, 8-bar and blues forms mostly don't.
-    harmony = rng.choice(["cycle4", "cycle8", "vamp"], p=[0.55, 0.35, 0.10])
+    harmony = rng.choice(["cycle4", "slow", "cycle8", "vamp"], p=[0.45, 0.2, 0.25, 0.10])
     if genre == "shuffle" and rng.random() < 0.6:
         harmony = "blues"
     progressions: dict[str, tuple[int, ...]] = {}
@@ -360,6 +361,9 @@ def plan_song(seed: int, index: int) -> SongPlan:
             prog = PROGRESSIONS["blues"][int(rng.integers(2))]
         elif harmony == "vamp":
             prog = PROGRESSIONS["vamp"][int(rng.integers(3))]
+        elif harmony == "slow":  # two bars per chord
+            a, b, c, d = fam4[int(rng.integers(len(fam4)))]
+            prog = (a, a, b, b) if rng.random() < 0.6 else (a, a, b, b, c, c, d, d)
         elif harmony == "cycle8" and kind in ("verse", "bridge", "solo") or rng.random() < 0.15:
             prog = fam8[int(rng.integers(len(fam8)))]
         else:
@@ -428,7 +432,8 @@ def plan_song(seed: int, index: int) -> SongPlan:
     plan.crash_replaces_hat = bool(rng.random() < 0.25)
     plan.bass_embellish = bool(rng.random() < 0.5)
     plan.articulation = float(rng.choice([0.95, 0.95, 0.8, 0.6, 0.45]))
-    plan.drum_fill = str(rng.choice(["snare", "snare", "toms", "mixed"]))
+    plan.drum_fill = str(rng.choice(["snare", "snare", "snare", "toms", "mixed"]))
+    plan.open_hat_accent = bool(rng.random() < 0.35)
     plan.bass_fill_chance = float(rng.choice([0.0, 0.2, 0.5]))
     plan.repeat_variation = float(rng.choice([0.0, 0.0, 0.3, 0.5]))
     plan.variation = float(rng.choice([0.0, 0.0, 0.02, 0.05, 0.1, 0.2]))
@@ -514,9 +519,13 @@ class _Renderer:
             for pos, v in _pattern_hits(pattern, bar):
                 if pos >= fill_from:
                     continue
+                if plan.open_hat_accent and pitch == HAT and pos == bar - 2:
+                    pitch_here = OPEN_HAT
+                else:
+                    pitch_here = pitch
                 if pitch in (KICK,) and pos == 0 and plan.genre == "reggae" and not section_start:
                     continue
-                self.add("drums", start + pos, 1, pitch, 100 * v)
+                self.add("drums", start + pos, 1, pitch_here, 100 * v)
         if fill:
             n = int(round((bar - fill_from)))
             kind = {"snare": 0, "toms": 1, "mixed": 2}[plan.drum_fill]
@@ -525,7 +534,7 @@ class _Renderer:
                 if kind == 0:
                     pitch = SNARE
                 elif kind == 1:
-                    pitch = TOMS[1 + min(4, i * 4 // max(n, 1))]
+                    pitch = TOMS[min(5, i * 6 // max(n, 1))]
                 else:
                     pitch = SNARE if i < n - 2 else TOMS[3 + i % 2]
                 self.add("drums", start + pos, 1, pitch, 90 + 6 * (i % 2))

@@ -28,9 +28,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from loopgen import LOOP_STEPS, N_COLUMNS, audio
+from loopgen.atomic import write_text
 from loopgen.paths import require
 from loopgen.seed import seed_everything
 
@@ -147,19 +146,6 @@ def _pick(rng: np.random.Generator, loops: np.ndarray, n: int, group: str) -> li
     return [int(i) for i in np.concatenate([distinct, rest[: n - len(distinct)]])]
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_study(
     groups: Mapping[str, np.ndarray],
     out_dir: Path | str,
@@ -246,10 +232,10 @@ def build_study(
         "stimuli": stimulus_media,
     }
     text = json.dumps(page_data, indent=1)
-    _write_text_atomic(layout.stimuli_json, text + "\n")
-    _write_text_atomic(layout.site / "stimuli.js", f"window.LOOPGEN_STUDY = {text};\n")
+    write_text(layout.stimuli_json, text + "\n")
+    write_text(layout.site / "stimuli.js", f"window.LOOPGEN_STUDY = {text};\n")
     for name in STATIC_FILES:
-        _write_text_atomic(layout.site / name, (STATIC_DIR / name).read_text(encoding="utf-8"))
+        write_text(layout.site / name, (STATIC_DIR / name).read_text(encoding="utf-8"))
 
     group_rank = {name: n for n, name in enumerate(groups)}
     key_rows = [(sid, "familiarisation", g, i) for sid, g, i, _ in familiar_items]
@@ -257,7 +243,7 @@ def build_study(
         ((sid, "stimulus", g, i) for sid, g, i, _ in stimuli), key=lambda row: (group_rank[row[2]], row[0])
     )
     write_csv_atomic(layout.key, KEY_COLUMNS, key_rows)
-    _write_text_atomic(layout.root / "README.md", _readme(layout, len(ids), len(groups), per_group, audio_ok))
+    write_text(layout.root / "README.md", _readme(layout, len(ids), len(groups), per_group, audio_ok))
     return layout.root
 
 
@@ -318,7 +304,7 @@ def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    _write_text_atomic(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())
     return path
 
 

@@ -112,65 +112,27 @@ def _parse(data, note_cap, bad_denominator, message_length):  # noqa: C901 - one
     error = 0
     tpq = 0
 
+    n_tracks = 0
+    pos = n
     if n < 8:
-        return (
-            1,
-            tpq,
-            last_tick,
-            n_note_on,
-            n_notes,
-            note_start,
-            note_end,
-            note_pitch,
-            note_channel,
-            note_program,
-            note_instrument,
-            n_ts,
-            ts,
+        error = 1
+    elif not (data[0] == 77 and data[1] == 84 and data[2] == 104 and data[3] == 100):  # MThd
+        error = 2
+    else:
+        header_size = (
+            (np.int64(data[4]) << 24) | (np.int64(data[5]) << 16) | (np.int64(data[6]) << 8) | data[7]
         )
-    if not (data[0] == 77 and data[1] == 84 and data[2] == 104 and data[3] == 100):  # MThd
-        return (
-            2,
-            tpq,
-            last_tick,
-            n_note_on,
-            n_notes,
-            note_start,
-            note_end,
-            note_pitch,
-            note_channel,
-            note_program,
-            note_instrument,
-            n_ts,
-            ts,
-        )
-    header_size = (
-        (np.int64(data[4]) << 24) | (np.int64(data[5]) << 16) | (np.int64(data[6]) << 8) | np.int64(data[7])
-    )
-    header_read = min(header_size, n - 8)
-    if header_read < 6:
-        return (
-            1,
-            tpq,
-            last_tick,
-            n_note_on,
-            n_notes,
-            note_start,
-            note_end,
-            note_pitch,
-            note_channel,
-            note_program,
-            note_instrument,
-            n_ts,
-            ts,
-        )
-    n_tracks = (np.int64(data[10]) << 8) | np.int64(data[11])
-    if n_tracks >= 32768:
-        n_tracks -= 65536
-    tpq = (np.int64(data[12]) << 8) | np.int64(data[13])
-    if tpq >= 32768:
-        tpq -= 65536
-    pos = 8 + header_read
+        header_read = min(header_size, n - 8)  # mido reads up to header_size bytes, needs 6
+        if header_read < 6:
+            error = 1
+        else:
+            n_tracks = (np.int64(data[10]) << 8) | np.int64(data[11])
+            if n_tracks >= 32768:  # signed, as mido unpacks it; a negative count reads no track
+                n_tracks -= 65536
+            tpq = (np.int64(data[12]) << 8) | np.int64(data[13])
+            if tpq >= 32768:
+                tpq -= 65536
+            pos = 8 + header_read
 
     for _track in range(n_tracks):
         if n - pos < 8:
