@@ -150,7 +150,7 @@ def test_he_initialisation_scales_conv_weights_by_fan_in():
     w = model.encoder[0].conv.weight  # 32 x 93 x 3, fan-in 279
     expected = math.sqrt(2.0 / (1 + 0.2**2) / (93 * 3))
     assert float(w.detach().std()) == pytest.approx(expected, rel=0.1)
-    assert float(model.encoder[0].conv.bias.abs().max()) == 0.0
+    assert float(model.encoder[0].conv.bias.detach().abs().max()) == 0.0
 
 
 # ---------------------------------------------------------------- scheduled sampling (AR LSTM-VAE)
@@ -169,7 +169,9 @@ def test_ar_decoder_stepwise_with_full_teacher_forcing_equals_the_one_pass_decod
     x = _loops(3)
     z = torch.randn(3, 128)
     all_teacher = torch.ones(3, 128, dtype=torch.bool)
-    torch.testing.assert_close(model._stepwise(z, x, all_teacher), model._teacher_forced(z, x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model._stepwise(z, x, all_teacher), model._teacher_forced(z, x), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_ar_decoder_inference_feeds_back_its_own_binarised_predictions():
@@ -192,7 +194,9 @@ def test_ar_decoder_initial_state_is_z():
 
 # ---------------------------------------------------------------- the EMA quantiser
 def _quantiser(codebook, decay=0.5, eps=0.0, threshold=0.0) -> VectorQuantiserEMA:
-    q = VectorQuantiserEMA(num_codes=len(codebook), dim=len(codebook[0]), decay=decay, eps=eps, restart_threshold=threshold)
+    q = VectorQuantiserEMA(
+        num_codes=len(codebook), dim=len(codebook[0]), decay=decay, eps=eps, restart_threshold=threshold
+    )
     cb = torch.tensor(codebook, dtype=torch.float32)
     q.codebook.copy_(cb)
     q.embed_sum.copy_(cb)
@@ -273,7 +277,7 @@ def test_vq_training_loss_reports_commitment_and_code_counts():
     assert terms["code_counts"].shape == (256,)
     assert int(terms["code_counts"].sum()) == 4 * 32
     expected = terms["recon"] + 0.25 * terms["commitment"]
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_prior_predicts_the_next_code_over_k_classes():
@@ -283,5 +287,5 @@ def test_prior_predicts_the_next_code_over_k_classes():
     logits, _ = prior(codes)
     assert logits.shape == (3, 32, 256)
     loss, terms = prior.training_loss(codes)
-    assert float(loss) == pytest.approx(math.log(256), rel=0.5)
+    assert float(loss.detach()) == pytest.approx(math.log(256), rel=0.5)
     assert 0.0 <= float(terms["accuracy"]) <= 1.0

@@ -22,7 +22,9 @@ from loopgen.train import (
     train_prior,
 )
 
-SETTINGS = TrainSettings(epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=16, max_train_loops=48, max_val_loops=16)
+SETTINGS = TrainSettings(
+    epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=16, max_train_loops=48, max_val_loops=16
+)
 
 
 @pytest.fixture(autouse=True)
@@ -65,31 +67,54 @@ def test_cosine_learning_rate_runs_from_max_to_min():
 
 def test_lstm_models_and_prior_use_their_own_epoch_counts():
     s = TrainSettings(epochs=30, lstm_epochs=8, prior_epochs=20)
-    assert [epochs_for(n, s) for n in ("cnn_vae", "vq_vae", "ar_lstm_vae", "nonar_lstm_vae", "prior")] == [30, 30, 8, 8, 20]
+    assert [epochs_for(n, s) for n in ("cnn_vae", "vq_vae", "ar_lstm_vae", "nonar_lstm_vae", "prior")] == [
+        30,
+        30,
+        8,
+        8,
+        20,
+    ]
 
 
 # ------------------------------------------------------------------------------------ checkpoint keys
 def test_checkpoint_key_depends_on_what_changes_the_weights_only():
     base = checkpoint_key("vq_vae", SETTINGS, data_key="d1")
-    assert base == checkpoint_key("vq_vae", SETTINGS, data_key="d1", model_kwargs={"latent_steps": 32, "num_codes": 512})
+    assert base == checkpoint_key(
+        "vq_vae", SETTINGS, data_key="d1", model_kwargs={"latent_steps": 32, "num_codes": 512}
+    )
     assert base != checkpoint_key("vq_vae", SETTINGS, data_key="d2")
     assert base != checkpoint_key("vq_vae", SETTINGS, data_key="d1", seed=1)
     assert base != checkpoint_key("vq_vae", SETTINGS, data_key="d1", model_kwargs={"num_codes": 256})
-    assert base != checkpoint_key("vq_vae", TrainSettings(**{**SETTINGS.__dict__, "epochs": 3}), data_key="d1")
+    assert base != checkpoint_key(
+        "vq_vae", TrainSettings(**{**SETTINGS.__dict__, "epochs": 3}), data_key="d1"
+    )
     # other models' epochs and the validation cap do not retrain the VQ-VAE
     other = TrainSettings(**{**SETTINGS.__dict__, "lstm_epochs": 9, "prior_epochs": 9, "max_val_loops": 5})
     assert base == checkpoint_key("vq_vae", other, data_key="d1")
-    path = checkpoint_path("vq_vae", SETTINGS, data_key="d1", checkpoint_dir="/x", model_kwargs={"latent_steps": 64})
+    path = checkpoint_path(
+        "vq_vae", SETTINGS, data_key="d1", checkpoint_dir="/x", model_kwargs={"latent_steps": 64}
+    )
     assert path.name.startswith("vq_vae-t64-L16-K512-") and path.suffix == ".pt"
 
 
 # ------------------------------------------------------------------------------------ training
 def test_training_writes_a_finished_checkpoint_and_a_history(tmp_path, loops):
-    result = train_model("vq_vae", loops[:64], loops[64:], SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False)
+    result = train_model(
+        "vq_vae", loops[:64], loops[64:], SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False
+    )
     assert result.finished and not result.reused and result.epochs_this_call == 2
     h = result.history
     assert list(h["epoch"]) == [1.0, 2.0]
-    for column in ("loss", "recon", "commitment", "perplexity", "dead_codes", "val_recon_error", "lr", "seconds"):
+    for column in (
+        "loss",
+        "recon",
+        "commitment",
+        "perplexity",
+        "dead_codes",
+        "val_recon_error",
+        "lr",
+        "seconds",
+    ):
         assert column in h and h[column].notna().all(), column
     assert 1.0 <= h["perplexity"].iloc[-1] <= 512
     assert 0.0 <= h["val_recon_error"].iloc[-1] <= 1.0
@@ -98,8 +123,15 @@ def test_training_writes_a_finished_checkpoint_and_a_history(tmp_path, loops):
 
 
 def test_vae_history_has_kl_terms_and_ar_its_teacher_probability(tmp_path, loops):
-    result = train_model("ar_lstm_vae", loops[:32], loops[64:72], SETTINGS, data_key="d", checkpoint_dir=tmp_path,
-                         progress=False)
+    result = train_model(
+        "ar_lstm_vae",
+        loops[:32],
+        loops[64:72],
+        SETTINGS,
+        data_key="d",
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
     h = result.history
     assert {"recon", "kl", "kl_beta", "teacher_prob", "val_recon_error"} <= set(h.columns)
     assert h["teacher_prob"].iloc[0] == pytest.approx(20 / 21)
@@ -107,14 +139,26 @@ def test_vae_history_has_kl_terms_and_ar_its_teacher_probability(tmp_path, loops
 
 def test_resume_after_a_kill_ends_identical_to_an_uninterrupted_run(tmp_path, loops):
     train, val = loops[:64], loops[64:]
-    whole = train_model("vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "a", progress=False)
-    first = train_model("vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "b", progress=False,
-                        max_epochs_this_call=1)
+    whole = train_model(
+        "vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "a", progress=False
+    )
+    first = train_model(
+        "vq_vae",
+        train,
+        val,
+        SETTINGS,
+        data_key="d",
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+        max_epochs_this_call=1,
+    )
     assert not first.finished and first.epochs_this_call == 1
     assert read_checkpoint(first.checkpoint)["epoch"] == 1
     torch.manual_seed(999)  # the "new process" starts from another RNG state: the checkpoint must restore it
     np.random.seed(999)  # noqa: NPY002
-    resumed = train_model("vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "b", progress=False)
+    resumed = train_model(
+        "vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "b", progress=False
+    )
     assert resumed.finished and resumed.epochs_this_call == 1
     _same_weights(whole.model, resumed.model)
     for column in ("loss", "recon", "perplexity", "val_recon_error", "lr"):
@@ -123,11 +167,23 @@ def test_resume_after_a_kill_ends_identical_to_an_uninterrupted_run(tmp_path, lo
 
 def test_resume_of_a_vae_with_sampling_noise_is_identical_too(tmp_path, loops):
     s = TrainSettings(epochs=3, batch_size=16, max_train_loops=32, max_val_loops=8)
-    whole = train_model("cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "a", progress=False)
-    train_model("cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "b", progress=False,
-                max_epochs_this_call=2)
+    whole = train_model(
+        "cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "a", progress=False
+    )
+    train_model(
+        "cnn_vae",
+        loops[:64],
+        loops[64:],
+        s,
+        data_key="d",
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+        max_epochs_this_call=2,
+    )
     torch.manual_seed(5)
-    resumed = train_model("cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "b", progress=False)
+    resumed = train_model(
+        "cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "b", progress=False
+    )
     _same_weights(whole.model, resumed.model)
 
 
@@ -143,7 +199,9 @@ def test_a_finished_checkpoint_is_reused_unless_forced(tmp_path, loops):
 
 
 def test_checkpoints_load_with_weights_only(tmp_path, loops):
-    result = train_model("vq_vae", loops[:32], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False)
+    result = train_model(
+        "vq_vae", loops[:32], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False
+    )
     ckpt = torch.load(result.checkpoint, weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng", "history", "finished", "key"} <= set(ckpt)
     assert ckpt["key"] == result.key and ckpt["finished"]
@@ -155,27 +213,46 @@ def test_checkpoints_load_with_weights_only(tmp_path, loops):
 
 def test_load_trained_names_the_notebook_to_run(tmp_path):
     demo = get("demo").train
-    with pytest.raises(MissingInputError, match="02_train_autoencoders.ipynb.*-p PROFILE demo -p MODEL cnn_vae"):
+    with pytest.raises(
+        MissingInputError, match="02_train_autoencoders.ipynb.*-p PROFILE demo -p MODEL cnn_vae"
+    ):
         load_trained("cnn_vae", demo, data_key="d", checkpoint_dir=tmp_path)
     with pytest.raises(MissingInputError, match="-p VQ_T 64 -p VQ_L 16 -p VQ_K 256"):
-        load_trained("vq_vae", demo, data_key="d", model_kwargs={"latent_steps": 64, "num_codes": 256},
-                     checkpoint_dir=tmp_path)
+        load_trained(
+            "vq_vae",
+            demo,
+            data_key="d",
+            model_kwargs={"latent_steps": 64, "num_codes": 256},
+            checkpoint_dir=tmp_path,
+        )
     with pytest.raises(MissingInputError, match="03_train_prior.ipynb"):
         load_trained("prior", demo, data_key="d", checkpoint_dir=tmp_path)
 
 
 def test_an_unfinished_checkpoint_is_not_served_as_trained(tmp_path, loops):
-    train_model("vq_vae", loops[:32], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False,
-                max_epochs_this_call=1)
+    train_model(
+        "vq_vae",
+        loops[:32],
+        None,
+        SETTINGS,
+        data_key="d",
+        checkpoint_dir=tmp_path,
+        progress=False,
+        max_epochs_this_call=1,
+    )
     with pytest.raises(MissingInputError, match="unfinished"):
         load_trained("vq_vae", SETTINGS, data_key="d", checkpoint_dir=tmp_path)
 
 
 def test_bad_training_input_is_a_clear_error(tmp_path, loops):
     with pytest.raises(ValueError, match="shape"):
-        train_model("cnn_vae", loops[:, :64], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False)
+        train_model(
+            "cnn_vae", loops[:, :64], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False
+        )
     with pytest.raises(ValueError, match="empty"):
-        train_model("cnn_vae", loops[:0], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False)
+        train_model(
+            "cnn_vae", loops[:0], None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False
+        )
     with pytest.raises(ValueError, match="train_prior"):
         train_model("prior", loops, None, SETTINGS, data_key="d", checkpoint_dir=tmp_path, progress=False)
 
@@ -188,14 +265,26 @@ def test_prior_learns_a_deterministic_code_sequence_and_loads_by_its_vq(tmp_path
     s = TrainSettings(prior_epochs=12, batch_size=32)
     vq_key = checkpoint_key("vq_vae", s, data_key="d", model_kwargs={"num_codes": 16})
     small = {"embed_dim": 32, "hidden": 64}
-    result = train_prior(codes, s, data_key="d", vq_key=vq_key, checkpoint_dir=tmp_path, num_codes=16,
-                         val_codes=codes[:50], model_kwargs=small, progress=False)
+    result = train_prior(
+        codes,
+        s,
+        data_key="d",
+        vq_key=vq_key,
+        checkpoint_dir=tmp_path,
+        num_codes=16,
+        val_codes=codes[:50],
+        model_kwargs=small,
+        progress=False,
+    )
     assert result.finished
     assert result.history["val_accuracy"].iloc[-1] > 0.9
     assert math.isfinite(result.history["val_loss"].iloc[-1])
-    prior, history = load_trained("prior", s, data_key="d", checkpoint_dir=tmp_path, model_kwargs=small,
-                                  vq_kwargs={"num_codes": 16})
+    prior, history = load_trained(
+        "prior", s, data_key="d", checkpoint_dir=tmp_path, model_kwargs=small, vq_kwargs={"num_codes": 16}
+    )
     _same_weights(prior, result.model)
     assert prior.num_codes == 16 and prior.seq_len == 32 and len(history) == 12
     with pytest.raises(ValueError, match="outside"):
-        train_prior(codes + 16, s, data_key="d", vq_key=vq_key, checkpoint_dir=tmp_path, num_codes=16, progress=False)
+        train_prior(
+            codes + 16, s, data_key="d", vq_key=vq_key, checkpoint_dir=tmp_path, num_codes=16, progress=False
+        )

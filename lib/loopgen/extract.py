@@ -28,7 +28,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import LOOP_STEPS, N_COLUMNS, __version__
+from .atomic import atomic_path
 from .dataset import pack_loops
 from .loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
 from .midi import BACKENDS, REASONS, MidiRejected, read_notes
@@ -102,24 +102,10 @@ def _fingerprint(midi_dir: Path, rel_paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -154,7 +154,9 @@ def checkpoint_path(
     vq_key: str | None = None,
 ) -> Path:
     """``checkpoint_dir/<name>[-t..-L..-K..]-<hash>.pt``."""
-    key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=model_kwargs, seed=seed, vq_key=vq_key)
+    key = checkpoint_key(
+        name, settings, data_key=data_key, model_kwargs=model_kwargs, seed=seed, vq_key=vq_key
+    )
     return Path(checkpoint_dir) / f"{name}{_variant(name, model_config(name, model_kwargs))}-{key}.pt"
 
 
@@ -183,7 +185,13 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
     random.setstate((version, tuple(internal), gauss))
     npst = state["numpy"]
     np.random.set_state(  # noqa: NPY002 - restore the legacy global state
-        ("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+        (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
     )
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
@@ -262,7 +270,11 @@ def _evaluate_prior(model: nn.Module, codes: torch.Tensor, device: torch.device)
             logits, _ = model(c[:, :-1])
         logits = logits.float()
         target = c[:, 1:]
-        loss_sum += float(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum"))
+        loss_sum += float(
+            nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum"
+            )
+        )
         correct += float((logits.argmax(-1) == target).sum())
         count += target.numel()
     model.train(was_training)
@@ -296,7 +308,9 @@ def _fit(
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
     steps_per_epoch = len(_batches(torch.arange(len(train_data)), settings.batch_size))
     total_steps = epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps, eta_min=settings.lr_min)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=total_steps, eta_min=settings.lr_min
+    )
     history: dict[str, list] = {}
     start_epoch = 0
 
@@ -305,13 +319,17 @@ def _fit(
     if path.exists():
         ckpt = read_checkpoint(path, device)
         if ckpt.get("key") != key or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise RuntimeError(f"{path} does not hold the run it is named after; delete it or pass force=True")
+            raise RuntimeError(
+                f"{path} does not hold the run it is named after; delete it or pass force=True"
+            )
         model.load_state_dict(ckpt["model"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
         if ckpt["finished"]:
             model.eval()
-            return TrainResult(name, model, pd.DataFrame(history), path, key, True, reused=True, config=config)
+            return TrainResult(
+                name, model, pd.DataFrame(history), path, key, True, reused=True, config=config
+            )
         optimiser.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"], device)
@@ -361,7 +379,11 @@ def _fit(
             row["perplexity"] = perplexity(counts)
             row["dead_codes"] = int((counts == 0).sum())
         if val_data is not None and len(val_data):
-            row.update(_evaluate_prior(model, val_data, device) if is_prior else _evaluate_autoencoder(model, val_data, device))
+            row.update(
+                _evaluate_prior(model, val_data, device)
+                if is_prior
+                else _evaluate_autoencoder(model, val_data, device)
+            )
         row["lr"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.perf_counter() - t0
         for k in list(history) + [k for k in row if k not in history]:
@@ -451,8 +473,14 @@ def train_model(
         val_data = val_data.to(device) if val_data is not None else None
     kwargs = dict(model_kwargs or {})
     key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=kwargs, seed=seed)
-    path = checkpoint_path(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed)
-    meta = {"data_key": str(data_key), "n_train": len(train_data), "n_val": 0 if val_data is None else len(val_data)}
+    path = checkpoint_path(
+        name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed
+    )
+    meta = {
+        "data_key": str(data_key),
+        "n_train": len(train_data),
+        "n_val": 0 if val_data is None else len(val_data),
+    }
     return _fit(
         name=name,
         model_kwargs=kwargs,
@@ -510,13 +538,21 @@ def train_prior(
     val_data = None
     if val_codes is not None and len(val_codes):
         val_codes = _check_codes(val_codes, num_codes, "val_codes")
-        val_data = torch.from_numpy(val_codes[_subsample(len(val_codes), settings.max_val_loops, seed, salt=2)])
+        val_data = torch.from_numpy(
+            val_codes[_subsample(len(val_codes), settings.max_val_loops, seed, salt=2)]
+        )
     if device.type == "cuda":
         train_data = train_data.to(device)
         val_data = val_data.to(device) if val_data is not None else None
     key = checkpoint_key("prior", settings, data_key=data_key, model_kwargs=kwargs, seed=seed, vq_key=vq_key)
     path = checkpoint_path(
-        "prior", settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed, vq_key=vq_key
+        "prior",
+        settings,
+        data_key=data_key,
+        checkpoint_dir=checkpoint_dir,
+        model_kwargs=kwargs,
+        seed=seed,
+        vq_key=vq_key,
     )
     meta = {"data_key": str(data_key), "vq_key": vq_key, "n_train": len(train_data)}
     return _fit(
@@ -544,7 +580,9 @@ def _profile_of(settings: TrainSettings) -> str:
     return "<your profile>"
 
 
-def _how_to_make(name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None) -> str:
+def _how_to_make(
+    name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None
+) -> str:
     profile = _profile_of(settings)
     if name == "prior":
         vq = model_config("vq_vae", vq_kwargs)
@@ -586,7 +624,13 @@ def load_trained(
             vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
         kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
     path = checkpoint_path(
-        name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed, vq_key=vq_key
+        name,
+        settings,
+        data_key=data_key,
+        checkpoint_dir=checkpoint_dir,
+        model_kwargs=kwargs,
+        seed=seed,
+        vq_key=vq_key,
     )
     how = _how_to_make(name, settings, kwargs, vq_kwargs)
     if not path.exists():
@@ -620,7 +664,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     from loopgen import dataset, profiles
     from loopgen.paths import Paths
 
-    parser = argparse.ArgumentParser(prog="python -m loopgen train", description="train one model on the extracted loops")
+    parser = argparse.ArgumentParser(
+        prog="python -m loopgen train", description="train one model on the extracted loops"
+    )
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--t", type=int, default=None, help="VQ-VAE latent time steps (32 or 64)")
@@ -635,19 +681,32 @@ def cli_main(argv: list[str] | None = None) -> int:
     paths = Paths().ensure()
     data_dir = dataset.dataset_dir(paths, profile.corpus.name)
     if not data_dir.exists():
-        raise MissingInputError(f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile}).")
+        raise MissingInputError(
+            f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile})."
+        )
     data = dataset.load_loops(data_dir)
     train = data.loops[data.split == "train"]
     val = data.loops[data.split == "val"]
     device = device_mod.pick_device(args.device)
-    print(f"{args.model}: {len(train)} training / {len(val)} validation loops, device {device_mod.describe_device(device)}")
+    print(
+        f"{args.model}: {len(train)} training / {len(val)} validation loops, device {device_mod.describe_device(device)}"
+    )
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
     if args.model == "prior":
         from loopgen import sample
 
-        vq, _ = load_trained("vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs,
-                             checkpoint_dir=paths.checkpoints, seed=args.seed, device=device)
-        vq_key = checkpoint_key("vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed)
+        vq, _ = load_trained(
+            "vq_vae",
+            profile.train,
+            data_key=data.data_key,
+            model_kwargs=vq_kwargs,
+            checkpoint_dir=paths.checkpoints,
+            seed=args.seed,
+            device=device,
+        )
+        vq_key = checkpoint_key(
+            "vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed
+        )
         result = train_prior(
             sample.encode_codes(vq, train),
             profile.train,
@@ -674,7 +733,11 @@ def cli_main(argv: list[str] | None = None) -> int:
             force=args.force,
         )
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-    state = "reused" if result.reused else f"trained {result.epochs_this_call} epochs in {result.seconds_this_call:.1f} s"
+    state = (
+        "reused"
+        if result.reused
+        else f"trained {result.epochs_this_call} epochs in {result.seconds_this_call:.1f} s"
+    )
     print(f"{result.checkpoint} ({state}); last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
     return 0
 

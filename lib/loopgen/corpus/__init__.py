@@ -54,7 +54,9 @@ def _is_complete(out_dir: Path, n_songs: int, seed: int) -> bool:
     return all((out_dir / song["file"]).is_file() for song in manifest.get("songs", []))
 
 
-def write_demo_corpus(out_dir: Path | str, n_songs: int = 300, seed: int = 0, *, progress: bool = True) -> Path:
+def write_demo_corpus(
+    out_dir: Path | str, n_songs: int = 300, seed: int = 0, *, progress: bool = True
+) -> Path:
     """Write ``n_songs`` procedural songs (``song_00000.mid`` ...) and ``corpus.json`` into ``out_dir``.
 
     Deterministic: the same ``(n_songs, seed)`` gives the same bytes, and song ``i`` does not depend on
@@ -103,7 +105,9 @@ def cli_main(argv: list[str]) -> int:
     lmd = sub.add_parser("download-lmd", help="download and unpack LMD-full")
     lmd.add_argument("dest", type=Path)
     lmd.add_argument("--url", default=LMD_FULL_URL)
-    lmd.add_argument("--md5", default=LMD_FULL_MD5, help="expected MD5 of the archive (required: LMD publishes none)")
+    lmd.add_argument(
+        "--md5", default=LMD_FULL_MD5, help="expected MD5 of the archive (required: LMD publishes none)"
+    )
     lmd.add_argument("--no-extract", action="store_true")
     lmd.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -112,7 +116,9 @@ def cli_main(argv: list[str]) -> int:
         print(out)
         return 0
     try:
-        out = download_lmd(args.dest, args.url, args.md5, extract=not args.no_extract, progress=not args.quiet)
+        out = download_lmd(
+            args.dest, args.url, args.md5, extract=not args.no_extract, progress=not args.quiet
+        )
     except (ValueError, DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

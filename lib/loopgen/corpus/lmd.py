@@ -64,7 +64,9 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
                     print(f"  {shown}", file=sys.stderr)
                     next_report = done + 50 * _CHUNK
     if total is not None and part.stat().st_size < total:
-        raise DownloadError(f"download of {url} stopped at {part.stat().st_size} of {total} bytes; run again to resume")
+        raise DownloadError(
+            f"download of {url} stopped at {part.stat().st_size} of {total} bytes; run again to resume"
+        )
 
 
 def safe_extract(archive: Path | str, dest: Path | str) -> list[Path]:
@@ -81,7 +83,9 @@ def safe_extract(archive: Path | str, dest: Path | str) -> list[Path]:
             if m.issym() or m.islnk() or m.isdev() or m.isfifo():
                 raise DownloadError(f"refusing link or special file in {archive}: {m.name!r}")
         for m in members:
-            tar.extract(m, dest, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            tar.extract(
+                m, dest, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {})
+            )
             if m.isfile():
                 written.append(dest / m.name)
     return written
@@ -134,7 +138,9 @@ def download_lmd(
     else:
         got = file_md5(archive)
         if got != md5:
-            raise DownloadError(f"{archive} exists but its MD5 is {got}, not {md5}; delete it to download again.")
+            raise DownloadError(
+                f"{archive} exists but its MD5 is {got}, not {md5}; delete it to download again."
+            )
     if extract:
         if progress:
             print(f"unpacking {archive} into {dest}", file=sys.stderr)

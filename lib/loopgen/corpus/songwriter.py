@@ -54,27 +54,67 @@ GROOVES: dict[str, dict[str, list[dict[int, str]]]] = {
         ],
         "chorus": [
             {KICK: "x.....x.x.......", SNARE: "....X.......X...", HAT: "xxxxxxxxxxxxxxxx"},
-            {KICK: "x...x...x...x...", SNARE: "....X.......X...", HAT: "x.x.x.x.x.x.x.x.", TAMBOURINE: "....x.......x..."},
-            {KICK: "x..x..x.x.......", SNARE: "....X.......X...", OPEN_HAT: "..x...x...x...x.", HAT: "x...x...x...x..."},
+            {
+                KICK: "x...x...x...x...",
+                SNARE: "....X.......X...",
+                HAT: "x.x.x.x.x.x.x.x.",
+                TAMBOURINE: "....x.......x...",
+            },
+            {
+                KICK: "x..x..x.x.......",
+                SNARE: "....X.......X...",
+                OPEN_HAT: "..x...x...x...x.",
+                HAT: "x...x...x...x...",
+            },
         ],
     },
     "funk": {
         "verse": [
             {KICK: "x..x......x.....", SNARE: "....X..g.g..X..g", HAT: "xxxxxxxxxxxxxxxx"},
-            {KICK: "x.x....x..x.....", SNARE: "....X..g....X.g.", HAT: "xxxxxxxxxxxxxx.x", OPEN_HAT: "..............x."},
+            {
+                KICK: "x.x....x..x.....",
+                SNARE: "....X..g....X.g.",
+                HAT: "xxxxxxxxxxxxxx.x",
+                OPEN_HAT: "..............x.",
+            },
         ],
         "chorus": [
-            {KICK: "x..x..x...x.....", SNARE: "....X..g.g..X...", HAT: "x.x.x.x.x.x.x.x.", OPEN_HAT: "..............x."},
-            {KICK: "x.x....x..x..x..", SNARE: "....X.......X...", HAT: "xxxxxxxxxxxxxxxx", COWBELL: "x...x...x...x..."},
+            {
+                KICK: "x..x..x...x.....",
+                SNARE: "....X..g.g..X...",
+                HAT: "x.x.x.x.x.x.x.x.",
+                OPEN_HAT: "..............x.",
+            },
+            {
+                KICK: "x.x....x..x..x..",
+                SNARE: "....X.......X...",
+                HAT: "xxxxxxxxxxxxxxxx",
+                COWBELL: "x...x...x...x...",
+            },
         ],
     },
     "disco": {
         "verse": [
-            {KICK: "x...x...x...x...", SNARE: "....X.......X...", HAT: "x...x...x...x...", OPEN_HAT: "..x...x...x...x."},
+            {
+                KICK: "x...x...x...x...",
+                SNARE: "....X.......X...",
+                HAT: "x...x...x...x...",
+                OPEN_HAT: "..x...x...x...x.",
+            },
         ],
         "chorus": [
-            {KICK: "x...x...x...x...", CLAP: "....X.......X...", HAT: "xxxxxxxxxxxxxxxx", OPEN_HAT: "..x...x...x...x."},
-            {KICK: "x...x...x...x...", SNARE: "....X.......X...", OPEN_HAT: "..x...x...x...x.", HAT: "x...x...x...x..."},
+            {
+                KICK: "x...x...x...x...",
+                CLAP: "....X.......X...",
+                HAT: "xxxxxxxxxxxxxxxx",
+                OPEN_HAT: "..x...x...x...x.",
+            },
+            {
+                KICK: "x...x...x...x...",
+                SNARE: "....X.......X...",
+                OPEN_HAT: "..x...x...x...x.",
+                HAT: "x...x...x...x...",
+            },
         ],
     },
     "hiphop": {
@@ -84,7 +124,12 @@ GROOVES: dict[str, dict[str, list[dict[int, str]]]] = {
         ],
         "chorus": [
             {KICK: "x......x..x..x..", CLAP: "....X.......X...", HAT: "x.xxx.x.x.xxx.x."},
-            {KICK: "x.x.......x.....", SNARE: "....X.......X...", HAT: "xxxxxxxxxxxxxxxx", OPEN_HAT: "......x........."},
+            {
+                KICK: "x.x.......x.....",
+                SNARE: "....X.......X...",
+                HAT: "xxxxxxxxxxxxxxxx",
+                OPEN_HAT: "......x.........",
+            },
         ],
     },
     "halftime": {
@@ -182,9 +227,22 @@ MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 # Progressions as chord roots in semitones above the key's tonic, one chord per bar.
 PROGRESSIONS = {
-    "major4": [(0, 7, 9, 5), (0, 5, 7, 5), (0, 9, 5, 7), (9, 5, 0, 7), (0, 0, 5, 7), (0, 10, 5, 0), (0, 5, 0, 7)],
+    "major4": [
+        (0, 7, 9, 5),
+        (0, 5, 7, 5),
+        (0, 9, 5, 7),
+        (9, 5, 0, 7),
+        (0, 0, 5, 7),
+        (0, 10, 5, 0),
+        (0, 5, 0, 7),
+    ],
     "minor4": [(0, 8, 3, 10), (0, 5, 7, 0), (0, 10, 8, 10), (0, 0, 5, 7), (0, 8, 5, 7), (0, 3, 10, 5)],
-    "major8": [(0, 5, 0, 7, 5, 5, 0, 7), (0, 0, 5, 5, 7, 7, 0, 0), (0, 9, 5, 7, 9, 5, 7, 7), (5, 7, 0, 9, 2, 7, 0, 0)],
+    "major8": [
+        (0, 5, 0, 7, 5, 5, 0, 7),
+        (0, 0, 5, 5, 7, 7, 0, 0),
+        (0, 9, 5, 7, 9, 5, 7, 7),
+        (5, 7, 0, 9, 2, 7, 0, 0),
+    ],
     "minor8": [(0, 8, 3, 10, 8, 10, 0, 0), (0, 5, 0, 7, 8, 8, 7, 7)],
     "vamp": [(0,), (0, 0, 5, 5), (0, 5)],
     "blues": [(0, 0, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7), (0, 5, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7)],
@@ -201,7 +259,7 @@ EXPECTED_REJECTION = {
     "meter_6_8": "time_signature",
     "meter_12_8": "time_signature",
     "odd_bar_7_8": "time_signature",
-    "no_time_signature": "time_signature",
+    "no_time_signature": "no_time_signature",
     "hidden_meter_3_4": "time_signature",
     "no_bass": "no_bass",
     "bass_as_piano": "no_bass",
@@ -271,8 +329,15 @@ class SongPlan:
         """JSON-friendly description of the song for ``corpus.json``."""
         out = asdict(self)
         out["sections"] = [
-            {"name": s.name, "bars": s.bars, "phrase": s.phrase, "bass_style": s.bass_style,
-             "has_bass": s.has_bass, "has_drums": s.has_drums, "progression": list(s.progression)}
+            {
+                "name": s.name,
+                "bars": s.bars,
+                "phrase": s.phrase,
+                "bass_style": s.bass_style,
+                "has_bass": s.has_bass,
+                "has_drums": s.has_drums,
+                "progression": list(s.progression),
+            }
             for s in self.sections
         ]
         out["tempo_changes"] = [list(t) for t in self.tempo_changes]
@@ -285,7 +350,17 @@ class SongPlan:
 
 # Fixed mix of special songs in every block of 20: the rest are ordinary songs (with random features).
 BLOCK = 20
-_SPECIAL_SLOTS = ("meter", "meter", "meter", "meter_change", "no_bass", "no_bass", "no_drums", "pickup_offset", "broken")
+_SPECIAL_SLOTS = (
+    "meter",
+    "meter",
+    "meter",
+    "meter_change",
+    "no_bass",
+    "no_bass",
+    "no_drums",
+    "pickup_offset",
+    "broken",
+)
 _BROKEN_KINDS = ("broken_truncated", "broken_garbage", "broken_zero_tracks")
 _METER_KINDS = ("meter_3_4", "meter_6_8", "meter_3_4", "meter_12_8")
 _METER_CHANGE_KINDS = ("odd_bar_7_8", "no_time_signature", "hidden_meter_3_4")
@@ -331,7 +406,7 @@ def plan_song(seed: int, index: int) -> SongPlan:
     elif slot == "no_bass":
         defects.append(_NO_BASS_KINDS[(block + index) % 2])
     elif slot == "no_drums":
-        defects.append(_NO_DRUM_KINDS[block % 2])
+        defects.append(_NO_DRUM_KINDS[(block // 2) % 2])
     elif slot == "pickup_offset":
         defects.append("pickup_offset")
 
@@ -487,6 +562,8 @@ class _Renderer:
         num, den = (int(v) for v in plan.meter.split("/"))
         self.bar_steps = num * 16 // den
         self.notes: dict[str, list[tuple[float, float, int, float]]] = {}  # part -> (start, end, pitch, vel)
+        self.odd_bar = 0.0  # start step of the 7/8 bar (odd_bar_7_8 songs)
+        self.end_step = 0.0
 
     def tick(self, step: float) -> int:
         jitter = self.jitter_rng.normal(0.0, self.plan.timing_jitter) if self.plan.timing_jitter else 0.0
@@ -523,11 +600,11 @@ class _Renderer:
                     pitch_here = OPEN_HAT
                 else:
                     pitch_here = pitch
-                if pitch in (KICK,) and pos == 0 and plan.genre == "reggae" and not section_start:
+                if pitch == KICK and pos == 0 and plan.genre == "reggae" and not section_start:
                     continue
                 self.add("drums", start + pos, 1, pitch_here, 100 * v)
         if fill:
-            n = int(round((bar - fill_from)))
+            n = int(round(bar - fill_from))
             kind = {"snare": 0, "toms": 1, "mixed": 2}[plan.drum_fill]
             for i in range(n):
                 pos = fill_from + i
@@ -573,7 +650,12 @@ class _Renderer:
         elif style == "rock_pump":
             notes = [(p, 2, root) for p in range(0, 12, 2)] + [(12, 2, fifth), (14, 2, octave)]
         elif style == "root_fifth":
-            notes = [(0, 4, root), (4, 4, fifth - 12 if fifth - 12 >= 28 else fifth), (8, 4, root), (12, 4, fifth)]
+            notes = [
+                (0, 4, root),
+                (4, 4, fifth - 12 if fifth - 12 >= 28 else fifth),
+                (8, 4, root),
+                (12, 4, fifth),
+            ]
         elif style == "octaves":
             notes = [(p, 2, root if (p // 2) % 2 == 0 else octave) for p in range(0, 16, 2)]
         elif style == "walking":
@@ -582,8 +664,15 @@ class _Renderer:
         elif style == "syncopated":
             notes = [(0, 3, root), (3, 3, root), (6, 2, fifth), (8, 3, root), (11, 3, octave), (14, 2, fifth)]
         elif style == "funk":
-            notes = [(0, 2, root), (3, 1, octave), (6, 1, root), (7, 1, root + scale[6]),
-                     (10, 2, fifth), (12, 1, octave), (14, 1, root)]
+            notes = [
+                (0, 2, root),
+                (3, 1, octave),
+                (6, 1, root),
+                (7, 1, root + scale[6]),
+                (10, 2, fifth),
+                (12, 1, octave),
+                (14, 1, root),
+            ]
         elif style == "hiphop":
             notes = [(0, 6, root), (7, 3, root), (10, 4, fifth - 12 if fifth - 12 >= 28 else root)]
         elif style == "whole":
@@ -602,7 +691,10 @@ class _Renderer:
             raise ValueError(f"unknown bass style {style!r}")
         if plan.bass_embellish and style in ("eighths", "quarters", "octaves", "hiphop"):
             step = 2 if style in ("eighths", "octaves") else 4
-            notes = [n for n in notes if n[0] < 16 - 2 * step] + [(16 - 2 * step, step, fifth), (16 - step, step, root)]
+            notes = [n for n in notes if n[0] < 16 - 2 * step] + [
+                (16 - 2 * step, step, fifth),
+                (16 - step, step, root),
+            ]
         if fill and plan.meter == "4/4" and rng.random() < plan.bass_fill_chance:
             notes = [n for n in notes if n[0] < 12]
             approach = next_root - 2 if rng.random() < 0.5 else next_root + 2
@@ -612,7 +704,9 @@ class _Renderer:
             pos, length, pitch = notes[i]
             notes[i] = (pos, length, pitch + int(rng.choice([-12, 12, 2, -2, 5])))
         legato = "legato_overlap" in plan.features
-        articulation = min(plan.articulation, {"funk": 0.6, "reggae": 0.8, "syncopated": 0.85}.get(style, 1.0))
+        articulation = min(
+            plan.articulation, {"funk": 0.6, "reggae": 0.8, "syncopated": 0.85}.get(style, 1.0)
+        )
         for pos, length, pitch in notes:
             dur = length * (1.15 if legato and rng.random() < 0.3 else articulation)
             self.add("bass", start + pos, dur, pitch, 96 if pos % 4 == 0 else 84)
@@ -621,8 +715,10 @@ class _Renderer:
             self.add("bass", start + pos, length * articulation, pitch + 7, 80)
 
     # harmony and melody
-    def harmony_bar(self, start: float, root_pc: int, section: Section, motif: list[tuple[float, float, int]]) -> None:
-        plan, rng = self.plan, self.rng
+    def harmony_bar(
+        self, start: float, root_pc: int, section: Section, motif: list[tuple[float, float, int]]
+    ) -> None:
+        plan = self.plan
         bar = self.bar_steps
         third = 3 if plan.minor and root_pc in (0, 5, 7) else 4
         if plan.minor and root_pc in (3, 8, 10):
@@ -639,7 +735,7 @@ class _Renderer:
                             self.add("piano", start + pos, 2 if pos % 4 else 3.5, p, 70)
             elif inst == "guitar":
                 if plan.genre == "reggae":
-                    hits = [p for p in range(4, bar, 8)]
+                    hits = list(range(4, bar, 8))
                 else:
                     hits = list(range(0, bar, 2))
                 for pos in hits:
@@ -653,7 +749,6 @@ class _Renderer:
                 for pos, length, degree in motif:
                     if pos < bar:
                         self.add("lead", start + pos, length, 72 + plan.key % 12 + degree, 90)
-        del rng
 
     def render(self) -> None:
         plan, rng = self.plan, self.rng
@@ -677,16 +772,23 @@ class _Renderer:
             variant = occurrence if occurrence and rng.random() < plan.repeat_variation else 0
             kind_id = kinds.index(section.name)
             motif_rng = np.random.default_rng([self.seed, plan.index, 3, kind_id])
-            motif = [(float(p), float(motif_rng.choice([1, 2, 2, 3])), int(motif_rng.choice(scale)))
-                     for p in sorted(motif_rng.choice(self.bar_steps, size=int(motif_rng.integers(3, 7)), replace=False))]
+            motif = [
+                (float(p), float(motif_rng.choice([1, 2, 2, 3])), int(motif_rng.choice(scale)))
+                for p in sorted(
+                    motif_rng.choice(self.bar_steps, size=int(motif_rng.integers(3, 7)), replace=False)
+                )
+            ]
             for b in range(section.bars):
                 # choices repeat with the phrase (copy-pasted phrases); the section's last bar is its own
                 key = section.phrase + 1 if b == section.bars - 1 else b % section.phrase
                 self.rng = np.random.default_rng([self.seed, plan.index, 2, kind_id, variant, key])
                 prog = section.progression
                 root_pc = prog[b % len(prog)]
-                nxt = prog[(b + 1) % len(prog)] if b + 1 < section.bars else (
-                    plan.sections[si + 1].progression[0] if si + 1 < len(plan.sections) else 0)
+                nxt = (
+                    prog[(b + 1) % len(prog)]
+                    if b + 1 < section.bars
+                    else (plan.sections[si + 1].progression[0] if si + 1 < len(plan.sections) else 0)
+                )
                 root = base + root_pc
                 next_root = base + nxt
                 if root > base + 7:
@@ -741,7 +843,7 @@ def render_song(plan: SongPlan, seed: int) -> bytes:
     tracks = [conductor]
     jitter_vel = rng.normal
 
-    def note_track(name: str, part: str, channel: int, program: int, notes=None) -> Track:
+    def note_track(name: str, part: str, channel: int, program: int, notes: list | None = None) -> Track:
         t = Track(name=name)
         t.program(0, channel, program)
         for start, end, pitch, vel in notes if notes is not None else r.notes.get(part, []):
@@ -760,7 +862,9 @@ def render_song(plan: SongPlan, seed: int) -> bytes:
         else:
             tracks.append(note_track("Drums", "drums", channel, 0))
         if "hidden_meter_3_4" in defects:  # a meter change hidden on a non-conductor track
-            tracks[-1].time_signature(int(round(r.end_step * r.step_ticks / 2)) // int(bar_ticks) * int(bar_ticks), 3, 4)
+            tracks[-1].time_signature(
+                int(round(r.end_step * r.step_ticks / 2)) // int(bar_ticks) * int(bar_ticks), 3, 4
+            )
     bass_notes = r.notes.get("bass", [])
     if bass_notes and "no_bass" not in defects:
         program = 0 if "bass_as_piano" in defects else plan.bass_program

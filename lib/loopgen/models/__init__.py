@@ -131,8 +131,16 @@ def describe(model: nn.Module, batch: int = 2) -> pd.DataFrame:
     table = pd.DataFrame(list(rows.values()))
     table["layer"] = ["  " * d + n for n, d in zip(table["layer"], table["depth"], strict=True)]
     total = pd.DataFrame(
-        [{"layer": "total", "type": type(model).__name__, "output shape": "", "calls": 1,
-          "parameters": count_parameters(model), "depth": 0}]
+        [
+            {
+                "layer": "total",
+                "type": type(model).__name__,
+                "output shape": "",
+                "calls": 1,
+                "parameters": count_parameters(model),
+                "depth": 0,
+            }
+        ]
     )
     return pd.concat([table, total], ignore_index=True).drop(columns="depth")
 

@@ -25,7 +25,9 @@ class LoopModel(nn.Module):
         """A random binary batch of the right shape (for ``describe`` and tests)."""
         return (torch.rand(batch, LOOP_STEPS, N_COLUMNS) < 0.05).float()
 
-    def training_loss(self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0) -> tuple[torch.Tensor, LossTerms]:
+    def training_loss(
+        self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0
+    ) -> tuple[torch.Tensor, LossTerms]:
         raise NotImplementedError
 
     def reconstruct_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,9 @@ class ContinuousVAE(LoopModel):
         mu, logvar = self.encode(x)
         return self.decode_train(reparameterise(mu, logvar), x, epoch=0)
 
-    def training_loss(self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0) -> tuple[torch.Tensor, LossTerms]:
+    def training_loss(
+        self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0
+    ) -> tuple[torch.Tensor, LossTerms]:
         mu, logvar = self.encode(x)
         z = reparameterise(mu, logvar)
         logits = self.decode_train(z, x, epoch)

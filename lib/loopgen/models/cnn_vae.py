@@ -42,7 +42,9 @@ class CNNVAE(ContinuousVAE):
             raise ValueError(f"latent size {latent} must be a multiple of the channel count {channels}")
         self.start_steps = latent // channels  # 16
         if self.start_steps * 8 != LOOP_STEPS:
-            raise ValueError(f"latent {latent} / channels {channels} must give {LOOP_STEPS // 8} decoder steps")
+            raise ValueError(
+                f"latent {latent} / channels {channels} must give {LOOP_STEPS // 8} decoder steps"
+            )
         self.project = nn.Linear(latent, latent)
         self.decoder = nn.Sequential(
             Upsample(2),

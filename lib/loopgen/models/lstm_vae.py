@@ -54,7 +54,9 @@ class ARLSTMVAE(_LSTMEncoderVAE):
 
     name = "ar_lstm_vae"
 
-    def __init__(self, encoder_hidden: int = 256, latent: int = 128, ss_rate: float = SCHEDULED_SAMPLING_RATE) -> None:
+    def __init__(
+        self, encoder_hidden: int = 256, latent: int = 128, ss_rate: float = SCHEDULED_SAMPLING_RATE
+    ) -> None:
         super().__init__(encoder_hidden, latent)
         self.config = {"encoder_hidden": encoder_hidden, "latent": latent, "ss_rate": ss_rate}
         self.ss_rate = ss_rate
@@ -72,7 +74,9 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         out, _ = self.decoder(inputs, self._initial_state(z))
         return self.output(out)
 
-    def _stepwise(self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None) -> torch.Tensor:
+    def _stepwise(
+        self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction."""
         batch = z.shape[0]
         state = self._initial_state(z)

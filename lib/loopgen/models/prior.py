@@ -21,7 +21,12 @@ class CodePrior(nn.Module):
     name = "prior"
 
     def __init__(
-        self, num_codes: int = 512, seq_len: int = 32, embed_dim: int = 128, hidden: int = 256, layers: int = 2
+        self,
+        num_codes: int = 512,
+        seq_len: int = 32,
+        embed_dim: int = 128,
+        hidden: int = 256,
+        layers: int = 2,
     ) -> None:
         super().__init__()
         self.config = {
@@ -47,7 +52,9 @@ class CodePrior(nn.Module):
         out, state = self.lstm(self.embedding(codes), state)
         return self.output(out), state
 
-    def training_loss(self, codes: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0) -> tuple[torch.Tensor, LossTerms]:
+    def training_loss(
+        self, codes: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0
+    ) -> tuple[torch.Tensor, LossTerms]:
         """Mean cross-entropy of predicting codes 1..t-1 from their predecessors (teacher forcing)."""
         logits, _ = self(codes[:, :-1])
         target = codes[:, 1:]

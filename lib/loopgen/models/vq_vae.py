@@ -143,7 +143,12 @@ class VQVAE(LoopModel):
             "restart_threshold": restart_threshold,
             "channels": channels,
         }
-        self.latent_steps, self.latent_dim, self.num_codes, self.beta = latent_steps, latent_dim, num_codes, beta
+        self.latent_steps, self.latent_dim, self.num_codes, self.beta = (
+            latent_steps,
+            latent_dim,
+            num_codes,
+            beta,
+        )
         down: list[nn.Module] = []
         for _ in range(n_down):
             down += [ConvBlock(channels, channels, 3, 1, 2), ResidualBlock(channels)]
@@ -196,7 +201,9 @@ class VQVAE(LoopModel):
         zq, _, _, _ = self._quantise(x)
         return self.decode_latent(zq)
 
-    def training_loss(self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0) -> tuple[torch.Tensor, LossTerms]:
+    def training_loss(
+        self, x: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0
+    ) -> tuple[torch.Tensor, LossTerms]:
         zq, _, commitment, counts = self._quantise(x)
         recon = bce_per_loop(self.decode_latent(zq), x)
         loss = (recon + self.beta * commitment).mean()
