@@ -261,3 +261,14 @@ def test_note_events_helper_orders_offs_first():
         "note_on",
         "note_off",
     ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [smf(n_tracks=0), smf(TS44 + NOTES, n_tracks=-1), smf(b"", b"")],
+    ids=["zero_tracks", "negative_track_count", "only_empty_tracks"],
+)
+def test_a_file_without_any_track_event_is_no_tracks(tmp_path, data):
+    path = tmp_path / "empty.mid"
+    path.write_bytes(data)
+    assert read_both(path) == "no_tracks"

@@ -288,3 +288,11 @@ def test_prior_learns_a_deterministic_code_sequence_and_loads_by_its_vq(tmp_path
         train_prior(
             codes + 16, s, data_key="d", vq_key=vq_key, checkpoint_dir=tmp_path, num_codes=16, progress=False
         )
+
+
+def test_cli_without_a_dataset_names_notebook_01(tmp_path, monkeypatch, capsys):
+    from loopgen.train import cli_main
+
+    monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path))
+    assert cli_main(["--model", "cnn_vae", "--profile", "smoke"]) == 1
+    assert "01_extract_loops.ipynb" in capsys.readouterr().err

@@ -16,6 +16,7 @@ the dataset folder described in :mod:`loopgen.dataset`.
 Rejection reasons (first that applies; see :data:`loopgen.midi.REASONS`):
 ``too_large`` (file > max_file_bytes, > max_notes note-ons, an event at tick >= max_ticks, > max_bars),
 ``unreadable`` (mido cannot parse it), ``bad_resolution`` (ticks per quarter < 1: SMPTE or 0),
+``no_tracks`` (a header but no track with any event),
 ``time_signature`` (some non-4/4), ``no_time_signature``, ``no_bass``, ``no_drums``, ``too_short``
 (< 8 bars), ``no_loop`` (no window passes), ``error`` (unexpected exception: a bug, with details).
 """

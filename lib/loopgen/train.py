@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -661,6 +662,14 @@ def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa
 
 def cli_main(argv: list[str] | None = None) -> int:
     """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``."""
+    try:
+        return _cli(argv)
+    except (MissingInputError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _cli(argv: list[str] | None) -> int:
     from loopgen import dataset, profiles
     from loopgen.paths import Paths
 

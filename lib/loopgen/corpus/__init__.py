@@ -18,18 +18,13 @@ import os
 import sys
 from pathlib import Path
 
+from loopgen.atomic import write_bytes
 from loopgen.corpus.lmd import LMD_FULL_MD5, LMD_FULL_URL, DownloadError, download_lmd, file_md5, safe_extract
 from loopgen.corpus.songwriter import EXPECTED_REJECTION, SongPlan, plan_song, render_song
 
 # Bump whenever the songwriter's output changes: a corpus written by another version is rewritten.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST = "corpus.json"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def read_manifest(out_dir: Path | str) -> dict | None:
@@ -77,7 +72,7 @@ def write_demo_corpus(
     report_every = max(1, n_songs // 10)
     for index in range(n_songs):
         plan = plan_song(seed, index)
-        _atomic_write(out / plan.file, render_song(plan, seed))
+        write_bytes(out / plan.file, render_song(plan, seed))
         songs.append(plan.summary())
         if progress and (index + 1) % report_every == 0:
             print(f"  wrote {index + 1}/{n_songs} songs", file=sys.stderr)
@@ -89,7 +84,7 @@ def write_demo_corpus(
         "expected_rejection_reasons": EXPECTED_REJECTION,
         "songs": songs,
     }
-    _atomic_write(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_bytes(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return out
 
 

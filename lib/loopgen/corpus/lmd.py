@@ -6,6 +6,7 @@ Resumable (HTTP Range), verified (MD5) and safe to unpack (no member may land ou
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
 import tarfile
@@ -35,6 +36,13 @@ def file_md5(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+def _read(response, url: str) -> bytes:
+    try:
+        return response.read(_CHUNK)
+    except (OSError, http.client.HTTPException) as err:
+        raise DownloadError(f"download of {url} was interrupted ({err}); run again to resume") from err
+
+
 def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
     """Download ``url`` into ``part``, continuing from its current size when the server allows it."""
     have = part.stat().st_size if part.exists() else 0
@@ -56,7 +64,7 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
         done = have
         next_report = done + 50 * _CHUNK
         with open(part, "ab" if resumed else "wb") as out:
-            while chunk := response.read(_CHUNK):
+            while chunk := _read(response, url):
                 out.write(chunk)
                 done += len(chunk)
                 if progress and done >= next_report:

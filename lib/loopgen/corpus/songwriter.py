@@ -254,7 +254,7 @@ KEY_SHARPS = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 5: -1, 10: -2, 3: -3, 8: -4, 
 EXPECTED_REJECTION = {
     "broken_truncated": "unreadable",
     "broken_garbage": "unreadable",
-    "broken_zero_tracks": "unreadable",
+    "broken_zero_tracks": "no_tracks",
     "meter_3_4": "time_signature",
     "meter_6_8": "time_signature",
     "meter_12_8": "time_signature",
@@ -458,7 +458,9 @@ def plan_song(seed: int, index: int) -> SongPlan:
     intro_has_drums = bool(rng.random() < 0.7)
     sections = []
     for name in form:
-        if name in ("intro", "outro"):
+        if name == "intro":  # odd intro lengths shift the song against an 8-bar grid
+            bars = int(rng.choice([1, 2, 4, 4, 6, 8]))
+        elif name == "outro":
             bars = int(rng.choice([4, 4, 8]))
         elif name == "prechorus":
             bars = 4
@@ -505,8 +507,8 @@ def plan_song(seed: int, index: int) -> SongPlan:
     plan.crash_every_phrase = bool(rng.random() < 0.75)
     plan.crash_style = str(rng.choice(["with_kick", "pushed", "none"], p=[0.74, 0.13, 0.13]))
     plan.crash_replaces_hat = bool(rng.random() < 0.25)
-    plan.bass_embellish = bool(rng.random() < 0.5)
-    plan.articulation = float(rng.choice([0.95, 0.95, 0.8, 0.6, 0.45]))
+    plan.bass_embellish = bool(rng.random() < 0.65)
+    plan.articulation = float(rng.choice([0.95, 0.95, 0.8, 0.6, 0.5, 0.45]))
     plan.drum_fill = str(rng.choice(["snare", "snare", "snare", "toms", "mixed"]))
     plan.open_hat_accent = bool(rng.random() < 0.35)
     plan.bass_fill_chance = float(rng.choice([0.0, 0.2, 0.5]))
@@ -702,7 +704,10 @@ class _Renderer:
         if plan.variation and rng.random() < plan.variation and len(notes) > 1:
             i = int(rng.integers(1, len(notes)))
             pos, length, pitch = notes[i]
-            notes[i] = (pos, length, pitch + int(rng.choice([-12, 12, 2, -2, 5])))
+            if rng.random() < 0.3:  # now and then another pitch, mostly a rhythmic slip
+                notes[i] = (pos, length, pitch + int(rng.choice([-12, 12, 7])))
+            elif length > 1:
+                notes[i] = (pos + 1, length - 1, pitch)
         legato = "legato_overlap" in plan.features
         articulation = min(
             plan.articulation, {"funk": 0.6, "reggae": 0.8, "syncopated": 0.85}.get(style, 1.0)

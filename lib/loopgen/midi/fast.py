@@ -355,6 +355,8 @@ def read_notes_fast(
         raise MidiRejected("unreadable", _ERRORS[int(error)])
     if tpq < min_ticks_per_quarter:
         raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
+    if last_tick < 0:
+        raise MidiRejected("no_tracks", "the file holds no track with any event")
     if last_tick >= max_ticks:
         raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
     if n_note_on > max_notes:

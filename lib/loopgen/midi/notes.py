@@ -26,6 +26,7 @@ REASONS: dict[str, str] = {
     "max_ticks, or a song longer than max_bars",
     "unreadable": "not a MIDI file mido can parse (bad header or chunk, truncated, invalid bytes)",
     "bad_resolution": "ticks per quarter note below min_ticks_per_quarter (SMPTE division or 0)",
+    "no_tracks": "a valid header but no track with any event (zero tracks, or only empty ones)",
     "time_signature": "a time-signature event other than 4/4 on some track",
     "no_time_signature": "no time-signature event at all (unless allow_missing_time_signature)",
     "no_bass": "no bass note (program 32-39, pitch 24-107)",

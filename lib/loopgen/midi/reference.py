@@ -83,6 +83,8 @@ def read_notes_reference(
                 time_signatures.append((tick, msg.numerator, _denominator(msg.denominator)))
         if len(track):
             last_tick = max(last_tick, tick)
+    if last_tick < 0:
+        raise MidiRejected("no_tracks", "the file holds no track with any event")
     if last_tick >= max_ticks:
         raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
     if n_note_on > max_notes:
