@@ -42,7 +42,7 @@ class TrainSettings:
     """Optimisation schedule shared by every model (paper: AdamW, cosine 1e-3 -> 5e-6)."""
 
     epochs: int = 100  # CNN-VAE and VQ-VAE
-    lstm_epochs: int = 20  # AR and NonAR LSTM-VAE (a 128-step LSTM is ~15x slower than the CNNs on a CPU)
+    lstm_epochs: int = 40  # AR and NonAR LSTM-VAE (a 128-step LSTM is ~15x slower than the CNNs on a CPU)
     prior_epochs: int = 30
     batch_size: int = 64
     max_train_loops: int | None = None  # seeded random subset of the training split (None: all of it)
@@ -90,7 +90,7 @@ PROFILES: dict[str, Profile] = {
         sample=SampleSettings(n_samples=128),
         listening=ListeningSettings(per_group=4, familiarisation=2, simulated_listeners=6),
     ),
-    # demo: the four autoencoders in about 4-5 minutes on 2 CPU cores (plus ~15 s for the prior)
+    # demo: the four autoencoders in about 5 minutes on 2 idle CPU cores (plus ~15 s for the prior)
     "demo": Profile(name="demo", train=TrainSettings(max_train_loops=1500, max_val_loops=500)),
     "paper": Profile(
         name="paper",
