@@ -85,7 +85,8 @@ def accounting_table(report: dict, manifest: dict) -> pd.DataFrame:
         ("loops: val", counts.get("val", 0), DATASET.validation),
         ("loops: test", counts.get("test", 0), DATASET.test),
     ]
-    table = pd.DataFrame(rows, columns=["quantity", "ours", "paper"]).set_index("quantity")
+    # object columns keep counts as integers beside ratios (so tables print 93, not 93.00)
+    table = pd.DataFrame(rows, columns=["quantity", "ours", "paper"], dtype=object).set_index("quantity")
     checked = table.loc["files with loops", "ours"] + table.loc["files rejected", "ours"]
     if checked != table.loc["files scanned", "ours"]:
         raise AssertionError(f"accounting broken: {checked} != files scanned {table.loc['files scanned', 'ours']}")
