@@ -9,6 +9,7 @@ import mido
 import numpy as np
 import pytest
 
+from loopgen.corpus.smf import vlq
 from loopgen.loops import LoopParams, song_roll
 from loopgen.midi import MidiRejected, NoteTable, read_notes
 from loopgen.midi.build import note_events, song_tracks, write_song, write_tracks
@@ -127,13 +128,6 @@ def test_read_limits(tmp_path):
 # --- raw bytes: every way mido refuses (or accepts) a file, fast must agree -------------------------
 
 
-def varint(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def chunk(name: bytes, body: bytes, size: int | None = None) -> bytes:
@@ -152,7 +146,7 @@ NOTES = b"\x00\xc0\x21" + b"\x00\x90\x28\x64" + b"\x60\x28\x00" + b"\x00\x99\x24
 
 
 def meta(kind: int, data: bytes) -> bytes:
-    return b"\x00\xff" + bytes([kind]) + varint(len(data)) + data
+    return b"\x00\xff" + bytes([kind]) + vlq(len(data)) + data
 
 
 RAW_CASES = {
@@ -211,7 +205,7 @@ RAW_CASES = {
     "one_byte_sequence_number": (smf(meta(0x00, b"\x01") + TS44 + NOTES), False),
     "empty_channel_prefix": (smf(meta(0x20, b"") + TS44 + NOTES), False),
     "clock_running_status": (smf(TS44 + b"\x00\xf8\x00\x10" + NOTES), False),
-    "huge_meta": (smf(TS44 + b"\x00\xff\x01" + varint(2_000_000)), False),
+    "huge_meta": (smf(TS44 + b"\x00\xff\x01" + vlq(2_000_000)), False),
 }
 
 
@@ -232,7 +226,7 @@ def test_smpte_division_is_bad_resolution(tmp_path):
 
 def test_event_beyond_max_ticks(tmp_path):
     path = tmp_path / "long.mid"
-    path.write_bytes(smf(TS44 + NOTES + varint(10_000_000) + b"\xff\x2f\x00"))
+    path.write_bytes(smf(TS44 + NOTES + vlq(10_000_000) + b"\xff\x2f\x00"))
     assert read_both(path) == "too_large"
 
 

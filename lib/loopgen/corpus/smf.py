@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 _META, _PROGRAM, _OFF, _ON = 0, 1, 2, 3
 
 
-def _vlq(value: int) -> bytes:
+def vlq(value: int) -> bytes:
     """MIDI variable-length quantity."""
     if value < 0:
         raise ValueError(f"negative delta time {value}")
@@ -38,7 +38,7 @@ class Track:
         self.events.append((max(0, int(tick)), kind, len(self.events), data))
 
     def meta(self, tick: int, meta_type: int, payload: bytes) -> None:
-        self._add(tick, _META, bytes([0xFF, meta_type]) + _vlq(len(payload)) + payload)
+        self._add(tick, _META, bytes([0xFF, meta_type]) + vlq(len(payload)) + payload)
 
     def tempo(self, tick: int, bpm: float) -> None:
         self.meta(tick, 0x51, int(round(60_000_000 / bpm)).to_bytes(3, "big"))
@@ -61,12 +61,12 @@ class Track:
     def encode(self) -> bytes:
         body = bytearray()
         if self.name:
-            body += _vlq(0) + b"\xff\x03" + _vlq(len(self.name.encode())) + self.name.encode()
+            body += vlq(0) + b"\xff\x03" + vlq(len(self.name.encode())) + self.name.encode()
         last = 0
         for tick, _kind, _seq, data in sorted(self.events):
-            body += _vlq(tick - last) + data
+            body += vlq(tick - last) + data
             last = tick
-        body += _vlq(0) + b"\xff\x2f\x00"
+        body += vlq(0) + b"\xff\x2f\x00"
         return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
