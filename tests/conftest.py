@@ -16,6 +16,17 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread, then restore the previous setting."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def dev_midi_dir() -> Path:
     """The real-world MIDI folder (../shared/midi/dev); tests using it skip when it is absent."""

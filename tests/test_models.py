@@ -19,14 +19,8 @@ from loopgen.models import (
     teacher_forcing_prob,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batches are overhead-bound: one thread is faster and does not fight other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one torch thread per test: small batches are overhead-bound, and it is fair to other jobs
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _loops(batch: int = 4, seed: int = 0) -> torch.Tensor:
@@ -161,6 +155,32 @@ def test_teacher_forcing_probability_is_the_inverse_sigmoid_decay_with_rate_20()
     values = [teacher_forcing_prob(e) for e in range(0, 400, 10)]
     assert all(a > b for a, b in zip(values, values[1:], strict=False))
     assert teacher_forcing_prob(1e6) == 0.0
+
+
+def test_short_runs_follow_the_paper_schedule_on_its_2000_epoch_time_axis():
+    from loopgen.models.lstm_vae import schedule_epoch
+
+    assert schedule_epoch(0, 40) == 0.0
+    assert schedule_epoch(1, 40) == pytest.approx(50.0)
+    assert schedule_epoch(7, 2000) == 7.0  # the paper profile is unchanged
+    model: ARLSTMVAE = build("ar_lstm_vae")
+    assert model.teacher_prob_at(0, 40) == pytest.approx(20 / 21)
+    assert model.teacher_prob_at(2, 40) == pytest.approx(20 / (20 + math.exp(5)))  # paper epoch 100: ~0.12
+    assert model.teacher_prob_at(10, 40) < 1e-5  # paper epoch 500: full sampling
+    assert all(model.teacher_prob_at(e, 2000) == teacher_forcing_prob(e) for e in (0, 60, 100, 1999))
+    with pytest.raises(ValueError):
+        schedule_epoch(0, 0)
+
+
+def test_ar_output_bias_starts_at_the_log_odds_of_the_cell_density():
+    model: ARLSTMVAE = build("ar_lstm_vae")
+    model.init_output_bias(0.02)
+    torch.testing.assert_close(model.output.bias, torch.full((93,), math.log(0.02 / 0.98)))
+    plain: ARLSTMVAE = build("ar_lstm_vae", output_bias_init="zero")
+    plain.init_output_bias(0.02)
+    assert float(plain.output.bias.detach().abs().max()) == 0.0
+    with pytest.raises(ValueError):
+        build("ar_lstm_vae", output_bias_init="nope")
 
 
 def test_ar_decoder_stepwise_with_full_teacher_forcing_equals_the_one_pass_decoder():

@@ -9,13 +9,8 @@ import torch
 from loopgen import sample
 from loopgen.models import build
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one torch thread per test: small batches are overhead-bound, and it is fair to other jobs
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,8 @@ SETTINGS = TrainSettings(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one torch thread per test: small batches are overhead-bound, and it is fair to other jobs
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +87,10 @@ def test_checkpoint_key_depends_on_what_changes_the_weights_only():
     # other models' epochs and the validation cap do not retrain the VQ-VAE
     other = TrainSettings(**{**SETTINGS.__dict__, "lstm_epochs": 9, "prior_epochs": 9, "max_val_loops": 5})
     assert base == checkpoint_key("vq_vae", other, data_key="d1")
+    # the AR LSTM-VAE's schedule axis and bias initialisation are part of its key
+    ar = checkpoint_key("ar_lstm_vae", SETTINGS, data_key="d1")
+    assert ar != checkpoint_key("ar_lstm_vae", SETTINGS, data_key="d1", model_kwargs={"ss_paper_epochs": 40})
+    assert ar != checkpoint_key("ar_lstm_vae", SETTINGS, data_key="d1", model_kwargs={"output_bias_init": "zero"})
     path = checkpoint_path(
         "vq_vae", SETTINGS, data_key="d1", checkpoint_dir="/x", model_kwargs={"latent_steps": 64}
     )

@@ -6,7 +6,9 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 * the learning rate follows a cosine from ``lr_max`` to ``lr_min`` over all optimisation steps of the run,
   stepped after every batch;
 * beta rises linearly from 0 to 1 over the first ``kl_anneal_fraction`` of those steps, then stays at 1;
-* the AR LSTM-VAE's scheduled sampling is driven by the epoch (see ``loopgen.models.lstm_vae``);
+* the AR LSTM-VAE's scheduled sampling is driven by the epoch mapped onto the paper's 2,000-epoch time
+  axis (``schedule_epoch``; see ``loopgen.models.lstm_vae``), and its output bias starts at the log-odds of
+  the training cells' density;
 * each epoch reshuffles the training loops with a generator seeded by (seed, epoch), so a resumed run sees
   the same batches as an uninterrupted one.
 
@@ -38,7 +40,7 @@ from torch import nn
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen import device as device_mod
 from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
-from loopgen.models.lstm_vae import ARLSTMVAE, teacher_forcing_prob
+from loopgen.models.lstm_vae import ARLSTMVAE, schedule_epoch
 from loopgen.paths import MissingInputError
 from loopgen.profiles import PROFILES, TrainSettings
 from loopgen.seed import seed_everything
@@ -48,6 +50,7 @@ ARCHITECTURE_VERSION = 1  # bump when a model's code changes so that old checkpo
 EVAL_BATCH = 512
 TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
 PRIOR_NOTEBOOK = "03_train_prior.ipynb"
+CONV_MODELS = ("cnn_vae", "vq_vae")  # the convolutional autoencoders (``conv_batch_size``)
 
 
 @dataclass
@@ -76,6 +79,13 @@ def epochs_for(name: str, settings: TrainSettings) -> int:
     return settings.epochs
 
 
+def batch_size_for(name: str, settings: TrainSettings) -> int:
+    """Batch size of ``name``: ``conv_batch_size`` (when set) for the CNN-VAE and VQ-VAE, else ``batch_size``."""
+    if name in CONV_MODELS and settings.conv_batch_size is not None:
+        return settings.conv_batch_size
+    return settings.batch_size
+
+
 def kl_beta_at(step: int, total_steps: int, anneal_fraction: float) -> float:
     """KL weight at optimisation ``step`` (0-based): linear 0 -> 1 over ``anneal_fraction`` of the run."""
     ramp = anneal_fraction * total_steps
@@ -94,7 +104,7 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
     """The training settings that change ``name``'s weights (validation caps and other models' epochs do not)."""
     keyed = {
         "epochs": epochs_for(name, settings),
-        "batch_size": settings.batch_size,
+        "batch_size": batch_size_for(name, settings),
         "max_train_loops": settings.max_train_loops,
         "lr_max": settings.lr_max,
         "lr_min": settings.lr_min,
@@ -306,8 +316,11 @@ def _fit(
     seed_everything(seed)
     model = build(name, **model_kwargs).to(device)
     config = dict(model.config)
+    if isinstance(model, ARLSTMVAE):
+        model.init_output_bias(float(train_data.float().mean()))
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
-    steps_per_epoch = len(_batches(torch.arange(len(train_data)), settings.batch_size))
+    batch_size = batch_size_for(name, settings)
+    steps_per_epoch = len(_batches(torch.arange(len(train_data)), batch_size))
     total_steps = epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=total_steps, eta_min=settings.lr_min
@@ -351,12 +364,16 @@ def _fit(
         counts = None
         n_seen = 0
         step = epoch * steps_per_epoch
-        for batch_index in _batches(_epoch_order(len(train_data), seed, epoch), settings.batch_size):
+        # the AR LSTM-VAE reads its scheduled-sampling epoch on the paper's 2,000-epoch time axis
+        model_epoch = (
+            schedule_epoch(epoch, epochs, model.ss_paper_epochs) if isinstance(model, ARLSTMVAE) else epoch
+        )
+        for batch_index in _batches(_epoch_order(len(train_data), seed, epoch), batch_size):
             batch = train_data[batch_index].to(device, non_blocking=True)
             x = batch if is_prior else batch.float()
             beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) if is_vae else 1.0
             with device_mod.autocast(device):
-                loss, terms = model.training_loss(x, kl_beta=beta, epoch=epoch)
+                loss, terms = model.training_loss(x, kl_beta=beta, epoch=model_epoch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -375,7 +392,7 @@ def _fit(
         if is_vae:
             row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction)
         if isinstance(model, ARLSTMVAE):
-            row["teacher_prob"] = teacher_forcing_prob(epoch, model.ss_rate)
+            row["teacher_prob"] = model.teacher_prob_at(epoch, epochs)
         if counts is not None:
             row["perplexity"] = perplexity(counts)
             row["dead_codes"] = int((counts == 0).sum())

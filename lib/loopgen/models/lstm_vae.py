@@ -10,8 +10,17 @@ decoder output ``x_t`` shape (128)), so its hidden and cell states start as ``h 
 Its input at step t is ``concat(x_{t-1}, z)`` (93 + 128), with ``x_{-1} = 0``; ``Linear(128 -> 93)`` gives
 the logits. Training uses teacher forcing with scheduled sampling (Bengio et al. 2015): at each step and
 for each loop, the previous *target* step is fed with probability ``p = k / (k + exp(epoch / k))``
-(inverse-sigmoid decay, rate k = 20, counted in **epochs**, 0-based), else the model's own previous
-prediction (``sigmoid >= 0.5``). Inference is full sampling (own predictions fed back).
+(inverse-sigmoid decay, rate k = 20, counted in **epochs** of the paper's 2,000-epoch run, 0-based), else
+the model's own previous prediction (``sigmoid >= 0.5``). Inference is full sampling (own predictions fed
+back). A shorter run follows the same schedule on the paper's time axis: epoch e of an E-epoch run is
+schedule epoch ``e * 2000 / E`` (:func:`schedule_epoch`), so teacher forcing fades over the first ~5% of the
+run as in the paper (p = 0.5 at paper epoch 60, ~0 after 200) instead of staying ~0.9 for a whole 40-epoch
+run, which left the model never trained on its own predictions (exposure bias). The paper profile
+(2,000 epochs) is unchanged.
+
+The output bias starts at the log-odds of the training data's cell density (:meth:`ARLSTMVAE.init_output_bias`,
+called by the training loop; the usual "prior probability" initialisation of a sparse sigmoid output). With
+zero biases a short run spends its first epochs only learning that cells are mostly off.
 
 NonAR LSTM-VAE (b): z repeated 128 times -> LSTM (hidden 256) -> Linear(256 -> 93) at every step.
 """
@@ -28,6 +37,14 @@ from loopgen.models.base import ContinuousVAE
 from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, he_init
 
 SCHEDULED_SAMPLING_RATE = 20.0
+PAPER_EPOCHS = 2000  # the time axis of the paper's scheduled-sampling schedule
+
+
+def schedule_epoch(epoch: int, total_epochs: int, paper_epochs: int = PAPER_EPOCHS) -> float:
+    """Epoch ``epoch`` (0-based) of a ``total_epochs`` run on the paper's ``paper_epochs`` time axis."""
+    if total_epochs < 1:
+        raise ValueError(f"total_epochs must be >= 1, got {total_epochs}")
+    return epoch * paper_epochs / total_epochs
 
 
 def teacher_forcing_prob(epoch: int | float, rate: float = SCHEDULED_SAMPLING_RATE) -> float:
@@ -55,14 +72,41 @@ class ARLSTMVAE(_LSTMEncoderVAE):
     name = "ar_lstm_vae"
 
     def __init__(
-        self, encoder_hidden: int = 256, latent: int = 128, ss_rate: float = SCHEDULED_SAMPLING_RATE
+        self,
+        encoder_hidden: int = 256,
+        latent: int = 128,
+        ss_rate: float = SCHEDULED_SAMPLING_RATE,
+        ss_paper_epochs: int = PAPER_EPOCHS,
+        output_bias_init: str = "data_rate",
     ) -> None:
         super().__init__(encoder_hidden, latent)
-        self.config = {"encoder_hidden": encoder_hidden, "latent": latent, "ss_rate": ss_rate}
+        if output_bias_init not in ("data_rate", "zero"):
+            raise ValueError(f"output_bias_init must be 'data_rate' or 'zero', got {output_bias_init!r}")
+        self.config = {
+            "encoder_hidden": encoder_hidden,
+            "latent": latent,
+            "ss_rate": ss_rate,
+            "ss_paper_epochs": ss_paper_epochs,
+            "output_bias_init": output_bias_init,
+        }
         self.ss_rate = ss_rate
+        self.ss_paper_epochs = ss_paper_epochs
+        self.output_bias_init = output_bias_init
         self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
         self.output = nn.Linear(latent, N_COLUMNS)
         he_init(self)
+
+    @torch.no_grad()
+    def init_output_bias(self, cell_rate: float) -> None:
+        """Set the output bias to ``log(r / (1 - r))`` for the training data's density r (if so configured)."""
+        if self.output_bias_init != "data_rate":
+            return
+        r = min(max(float(cell_rate), 1e-4), 1 - 1e-4)
+        self.output.bias.fill_(math.log(r / (1 - r)))
+
+    def teacher_prob_at(self, epoch: int, total_epochs: int) -> float:
+        """Teacher-forcing probability in epoch ``epoch`` (0-based) of a ``total_epochs`` run."""
+        return teacher_forcing_prob(schedule_epoch(epoch, total_epochs, self.ss_paper_epochs), self.ss_rate)
 
     def _initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h0 = z.unsqueeze(0).contiguous()
@@ -98,7 +142,8 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         """Full sampling: each step is fed the previous step's prediction (sigmoid >= 0.5)."""
         return self._stepwise(z, None, None)
 
-    def decode_train(self, z: torch.Tensor, x: torch.Tensor, epoch: int) -> torch.Tensor:
+    def decode_train(self, z: torch.Tensor, x: torch.Tensor, epoch: int | float) -> torch.Tensor:
+        """Scheduled sampling; ``epoch`` is on the paper's time axis (see :func:`schedule_epoch`)."""
         p = teacher_forcing_prob(epoch, self.ss_rate)
         mask = torch.rand(x.shape[0], LOOP_STEPS, device=x.device) < p
         if bool(mask[:, 1:].all()):
