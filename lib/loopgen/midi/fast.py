@@ -27,6 +27,8 @@ from .notes import (
     DRUM_CHANNEL,
     MidiRejected,
     NoteTable,
+    check_file_size,
+    check_read_limits,
 )
 
 # mido checks a time-signature denominator 2**k with ``math.log(2**k, 2) == int(...)``, which fails
@@ -344,23 +346,21 @@ def read_notes_fast(
 ) -> NoteTable:
     """Read ``path`` with the compiled parser; same table and same rejections as the reference."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > max_file_bytes:
-        raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={max_file_bytes}")
+    check_file_size(path, max_file_bytes)
     data = np.fromfile(path, dtype=np.uint8)
     (error, tpq, last_tick, n_note_on, n_notes, start, end, pitch, channel, program, instrument, n_ts, ts) = (
         _parse(data, max_notes, _BAD_DENOMINATOR_EXPONENT, _MESSAGE_LENGTH)
     )
     if error:
         raise MidiRejected("unreadable", _ERRORS[int(error)])
-    if tpq < min_ticks_per_quarter:
-        raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
-    if last_tick < 0:
-        raise MidiRejected("no_tracks", "the file holds no track with any event")
-    if last_tick >= max_ticks:
-        raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
-    if n_note_on > max_notes:
-        raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={max_notes}")
+    check_read_limits(
+        int(tpq),
+        int(last_tick),
+        int(n_note_on),
+        max_notes=max_notes,
+        max_ticks=max_ticks,
+        min_ticks_per_quarter=min_ticks_per_quarter,
+    )
     start, end, pitch = start[:n_notes], end[:n_notes], pitch[:n_notes]
     channel, program, instrument = channel[:n_notes], program[:n_notes], instrument[:n_notes]
     is_drum = channel == DRUM_CHANNEL

@@ -7,6 +7,7 @@ and both raise :class:`MidiRejected` with the same reason code for a file they r
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,30 @@ class MidiRejected(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+def check_file_size(path: os.PathLike | str, max_file_bytes: int) -> None:
+    """Refuse a file bigger than ``max_file_bytes`` before reading it (both backends)."""
+    size = os.stat(path).st_size
+    if size > max_file_bytes:
+        raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={max_file_bytes}")
+
+
+def check_read_limits(
+    tpq: int, last_tick: int, n_note_on: int, *, max_notes: int, max_ticks: int, min_ticks_per_quarter: int
+) -> None:
+    """The rejections both backends apply once a file has parsed, in this order.
+
+    ``last_tick`` is the tick of the last event over all tracks, -1 when no track holds an event.
+    """
+    if tpq < min_ticks_per_quarter:
+        raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
+    if last_tick < 0:
+        raise MidiRejected("no_tracks", "the file holds no track with any event")
+    if last_tick >= max_ticks:
+        raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
+    if n_note_on > max_notes:
+        raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={max_notes}")
 
 
 def _int_array(values=()) -> np.ndarray:

@@ -23,6 +23,8 @@ from .notes import (
     DEFAULT_MIN_TICKS_PER_QUARTER,
     MidiRejected,
     NoteTable,
+    check_file_size,
+    check_read_limits,
 )
 
 
@@ -61,16 +63,12 @@ def read_notes_reference(
 ) -> NoteTable:
     """Read ``path`` with mido + pretty_midi; raise :class:`MidiRejected` for a refused file."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > max_file_bytes:
-        raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={max_file_bytes}")
+    check_file_size(path, max_file_bytes)
     try:
         midi = mido.MidiFile(filename=path, charset="latin1")
     except Exception as exc:  # noqa: BLE001 - any parse failure is a rejection, never a crash
         raise MidiRejected("unreadable", f"{type(exc).__name__}: {exc}") from None
     tpq = int(midi.ticks_per_beat)
-    if tpq < min_ticks_per_quarter:
-        raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
 
     time_signatures, n_note_on, last_tick = [], 0, -1
     for track in midi.tracks:
@@ -83,12 +81,14 @@ def read_notes_reference(
                 time_signatures.append((tick, msg.numerator, _denominator(msg.denominator)))
         if len(track):
             last_tick = max(last_tick, tick)
-    if last_tick < 0:
-        raise MidiRejected("no_tracks", "the file holds no track with any event")
-    if last_tick >= max_ticks:
-        raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
-    if n_note_on > max_notes:
-        raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={max_notes}")
+    check_read_limits(
+        int(tpq),
+        int(last_tick),
+        int(n_note_on),
+        max_notes=max_notes,
+        max_ticks=max_ticks,
+        min_ticks_per_quarter=min_ticks_per_quarter,
+    )
 
     # pretty_midi fails on an empty track (max of an empty list); an empty track holds nothing anyway.
     midi.tracks = [track for track in midi.tracks if len(track)]
