@@ -20,6 +20,7 @@ from . import (
     CRASH,
     KICK,
     LOOP_STEPS,
+    N_BASS,
     N_COLUMNS,
     N_DRUM,
     STEPS_PER_BAR,
@@ -178,10 +179,13 @@ def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray
     roll = np.zeros((n_steps, N_COLUMNS), dtype=np.uint8)
     roll[drum_step, component] = 1
     # Bass: count the notes sounding at each (step, column), then keep the lowest column per step.
-    sounding = np.zeros((n_steps + 1, N_COLUMNS), dtype=np.int32)
-    np.add.at(sounding, (bass_first, bass_column), 1)
-    np.add.at(sounding, (bass_last + 1, bass_column), -1)
-    bass_on = np.cumsum(sounding[:n_steps, N_DRUM:], axis=0) > 0
+    # (+1 where a note starts, -1 after it ends, summed down the steps; bincount is the fast np.add.at)
+    pitch_index = bass_column - N_DRUM
+    n_cells = (n_steps + 1) * N_BASS
+    delta = np.bincount(bass_first * N_BASS + pitch_index, minlength=n_cells) - np.bincount(
+        (bass_last + 1) * N_BASS + pitch_index, minlength=n_cells
+    )
+    bass_on = np.cumsum(delta.reshape(n_steps + 1, N_BASS)[:n_steps], axis=0) > 0
     any_bass = bass_on.any(axis=1)
     lowest = np.argmax(bass_on, axis=1)
     steps = np.flatnonzero(any_bass)
