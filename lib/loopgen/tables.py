@@ -309,25 +309,15 @@ def discussion_table2(ours: pd.DataFrame, column: str = "reconstruction_error") 
 
     out: list[str] = []
     t_pairs = [(e(32, L, K), e(64, L, K), f"L={L}, K={K}") for L, K in ((16, 256), (16, 512), (32, 512))]
-    t_pairs = [p for p in t_pairs if p[0] is not None and p[1] is not None]
-    if t_pairs:
-        text = "; ".join(f"{name}: {format_number(a)} -> {format_number(b)}" for a, b, name in t_pairs)
-        out.append(
-            claim(
-                f"Doubling the latent time steps t from 32 to 64 lowers the error ({text})",
-                all(b < a for a, b, _ in t_pairs),
-            )
-        )
     k_pairs = [(e(t, 16, 256), e(t, 16, 512), f"t={t}") for t in (32, 64)]
-    k_pairs = [p for p in k_pairs if p[0] is not None and p[1] is not None]
-    if k_pairs:
-        text = "; ".join(f"{name}: {format_number(a)} -> {format_number(b)}" for a, b, name in k_pairs)
-        out.append(
-            claim(
-                f"Doubling the codebook K from 256 to 512 lowers the error ({text})",
-                all(b < a for a, b, _ in k_pairs),
-            )
-        )
+    for statement, pairs in (
+        ("Doubling the latent time steps t from 32 to 64 lowers the error", t_pairs),
+        ("Doubling the codebook K from 256 to 512 lowers the error", k_pairs),
+    ):
+        pairs = [p for p in pairs if p[0] is not None and p[1] is not None]
+        if pairs:
+            text = "; ".join(f"{name}: {format_number(a)} -> {format_number(b)}" for a, b, name in pairs)
+            out.append(claim(f"{statement} ({text})", all(b < a for a, b, _ in pairs)))
     same_size = (e(32, 32, 512), e(64, 16, 512))
     if None not in same_size:
         out.append(
