@@ -25,8 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<14} {text}")
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    from loopgen import cli
+
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return int(module.cli_main(argv[1:]) or 0)
+    return cli.run(module.cli_main, argv[1:])
 
 
 if __name__ == "__main__":
