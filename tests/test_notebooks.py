@@ -5,6 +5,7 @@ Marked ``notebooks``: select it alone with ``pytest -m notebooks``, or skip it w
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -17,11 +18,15 @@ from loopgen.outputs import OUTPUTS
 
 
 @pytest.mark.notebooks
-def test_smoke_profile_regenerates_every_output(repo_root):
+def test_smoke_profile_regenerates_every_output(repo_root, tmp_path_factory):
+    """Runs in an isolated root (``LOOPGEN_ROOT``): a user's figures/, data/ and build/ are never touched."""
+    root = tmp_path_factory.mktemp("smoke-root")
     started = time.time() - 1
+    user_figures = {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")}
     proc = subprocess.run(
         [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", "smoke", "--cell-timeout", "900"],
-        cwd=repo_root,
+        cwd=root,
+        env={**os.environ, "LOOPGEN_ROOT": str(root)},
         capture_output=True,
         text=True,
         timeout=1500,
@@ -30,7 +35,7 @@ def test_smoke_profile_regenerates_every_output(repo_root):
     assert proc.returncode == 0, f"notebook run failed:\n{tail}"
     problems = []
     for output in OUTPUTS:
-        path = repo_root / "figures" / output.filename
+        path = root / "figures" / output.filename
         if not path.exists() or path.stat().st_size == 0:
             problems.append(f"{output.filename} (from {output.notebook}) was not written")
             continue
@@ -51,3 +56,6 @@ def test_smoke_profile_regenerates_every_output(repo_root):
             if not md.exists() or "|" not in md.read_text():
                 problems.append(f"{md.name} (Markdown table) missing or not a table")
     assert not problems, "\n".join(problems) + f"\n--- run log tail ---\n{tail}"
+    assert {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")} == user_figures, (
+        "the notebook test touched the checkout's figures/"
+    )

@@ -22,6 +22,9 @@ def _default_root() -> Path:
     return Path.cwd().resolve()
 
 
+# The checkout this package lives in: its notebooks are the sources papermill runs, whatever the root.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
 # Real-world MIDI for tests and comparisons; never copied into the repository.
 SHARED_DEV_MIDI = Path(__file__).resolve().parents[3] / "shared" / "midi" / "dev"
 
@@ -94,7 +97,10 @@ class Paths:
 
     @property
     def notebooks(self) -> Path:
-        return self.root / "notebooks"
+        """The source notebooks: the root's own ``notebooks/`` when it has one, else the checkout's (so a
+        run with ``LOOPGEN_ROOT`` pointing at an empty folder, as the tests do, still finds them)."""
+        own = self.root / "notebooks"
+        return own if own.is_dir() else SOURCE_ROOT / "notebooks"
 
     def ensure(self) -> Paths:
         """Create the output folders."""

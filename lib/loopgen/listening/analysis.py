@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .study import RATING_COLUMNS, StudyLayout, read_key
+from .study import RATING_COLUMNS, StudyLayout, read_key, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
 SIMULATED_TITLE = "SIMULATED - not listener data"
+PROXY_TITLE = "PROXY listener (a real-vs-generated classifier) - not listener data"
+
+
+def data_label(simulated: bool | str) -> str:
+    """What the ratings are: "listeners" (real people), "PROXY" (the proxy listener) or "SIMULATED"."""
+    if not simulated:
+        return "listeners"
+    return "PROXY" if str(simulated).lower() == "proxy" else "SIMULATED"
 REJECTED_COLUMNS = ("source_file", "line", "listener_id", "stimulus_id", "rating", "reason")
 
 
@@ -85,7 +94,7 @@ def load_ratings(study_dir: Path | str, key: pd.DataFrame | None = None) -> pd.D
         if missing:
             rejected.append({"source_file": name, "line": 0, "reason": f"file lacks columns {missing}"})
             continue
-        file_simulated = name.upper().startswith("RATINGS_SIMULATED")
+        file_simulated = name.upper().startswith(("RATINGS_SIMULATED", "RATINGS_PROXY"))
         for line, row in enumerate(frame.itertuples(index=False), start=2):
             listener, stimulus, raw = (str(getattr(row, c)).strip() for c in RATING_COLUMNS)
             record = {
@@ -222,11 +231,12 @@ def analyse(
     return table, kruskal, posthoc
 
 
-def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool) -> pd.DataFrame:
+def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool | str) -> pd.DataFrame:
     """Table 5: per-group ratings beside the paper's means, then the Kruskal-Wallis H and p rows.
 
     Columns: ratings, median, std, ours, paper, data ("ours"/"paper" hold the mean for a group row and the
-    statistic for a test row). The ``data`` column says SIMULATED on every row of simulated ratings.
+    statistic for a test row). The ``data`` column says what the ratings are (:func:`data_label`): listeners,
+    PROXY or SIMULATED, on every row.
     """
     from loopgen.paper import LISTENING
 
@@ -244,16 +254,17 @@ def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: b
     rows[f"Kruskal-Wallis H ({kruskal.dof} df)"] = {**blank, "ours": kruskal.H, "paper": LISTENING.kruskal_h}
     rows["Kruskal-Wallis p"] = {**blank, "ours": kruskal.p, "paper": f"< {LISTENING.p_value_below:g}"}
     out = pd.DataFrame.from_dict(rows, orient="index")
-    out["data"] = "SIMULATED" if simulated else "listeners"
+    out["data"] = data_label(simulated)
     out.index.name = "row"
     return out
 
 
-def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool, paper_means: bool = True):
+def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str, paper_means: bool = True):
     """Figure 6: rating box plot per group; green median line, red triangle at the mean with its value above.
 
     With ``paper_means`` the paper's two reported means are drawn as hollow black triangles for comparison.
-    The title says "SIMULATED - not listener data" when ``simulated``.
+    The title says "SIMULATED - not listener data" when ``simulated`` is true, and names the PROXY listener
+    when it is ``"proxy"``.
     """
     import matplotlib.pyplot as plt
 
@@ -309,20 +320,28 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool, pape
     ax.set_ylabel("rating (1-5): how much it sounds like music")
     title = "Listening-test ratings per group (Figure 6)"
     if simulated:
-        title = f"{title}\n{SIMULATED_TITLE}"
+        title = f"{title}\n{PROXY_TITLE if data_label(simulated) == 'PROXY' else SIMULATED_TITLE}"
     ax.set_title(title, color="firebrick" if simulated else "black")
     fig.tight_layout()
     return fig
 
 
 def ratings_for_analysis(
-    study_dir: Path | str, key: pd.DataFrame | None = None, *, n_simulated: int = 20, seed: int = 0
-) -> tuple[pd.DataFrame, bool]:
-    """(ratings, simulated): the listeners' ratings when any exist, else freshly simulated ones.
+    study_dir: Path | str,
+    key: pd.DataFrame | None = None,
+    *,
+    groups: Mapping[str, np.ndarray] | None = None,
+    n_simulated: int = 20,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, bool | str]:
+    """(ratings, simulated): the listeners' ratings when any exist, else stand-in ratings.
 
-    Simulated ratings (see :mod:`loopgen.listening.simulate`) are written to
-    ``ratings/ratings_SIMULATED.csv`` and returned with ``simulated=True``; they are ignored as soon as
-    one real ratings file is present.
+    The stand-in is the PROXY listener (:mod:`loopgen.listening.proxy`, ``simulated == "proxy"``) when the
+    groups' loops are given: its ratings depend on the loops. Without them it is the old simulation drawn
+    around the paper's means (:mod:`loopgen.listening.simulate`, ``simulated is True``), which proves only
+    that the analysis runs. Stand-in ratings are written to ``ratings/`` (``ratings_PROXY.csv`` or
+    ``ratings_SIMULATED.csv``) and ignored as soon as one real ratings file is present. The proxy's
+    scores are in ``ratings.attrs["proxy"]``.
     """
     from .simulate import simulate_ratings, write_simulated
 
@@ -331,16 +350,31 @@ def ratings_for_analysis(
     real = ratings[~ratings["simulated"]]
     if len(real):
         if ratings["simulated"].any():
-            log.warning("ignoring ratings_SIMULATED.csv: %d real ratings are present", len(real))
+            log.warning("ignoring simulated or proxy ratings: %d real ratings are present", len(real))
         real = real.reset_index(drop=True)
         real.attrs = dict(ratings.attrs)
         return real, False
+    if groups is not None:
+        from .proxy import PROXY_FILE, proxy_ratings, score_loops
+
+        rated = key[key["role"] == "stimulus"]
+        stimuli = {g: rated.loc[rated["group"] == g, "source_index"].to_numpy(int) for g in groups}
+        scores = score_loops(groups, must_include=stimuli, seed=seed)
+        proxy = proxy_ratings(key, scores, n_simulated, seed)
+        columns = [*RATING_COLUMNS, "simulated"]
+        write_csv_atomic(
+            StudyLayout(Path(study_dir)).ratings / PROXY_FILE,
+            columns,
+            list(proxy[columns].itertuples(index=False, name=None)),
+        )
+        proxy.attrs["proxy"] = scores
+        return proxy, "proxy"
     simulated = simulate_ratings(key, n_simulated, seed)
     write_simulated(simulated, study_dir)
     return simulated, True
 
 
-def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool) -> list[str]:
+def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool | str) -> list[str]:
     """The paper's three listening-test claims, each checked on these ratings."""
     from loopgen.tables import claim
 
@@ -368,7 +402,13 @@ def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool) 
             significant,
         )
     )
-    if simulated:
+    if data_label(simulated) == "PROXY":
+        lines = [f"PROXY listener, not listener data - {line}" for line in lines]
+        lines.append(
+            "The PROXY listener rates each loop by how real a cross-validated real-vs-generated classifier finds "
+            "it: the ranking reflects the loops, but it is a classifier's judgment, not people's."
+        )
+    elif simulated:
         lines = [f"SIMULATED ratings, not listener data - {line}" for line in lines]
         lines.append(
             "These simulated ratings were drawn around the paper's own means, so agreeing with the paper here "
