@@ -52,7 +52,9 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
         from loopgen.corpus import write_demo_corpus
 
         folder = paths.corpus_dir(corpus.name)
-        write_demo_corpus(folder, n_songs=corpus.n_songs, seed=corpus.seed, progress=progress)
+        write_demo_corpus(
+            folder, n_songs=corpus.n_songs, seed=corpus.seed, progress=progress, workers=profile.extract.workers
+        )
         return MidiSource(folder, corpus.name)
     folder = paths.lmd_dir / "lmd_full"
     if not folder.is_dir():

@@ -99,9 +99,28 @@ def cosine_lr(step: int, total_steps: int, lr_max: float, lr_min: float) -> floa
     return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
+def warmup_cosine_lr(step: int, total_steps: int, warmup_steps: int, lr_max: float, lr_min: float) -> float:
+    """Linear warm-up from ``lr_max / warmup_steps`` to ``lr_max``, then the cosine down to ``lr_min``."""
+    if step < warmup_steps:
+        return lr_max * (step + 1) / warmup_steps
+    return cosine_lr(step - warmup_steps, max(1, total_steps - warmup_steps), lr_max, lr_min)
+
+
+def make_scheduler(optimiser: torch.optim.Optimizer, settings: TrainSettings, total_steps: int):
+    """PyTorch's ``CosineAnnealingLR`` (the paper's schedule), or warm-up + cosine when ``warmup_steps`` > 0."""
+    if settings.warmup_steps <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps, eta_min=settings.lr_min)
+    warmup = min(settings.warmup_steps, max(1, total_steps - 1))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: warmup_cosine_lr(step, total_steps, warmup, settings.lr_max, settings.lr_min) / settings.lr_max,
+    )
+
+
 # ------------------------------------------------------------------------------------------ checkpoint keys
 def _weight_settings(name: str, settings: TrainSettings) -> dict:
     """The training settings that change ``name``'s weights (validation caps and other models' epochs do not)."""
+    settings = settings.recipe(name)
     keyed = {
         "epochs": epochs_for(name, settings),
         "batch_size": batch_size_for(name, settings),
@@ -112,7 +131,16 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
     }
     if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
+    # the short-run recipe enters the key only when used, so the keys of plain settings stay as they were
+    for extra, plain in (("warmup_steps", 0), ("grad_clip", None), ("keep_best", False)):
+        if getattr(settings, extra) != plain:
+            keyed[extra] = getattr(settings, extra)
     return keyed
+
+
+def resolved_kwargs(name: str, settings: TrainSettings, model_kwargs: dict | None = None) -> dict:
+    """Constructor arguments of ``name``: the profile's (``per_model[name]["model"]``), then ``model_kwargs``."""
+    return {**settings.model_kwargs(name), **(model_kwargs or {})}
 
 
 def model_config(name: str, model_kwargs: dict | None = None) -> dict:
@@ -133,7 +161,7 @@ def checkpoint_key(
     payload = {
         "name": name,
         "architecture": ARCHITECTURE_VERSION,
-        "config": model_config(name, model_kwargs),
+        "config": model_config(name, resolved_kwargs(name, settings, model_kwargs)),
         "settings": _weight_settings(name, settings),
         "data_key": str(data_key),
         "seed": int(seed),
@@ -168,7 +196,8 @@ def checkpoint_path(
     key = checkpoint_key(
         name, settings, data_key=data_key, model_kwargs=model_kwargs, seed=seed, vq_key=vq_key
     )
-    return Path(checkpoint_dir) / f"{name}{_variant(name, model_config(name, model_kwargs))}-{key}.pt"
+    config = model_config(name, resolved_kwargs(name, settings, model_kwargs))
+    return Path(checkpoint_dir) / f"{name}{_variant(name, config)}-{key}.pt"
 
 
 # ------------------------------------------------------------------------------------------- RNG states
@@ -309,6 +338,8 @@ def _fit(
     progress: bool,
     max_epochs_this_call: int | None,
 ) -> TrainResult:
+    settings = settings.recipe(name)
+    model_kwargs = resolved_kwargs(name, settings, model_kwargs)
     epochs = epochs_for(name, settings)
     if epochs < 1:
         raise ValueError(f"{name}: the settings give {epochs} epochs; need at least 1")
@@ -322,11 +353,10 @@ def _fit(
     batch_size = batch_size_for(name, settings)
     steps_per_epoch = len(_batches(torch.arange(len(train_data)), batch_size))
     total_steps = epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=total_steps, eta_min=settings.lr_min
-    )
+    scheduler = make_scheduler(optimiser, settings, total_steps)
     history: dict[str, list] = {}
     start_epoch = 0
+    best: dict | None = None  # keep_best: {"loss", "epoch", "model"} of the best validated epoch so far
 
     if path.exists() and force:
         path.unlink()
@@ -347,6 +377,7 @@ def _fit(
         optimiser.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"], device)
+        best = ckpt.get("best")
 
     is_vae = isinstance(model, ContinuousVAE)
     is_prior = name == "prior"
@@ -376,6 +407,8 @@ def _fit(
                 loss, terms = model.training_loss(x, kl_beta=beta, epoch=model_epoch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimiser.step()
             scheduler.step()
             step += 1
@@ -404,10 +437,21 @@ def _fit(
             )
         row["lr"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.perf_counter() - t0
+        val_loss = row.get("val_loss" if is_prior else "val_recon")
+        if settings.keep_best and val_loss is not None and (best is None or val_loss < best["loss"]):
+            best = {
+                "loss": float(val_loss),
+                "epoch": epoch + 1,
+                "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            }
         for k in list(history) + [k for k in row if k not in history]:
             history.setdefault(k, [float("nan")] * epoch)
             history[k].append(float(row.get(k, float("nan"))))
         finished = epoch + 1 == epochs
+        final_weights = model.state_dict()
+        if finished and best is not None:  # keep_best: the finished checkpoint holds the best epoch's weights
+            model.load_state_dict(best["model"])
+            final_weights = best["model"]
         _atomic_save(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -420,7 +464,9 @@ def _fit(
                 "epoch": epoch + 1,
                 "total_epochs": epochs,
                 "finished": finished,
-                "model": model.state_dict(),
+                "best_epoch": None if best is None else best["epoch"],
+                "best": None if finished else best,
+                "model": final_weights,
                 "optimizer": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": _rng_state(device),
@@ -637,7 +683,7 @@ def load_trained(
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     kwargs = dict(model_kwargs or {})
     if name == "prior":
-        vq_config = model_config("vq_vae", vq_kwargs)
+        vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
         if vq_key is None:
             vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
         kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
@@ -658,7 +704,7 @@ def load_trained(
         raise MissingInputError(
             f"{path} is unfinished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs): {how} to finish it."
         )
-    model = build(name, **kwargs).to(device)
+    model = build(name, **resolved_kwargs(name, settings, kwargs)).to(device)
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, pd.DataFrame(ckpt["history"])

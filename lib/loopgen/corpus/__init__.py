@@ -48,13 +48,21 @@ def _is_complete(out_dir: Path, n_songs: int, seed: int) -> bool:
     return all((out_dir / song["file"]).is_file() for song in manifest.get("songs", []))
 
 
+def _write_song(job: tuple[str, int, int]) -> dict:
+    """Plan, render and write song ``index`` of corpus ``seed`` into folder ``out``; return its summary."""
+    out, seed, index = job
+    plan = plan_song(seed, index)
+    write_bytes(Path(out) / plan.file, render_song(plan, seed))
+    return plan.summary()
+
+
 def write_demo_corpus(
-    out_dir: Path | str, n_songs: int = 300, seed: int = 0, *, progress: bool = True
+    out_dir: Path | str, n_songs: int = 300, seed: int = 0, *, progress: bool = True, workers: int = 1
 ) -> Path:
     """Write ``n_songs`` procedural songs (``song_00000.mid`` ...) and ``corpus.json`` into ``out_dir``.
 
     Deterministic: the same ``(n_songs, seed)`` gives the same bytes, and song ``i`` does not depend on
-    ``n_songs``. Idempotent: returns at once if ``corpus.json`` already describes this corpus.
+    ``n_songs`` (nor on ``workers``, the number of processes that write songs side by side). Idempotent: returns at once if ``corpus.json`` already describes this corpus.
     ``corpus.json`` records per song its genre, tempo, meter, form and intended defects (with the
     rejection reason the extractor should give, if any). Returns ``out_dir``.
     """
@@ -67,14 +75,26 @@ def write_demo_corpus(
     stale = out / MANIFEST  # written last: its presence means the corpus is complete
     if stale.exists():
         stale.unlink()
-    songs = []
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers}")
+    jobs = [(str(out), seed, index) for index in range(n_songs)]
     report_every = max(1, n_songs // 10)
-    for index in range(n_songs):
-        plan = plan_song(seed, index)
-        write_bytes(out / plan.file, render_song(plan, seed))
-        songs.append(plan.summary())
-        if progress and (index + 1) % report_every == 0:
-            print(f"  wrote {index + 1}/{n_songs} songs", file=sys.stderr)
+    songs: list[dict] = []
+    pool = None
+    if workers > 1 and n_songs > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        summaries = pool.imap(_write_song, jobs, chunksize=32) if pool else map(_write_song, jobs)
+        for summary in summaries:
+            songs.append(summary)
+            if progress and len(songs) % report_every == 0:
+                print(f"  wrote {len(songs)}/{n_songs} songs", file=sys.stderr)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     manifest = {
         "n_songs": n_songs,
         "seed": seed,

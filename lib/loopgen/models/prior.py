@@ -4,6 +4,9 @@ A 2-layer LSTM reads the code sequence ``z_0 .. z_{t-1}`` (each code embedded) a
 the K codes, the next code at every step: ``p(z_i | z_<i)`` for i = 1 .. t-1, trained with teacher forcing.
 ``z_0`` is not modelled here: sampling draws it from the training set's empirical first-code distribution
 (see ``loopgen.sample``). The paper gives no sizes for the embedding and the LSTM; we use 128 and 256.
+``dropout`` (0 by default, as nothing in the paper suggests any) drops embedding inputs, the output of the
+first LSTM layer and the last layer's output during training: the demo profile uses it, because a prior
+trained on a few thousand code sequences otherwise memorises them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class CodePrior(nn.Module):
         embed_dim: int = 128,
         hidden: int = 256,
         layers: int = 2,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.config = {
@@ -35,10 +39,12 @@ class CodePrior(nn.Module):
             "embed_dim": embed_dim,
             "hidden": hidden,
             "layers": layers,
+            "dropout": dropout,
         }
         self.num_codes, self.seq_len = num_codes, seq_len
         self.embedding = nn.Embedding(num_codes, embed_dim)
-        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.output = nn.Linear(hidden, num_codes)
         he_init(self)
 
@@ -49,8 +55,8 @@ class CodePrior(nn.Module):
         self, codes: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Next-code logits (batch, steps, K) after each input code, and the LSTM state."""
-        out, state = self.lstm(self.embedding(codes), state)
-        return self.output(out), state
+        out, state = self.lstm(self.drop(self.embedding(codes)), state)
+        return self.output(self.drop(out)), state
 
     def training_loss(
         self, codes: torch.Tensor, *, kl_beta: float = 1.0, epoch: int = 0
