@@ -99,7 +99,7 @@ def cli_main(argv: list[str]) -> int:
             temperature=None if args.argmax else args.temperature, seed=args.seed,
         )
     except MissingInputError as exc:
-        print(f"Cannot generate yet: {exc}", file=sys.stderr)
+        print(f"error: cannot generate yet: {exc}", file=sys.stderr)
         return 1
     written = export_loops(loops, args.out, prefix=args.model, tempo=args.tempo, repeats=args.repeats,
                            wav=not args.no_wav)
