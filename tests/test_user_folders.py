@@ -203,3 +203,18 @@ def test_an_explicit_seed_is_reproducible_and_says_so(study_root):
     assert json.loads((outs[0] / "key.json").read_text())["seed_was_given"]
     assert "not blind" in (outs[0] / "README.md").read_text()
     assert json.loads((outs[0] / "site" / "stimuli.json").read_text())["seed"] != 7
+
+
+def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):
+    from loopgen.corpus import write_demo_corpus
+
+    songs = write_demo_corpus(tmp_path / "songs", n_songs=3, progress=False)
+    out = tmp_path / "out"
+    (out / ".partial").mkdir(parents=True)
+    (out / ".partial" / "run.json").write_text('{"params": {}, "inputs": {}}')  # a killed run of ours ...
+    (out / ".partial" / ".chunk_000000.npz.k3j2.tmp").write_bytes(b"half a chunk")  # ... and its temporaries
+    (out / ".shard_00000.npy.x81a.tmp").write_bytes(b"half a shard")
+    done = loopgen("extract", str(songs), str(out), "--workers", "1", "--quiet", "--force", root=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not list(out.rglob("*.tmp")) and not (out / ".partial").exists()
+    assert json.loads((out / "report.json").read_text())["totals"]["files_scanned"] == 3

@@ -297,6 +297,19 @@ def _remove_partial(partial: Path) -> None:
         pass
 
 
+OWN_TEMPORARIES = (".shard_*.tmp", ".index.npz.*.tmp", ".report.json.*.tmp", ".manifest.json.*.tmp")
+
+
+def _remove_dead_temporaries(out_dir: Path, partial: Path) -> list[Path]:
+    """Temporaries a killed run of ours left (we hold the folder's lock, so no live run writes them)."""
+    stale = [p for pattern in OWN_TEMPORARIES for p in out_dir.glob(pattern)]
+    stale += [p for pattern in (".chunk_*.tmp", ".run.json.*.tmp") for p in partial.glob(pattern)]
+    for path in stale:
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    return stale
+
+
 def made_by_extract(out_dir: Path | str) -> bool:
     """True when ``out_dir`` holds a loop dataset (or a half-done extraction) written by this module."""
     out_dir = Path(out_dir)
@@ -450,6 +463,7 @@ def _extract_locked(
 ) -> dict:
     manifest_path = out_dir / "manifest.json"
     partial = out_dir / PARTIAL
+    _remove_dead_temporaries(out_dir, partial)
     if manifest_path.exists():
         try:
             _check_identity(json.loads(manifest_path.read_text()), identity, out_dir)
