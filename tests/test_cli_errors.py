@@ -394,3 +394,24 @@ def test_killed_extract_leaves_no_orphan_workers(dev_midi_dir, tmp_path):
                 process.kill()
             except psutil.Error:
                 pass
+
+
+@pytest.mark.parametrize("code,hint", [(28, "free some disk space"), (30, "writable disk")])
+def test_full_disk_or_read_only_output_is_one_line_and_resumable(place, capsys, monkeypatch, code, hint):
+    import errno
+
+    import loopgen.extract as extract_module
+
+    assert code in (errno.ENOSPC, errno.EROFS)
+    real = extract_module._finalize
+
+    def fails(out_dir, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(out_dir / "shard_00000.npy"))
+
+    monkeypatch.setattr(extract_module, "_finalize", fails)
+    assert main(["extract", "songs", "out", "--workers", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and hint in err and "shard_00000.npy" in err
+    monkeypatch.setattr(extract_module, "_finalize", real)  # space freed: the next run finishes the job
+    assert main(["extract", "songs", "out", "--workers", "1", "--quiet"]) == 0
+    assert (place / "out" / "manifest.json").exists()
