@@ -415,3 +415,27 @@ def test_full_disk_or_read_only_output_is_one_line_and_resumable(place, capsys, 
     monkeypatch.setattr(extract_module, "_finalize", real)  # space freed: the next run finishes the job
     assert main(["extract", "songs", "out", "--workers", "1", "--quiet"]) == 0
     assert (place / "out" / "manifest.json").exists()
+
+
+def test_lock_is_refused_while_held_and_free_after(tmp_path):
+    from loopgen.atomic import LockedError, is_locked
+
+    lock = tmp_path / "out" / OWN_LOCK_FILE
+    lock.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, fcntl; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.readline()", str(lock)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert is_locked(lock)
+        with pytest.raises(LockedError, match="in use by another run"):
+            with exclusive_lock(lock, what="the output folder"):
+                pass
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not is_locked(lock)
+    with exclusive_lock(lock, what="the output folder"):
+        assert lock.read_text().strip() == str(os.getpid())
+    assert lock.read_bytes() == b""  # released: empty, so finished outputs stay byte-identical

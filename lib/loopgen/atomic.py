@@ -86,10 +86,13 @@ def exclusive_lock(lock_path: Path | str, *, what: str, wait: bool = False) -> I
                 f"(lock file {path})"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield path
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message another run shows
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # released: an empty file, so finished outputs are byte-identical
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)  # releases the lock (the file stays: removing it would let two runs lock two files)
 
 
 def is_locked(lock_path: Path | str) -> bool:
