@@ -17,18 +17,32 @@ cd "$(dirname "$0")"
 PROFILE=demo
 MODE=notebooks
 ONLY=()
+PROFILES="smoke demo paper"  # keep in step with loopgen.profiles.PROFILES (a test checks)
+usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile) PROFILE="$2"; shift 2 ;;
+    --profile)
+      { [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#-}" = "$2" ]; } || usage_error "--profile needs a value: one of ${PROFILES// /, }"
+      PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --tests) MODE=tests; shift ;;
     --setup) MODE=setup; shift ;;
     --lock) MODE=lock; shift ;;
-    --only) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do ONLY+=("$1"); shift; done ;;
+    --only)
+      shift
+      while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do
+        [ -n "$1" ] || usage_error "--only takes notebook names, not an empty string"
+        ONLY+=("$1"); shift
+      done
+      [ ${#ONLY[@]} -gt 0 ] || usage_error "--only needs at least one notebook name (e.g. --only 04 05)" ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "run_all.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    *) usage_error "unknown option '$1'; options: --profile NAME, --only NAME..., --tests, --setup, --lock" ;;
   esac
 done
+case " $PROFILES " in
+  *" $PROFILE "*) ;;
+  *) usage_error "--profile must be one of ${PROFILES// /, } (got '$PROFILE')" ;;
+esac
 
 log() { printf '\033[1m[run_all]\033[0m %s\n' "$*"; }
 PY=.venv/bin/python

@@ -130,7 +130,8 @@ def test_a_listener_rates_every_stimulus_and_downloads_the_csv(browser, server, 
     context.close()
 
     assert not errors
-    assert shown == listening.listener_order(ids, "Tester 1", 11)  # the page and Python agree on the order
+    page_seed = json.loads(listening.StudyLayout(study_dir).stimuli_json.read_text())["seed"]
+    assert shown == listening.listener_order(ids, "Tester 1", page_seed)  # the page and Python agree
     csv = pd.read_csv(saved, dtype={"stimulus_id": str, "listener_id": str})
     assert list(csv.columns) == ["listener_id", "stimulus_id", "rating"]
     assert sorted(csv["stimulus_id"]) == sorted(ids) and csv["stimulus_id"].is_unique

@@ -131,7 +131,10 @@ def test_checksum_mismatch_is_a_clear_error_and_keeps_the_file(tmp_path: Path) -
 def test_md5_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="MD5"):
         download_lmd(tmp_path, "http://127.0.0.1:9/lmd_full.tar.gz", None, progress=False)
-    assert cli_main(["download-lmd", str(tmp_path)]) == 1
+    from loopgen.__main__ import main
+
+    assert main(["corpus", "download-lmd", str(tmp_path / "lmd")]) == 2  # refused before anything is made
+    assert not (tmp_path / "lmd").exists()
 
 
 def test_http_error_is_a_download_error(tmp_path: Path) -> None:

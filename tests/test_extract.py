@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import loopgen.extract as extract_module
-from loopgen.extract import DatasetMismatchError, cli_main, extract, extract_file, list_midi_files
+from loopgen.extract import DatasetMismatchError, extract, extract_file, list_midi_files
 from loopgen.loops import LoopParams
 from loopgen.midi.build import write_song
 
@@ -199,10 +199,14 @@ def test_extract_file_gives_the_windows(corpus):
 
 
 def test_cli(corpus, tmp_path, capsys):
-    assert cli_main([str(corpus), str(tmp_path / "cli"), "--workers", "1", "--quiet", "--limit", "5"]) == 0
+    from loopgen.__main__ import main
+
+    assert main(["extract", str(corpus), str(tmp_path / "cli"), "--workers", "1", "--quiet", "--limit", "5"]) == 0
     printed = capsys.readouterr().out
     assert "5 files scanned" in printed
     assert json.loads((tmp_path / "cli/manifest.json").read_text())["inputs"]["n_files"] == 5
-    code = cli_main([str(corpus), str(tmp_path / "cli"), "--workers", "1", "--quiet", "--stride-bars", "8"])
-    assert code == 2 and "other parameters" in capsys.readouterr().out
-    assert cli_main([str(tmp_path / "missing"), str(tmp_path / "x"), "--quiet"]) == 2
+    code = main(["extract", str(corpus), str(tmp_path / "cli"), "--workers", "1", "--quiet", "--stride-bars", "8"])
+    err = capsys.readouterr().err
+    assert code == 1 and "other parameters" in err and "--force" in err and len(err.splitlines()) == 1
+    assert main(["extract", str(tmp_path / "missing"), str(tmp_path / "x"), "--quiet"]) == 2
+    assert not (tmp_path / "x").exists()

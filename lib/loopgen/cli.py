@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -66,6 +67,22 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """``type=`` for an integer in ``[low, high]``."""
+
+    def check(text: str) -> int:
+        value = int(_number(text, int))
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high} (got {value})")
+        return value
+
+    check.__name__ = f"integer in [{low}, {high}]"
+    return check
+
+
+seed_int = int_in(0, 2**63 - 1)
 
 
 def float_in(
@@ -125,6 +142,38 @@ def output_dir(text: str) -> Path:
     return path
 
 
+OWN_LOCK_FILE = ".loopgen.lock"
+
+
+def check_output_folder(
+    path: Path | str, *, made_by_us: Callable[[Path], bool], what: str, force: bool = False
+) -> Path:
+    """Refuse to write into a folder that holds files this program did not write; return the path.
+
+    Accepted: a path that does not exist, an empty folder (our own lock file aside), a folder
+    ``made_by_us(path)`` recognises (its manifest says so), or anything with ``force``. A file is refused even
+    with ``force``. Raises :class:`UserError`; nothing is created.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: choose a folder for the {what}")
+    if not folder.exists() or force:
+        return folder
+    entries = sorted(os.fsdecode(name) for name in os.listdir(folder) if name != OWN_LOCK_FILE)
+    if not entries or made_by_us(folder):
+        return folder
+    shown = ", ".join(shown_name(name) for name in entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise UserError(
+        f"{folder} is not empty ({len(entries)} entries: {shown}) and is not a {what} made by loopgen: "
+        "choose an empty or new folder, or pass --force to write into it (loopgen deletes only files it wrote)"
+    )
+
+
+def shown_name(name: str) -> str:
+    """A file name fit for a terminal or log: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 # ------------------------------------------------------------------------------------------- running
 def debug_requested(argv: Sequence[str]) -> bool:
     """``--debug`` on the command line or ``LOOPGEN_DEBUG`` set to a true value."""
@@ -134,12 +183,23 @@ def debug_requested(argv: Sequence[str]) -> bool:
 def one_line(err: BaseException) -> str:
     """The message of ``err`` on one line, with its type where the message alone would not say much."""
     text = " ".join(str(err).split())
-    if isinstance(err, (UsageError, UserError, FileNotFoundError)) and text:
+    if isinstance(err, (UsageError, UserError, FileNotFoundError)) and text and not (
+        isinstance(err, FileNotFoundError) and err.strerror
+    ):
         return text
     if isinstance(err, OSError) and err.strerror:
-        where = f": {err.filename}" if err.filename else ""
-        return f"{err.strerror}{where}"
+        where = f": {shown_name(os.fsdecode(err.filename))}" if err.filename else ""
+        return f"{err.strerror}{where}{_OS_HINTS.get(err.errno, '')}"
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+_OS_HINTS = {
+    errno.ENOSPC: ": free some disk space and run the command again (finished parts are kept)",
+    errno.EDQUOT: ": free some disk space and run the command again (finished parts are kept)",
+    errno.EROFS: ": choose an output folder on a writable disk",
+    errno.EACCES: ": check the permissions of this path, or choose another folder",
+    errno.EPERM: ": check the permissions of this path, or choose another folder",
+}
 
 
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str]) -> int:

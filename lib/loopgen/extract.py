@@ -23,21 +23,22 @@ Rejection reasons (first that applies; see :data:`loopgen.midi.REASONS`):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import multiprocessing
 import os
-import shutil
+import stat
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import LOOP_STEPS, N_COLUMNS, __version__
-from .atomic import atomic_path
+from . import LOOP_STEPS, N_COLUMNS, __version__, cli
+from .atomic import atomic_path, exclusive_lock
 from .dataset import pack_loops
 from .loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
 from .midi import BACKENDS, REASONS, MidiRejected, read_notes
@@ -49,7 +50,7 @@ FORMAT_VERSION = 1
 PARTIAL = ".partial"
 
 
-class DatasetMismatchError(ValueError):
+class DatasetMismatchError(cli.UserError, ValueError):
     """``out_dir`` already holds a dataset made with other parameters or other input files."""
 
 
@@ -83,23 +84,125 @@ def extract_file(path: str | Path, params: LoopParams = LoopParams(), backend: s
     return FileResult(np.stack([loop_at(roll, k) for k in starts]), starts)
 
 
+@dataclass
+class FolderListing:
+    """Every entry of an input folder that extraction must account for.
+
+    ``files``: readable regular files (a link to a regular file counts as one) with a MIDI name, sorted
+    relative paths; ``rejected``: MIDI-named entries refused up front (never opened), path -> reason;
+    ``walk_errors``: sub-folders that could not be listed; ``links_not_followed``: links to folders
+    (extraction never follows a link out of the folder tree). Names that are not valid UTF-8 are kept as
+    ``os.fsdecode`` gives them (surrogate escapes), so they round-trip to the file on disk.
+    """
+
+    files: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    walk_errors: list[dict] = field(default_factory=list)
+    links_not_followed: list[str] = field(default_factory=list)
+
+    @property
+    def n_entries(self) -> int:
+        return len(self.files) + len(self.rejected)
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def _kind(mode: int) -> str:
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _is_midi_name(name: str) -> bool:
+    return name.lower().endswith(MIDI_SUFFIXES)
+
+
+def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListing:
+    """List the MIDI entries below ``midi_dir`` without opening any and without following folder links.
+
+    The first ``limit`` entries (sorted by relative path) are kept when ``limit`` is given.
+    """
+    root = os.fsdecode(os.fspath(midi_dir))
+    listing = FolderListing()
+    candidates: dict[str, str | None] = {}  # rel -> None (readable regular file) or the rejection detail
+
+    def rel_of(path: str) -> str:
+        return Path(os.path.relpath(path, root)).as_posix()
+
+    def visit(folder: str) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            listing.walk_errors.append({"path": rel_of(folder), "error": cli.one_line(err)})
+            return
+        for entry in entries:
+            rel = rel_of(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    visit(entry.path)
+                    continue
+                is_link = entry.is_symlink()
+            except OSError as err:
+                if _is_midi_name(entry.name):
+                    candidates[rel] = f"cannot be examined: {cli.one_line(err)}"
+                continue
+            if is_link:
+                try:
+                    target = os.stat(entry.path)
+                except OSError as err:
+                    if _is_midi_name(entry.name):
+                        candidates[rel] = f"a link that leads nowhere ({cli.one_line(err)})"
+                    continue
+                if stat.S_ISDIR(target.st_mode):
+                    listing.links_not_followed.append(rel)
+                    if _is_midi_name(entry.name):
+                        candidates[rel] = "a link to a folder (not followed)"
+                    continue
+                mode = target.st_mode
+            else:
+                if not _is_midi_name(entry.name):
+                    continue
+                try:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                except OSError as err:
+                    candidates[rel] = f"cannot be examined: {cli.one_line(err)}"
+                    continue
+            if not _is_midi_name(entry.name):
+                continue
+            if stat.S_ISREG(mode):
+                candidates[rel] = None if os.access(entry.path, os.R_OK) else "no permission to read it"
+            else:
+                candidates[rel] = f"{_kind(mode)}, not a regular file: never opened"
+
+    visit(root)
+    chosen = sorted(candidates)
+    if limit is not None:
+        chosen = chosen[:limit]
+    listing.files = [rel for rel in chosen if candidates[rel] is None]
+    listing.rejected = {rel: candidates[rel] for rel in chosen if candidates[rel] is not None}
+    return listing
+
+
 def list_midi_files(midi_dir: str | Path, limit: int | None = None) -> list[str]:
-    """Relative POSIX paths of the MIDI files below ``midi_dir``, sorted; the first ``limit`` only."""
-    midi_dir = Path(midi_dir)
-    found = []
-    for folder, dirs, files in os.walk(midi_dir):
-        dirs.sort()
-        for name in files:
-            if name.lower().endswith(MIDI_SUFFIXES):
-                found.append(Path(folder, name).relative_to(midi_dir).as_posix())
-    found.sort()
-    return found if limit is None else found[:limit]
+    """Relative POSIX paths of the readable MIDI files below ``midi_dir``, sorted (see :func:`scan_midi_dir`)."""
+    return scan_midi_dir(midi_dir, limit).files
 
 
-def _fingerprint(midi_dir: Path, rel_paths: list[str]) -> str:
+def _fingerprint(midi_dir: Path, listing: FolderListing) -> str:
+    """The input files' names and sizes (plus any refused entries and walk errors) as one hash."""
     digest = hashlib.sha256()
-    for rel in rel_paths:
-        digest.update(f"{rel}\t{(midi_dir / rel).stat().st_size}\n".encode())
+    for rel in listing.files:
+        digest.update(f"{rel}\t{(midi_dir / rel).stat().st_size}\n".encode("utf-8", "surrogateescape"))
+    for rel, detail in sorted(listing.rejected.items()):
+        digest.update(f"{rel}\t!{detail}\n".encode("utf-8", "surrogateescape"))
+    for error in listing.walk_errors:
+        digest.update(f"{error['path']}/\t!walk\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -150,7 +253,7 @@ def _check_identity(found: dict, wanted: dict, where: Path) -> None:
             )
 
 
-def _totals(records: list[list]) -> dict:
+def _totals(records: list[list], walk_errors: int = 0) -> dict:
     by_reason = dict.fromkeys(REASONS, 0)
     with_loops = loops = 0
     for _, record, _ in records:
@@ -167,10 +270,61 @@ def _totals(records: list[list]) -> dict:
         "files_rejected": rejected,
         "loops": loops,
         "by_reason": by_reason,
+        "walk_errors": walk_errors,
     }
 
 
-def _finalize(out_dir: Path, partial: Path, n_chunks: int, identity: dict, backend: str) -> dict:
+def _our_files(out_dir: Path) -> list[Path]:
+    """The files of ``out_dir`` that a finished extraction's manifest lists (the only ones it may delete)."""
+    try:
+        manifest = json.loads((out_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict) or "content_hash" not in manifest:
+        return []
+    names = [shard["file"] for shard in manifest.get("shards", []) if isinstance(shard, dict)]
+    names = [n for n in names if isinstance(n, str) and "/" not in n and n.startswith("shard_")]
+    return [out_dir / name for name in names + ["index.npz", "report.json", "manifest.json"]]
+
+
+def _remove_partial(partial: Path) -> None:
+    """Delete what a run of ours left in ``partial`` (its chunks and run.json), then the folder if empty."""
+    for path in [*partial.glob("chunk_*.npz"), *partial.glob(".chunk_*.tmp"), partial / "run.json"]:
+        path.unlink(missing_ok=True)
+    try:
+        partial.rmdir()
+    except OSError:
+        pass
+
+
+OWN_TEMPORARIES = (".shard_*.tmp", ".index.npz.*.tmp", ".report.json.*.tmp", ".manifest.json.*.tmp")
+
+
+def _remove_dead_temporaries(out_dir: Path, partial: Path) -> list[Path]:
+    """Temporaries a killed run of ours left (we hold the folder's lock, so no live run writes them)."""
+    stale = [p for pattern in OWN_TEMPORARIES for p in out_dir.glob(pattern)]
+    stale += [p for pattern in (".chunk_*.tmp", ".run.json.*.tmp") for p in partial.glob(pattern)]
+    for path in stale:
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    return stale
+
+
+def made_by_extract(out_dir: Path | str) -> bool:
+    """True when ``out_dir`` holds a loop dataset (or a half-done extraction) written by this module."""
+    out_dir = Path(out_dir)
+    if _our_files(out_dir):
+        return True
+    try:
+        run = json.loads((out_dir / PARTIAL / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(run, dict) and {"params", "inputs"} <= set(run)
+
+
+def _finalize(
+    out_dir: Path, partial: Path, n_chunks: int, identity: dict, backend: str, listing: FolderListing
+) -> dict:
     records, packed, sources, start_bars = [], [], [], []
     for index in range(n_chunks):
         with np.load(_chunk_path(partial, index), allow_pickle=False) as chunk:
@@ -179,6 +333,8 @@ def _finalize(out_dir: Path, partial: Path, n_chunks: int, identity: dict, backe
             sources.extend(chunk_records[i][0] for i in chunk["file_index"])
             start_bars.append(chunk["start_bar"])
         records.extend(chunk_records)
+    records.extend([rel, {"rejected": "unreadable"}, detail] for rel, detail in listing.rejected.items())
+    records.sort(key=lambda record: record[0])
     packed = np.concatenate(packed) if packed else np.zeros((0, LOOP_STEPS * N_COLUMNS // 8), np.uint8)
     start_bar = np.concatenate(start_bars).astype(np.int32) if start_bars else np.zeros(0, np.int32)
     source = np.asarray(sources, dtype=str)
@@ -188,8 +344,9 @@ def _finalize(out_dir: Path, partial: Path, n_chunks: int, identity: dict, backe
     digest.update(json.dumps([list(map(str, source)), start_bar.tolist()]).encode())
     content_hash = digest.hexdigest()
 
-    for old in out_dir.glob("shard_*.npy"):
-        old.unlink()
+    for old in _our_files(out_dir):
+        if old.name.startswith("shard_"):
+            old.unlink(missing_ok=True)
     shards = []
     for number, first in enumerate(range(0, len(packed), SHARD_LOOPS)):
         name = f"shard_{number:05d}.npy"
@@ -200,19 +357,22 @@ def _finalize(out_dir: Path, partial: Path, n_chunks: int, identity: dict, backe
         out_dir / "index.npz", lambda f: np.savez(f, source=source, start_bar=start_bar, split=split)
     )
 
-    totals = _totals(records)
+    totals = _totals(records, len(listing.walk_errors))
     report = {
         "midi_dir": identity["inputs"]["midi_dir"],
         "files": {rel: record for rel, record, _ in records},
         "details": {rel: detail for rel, _, detail in records if detail},
         "totals": totals,
     }
+    if listing.walk_errors or listing.links_not_followed:
+        report["walk"] = {"errors": listing.walk_errors, "links_not_followed": listing.links_not_followed}
     _write_json(out_dir / "report.json", report)
     counts = {k: v for k, v in totals.items() if k != "by_reason"}
     counts.update({name: int((split == name).sum()) for name in ("train", "val", "test")})
     manifest = {
         "format_version": FORMAT_VERSION,
         "loopgen_version": __version__,
+        "written_by": "loopgen.extract",
         **identity,
         "params_key": LoopParams(**identity["params"]).key(),
         "counts": counts,
@@ -224,8 +384,25 @@ def _finalize(out_dir: Path, partial: Path, n_chunks: int, identity: dict, backe
         "backend": backend,
     }
     _write_json(out_dir / "manifest.json", manifest)
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove_partial(partial)
     return report
+
+
+# ------------------------------------------------------------------------------- pool workers and orphans
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """Pool initializer: end this worker as soon as the process that started it is gone (``kill -9``).
+
+    A daemon thread polls ``os.getppid()``; when the parent dies the worker is re-parented and exits at once.
+    Works on every POSIX system (no ``prctl``), costs nothing measurable.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(poll_seconds)
+
+    threading.Thread(target=watch, name="loopgen-parent-watch", daemon=True).start()
 
 
 def extract(
@@ -237,38 +414,78 @@ def extract(
     backend: str = "fast",
     limit: int | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Extract the loops of every MIDI file below ``midi_dir`` into ``out_dir``; return the report.
 
-    ``report["totals"]`` has files_scanned, files_with_loops, files_rejected, loops and by_reason.
+    ``report["totals"]`` has files_scanned, files_with_loops, files_rejected, loops, by_reason and
+    walk_errors. ``out_dir`` must be new, empty, or a folder this function wrote (else
+    :class:`loopgen.cli.UserError`); ``force=True`` writes into any folder and replaces a dataset made with
+    other parameters, deleting only files its own manifest lists. A lock file refuses a second run into the
+    same folder while one is running (:class:`loopgen.atomic.LockedError`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1 (got {workers})")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit})")
     midi_dir, out_dir = Path(midi_dir).resolve(), Path(out_dir)
     if not midi_dir.is_dir():
         raise FileNotFoundError(f"MIDI folder {midi_dir} does not exist")
-    rel_paths = list_midi_files(midi_dir, limit)
+    listing = scan_midi_dir(midi_dir, limit)
+    if listing.n_entries == 0 and not listing.walk_errors:
+        raise cli.UsageError(f"no MIDI files (*.mid, *.midi) found in {cli.shown_name(str(midi_dir))}")
     identity = {
         "params": params.as_dict(),
         "inputs": {
             "midi_dir": str(midi_dir),
-            "n_files": len(rel_paths),
+            "n_files": listing.n_entries,
             "limit": limit,
-            "fingerprint": _fingerprint(midi_dir, rel_paths),
+            "fingerprint": _fingerprint(midi_dir, listing),
         },
     }
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.exists():
-        _check_identity(json.loads(manifest_path.read_text()), identity, out_dir)
-        return json.loads((out_dir / "report.json").read_text())
+    cli.check_output_folder(out_dir, made_by_us=made_by_extract, what="loop dataset", force=force)
+    with exclusive_lock(out_dir / cli.OWN_LOCK_FILE, what=f"the output folder {out_dir}"):
+        return _extract_locked(midi_dir, out_dir, params, identity, listing, workers, backend, progress, force)
 
+
+def _extract_locked(
+    midi_dir: Path,
+    out_dir: Path,
+    params: LoopParams,
+    identity: dict,
+    listing: FolderListing,
+    workers: int,
+    backend: str,
+    progress: bool,
+    force: bool,
+) -> dict:
+    manifest_path = out_dir / "manifest.json"
     partial = out_dir / PARTIAL
+    _remove_dead_temporaries(out_dir, partial)
+    if manifest_path.exists():
+        try:
+            _check_identity(json.loads(manifest_path.read_text()), identity, out_dir)
+            return json.loads((out_dir / "report.json").read_text())
+        except (DatasetMismatchError, ValueError, OSError):
+            if not force:
+                raise
+        for old in _our_files(out_dir):  # --force: replace our own dataset, nothing else
+            old.unlink(missing_ok=True)
+
     run_path = partial / "run.json"
     if run_path.exists():
-        _check_identity(json.loads(run_path.read_text()), identity, out_dir)
-    else:
+        try:
+            _check_identity(json.loads(run_path.read_text()), identity, out_dir)
+        except (DatasetMismatchError, ValueError):
+            if not force:
+                raise
+            _remove_partial(partial)
+    if not run_path.exists():
         _write_json(run_path, identity)
 
+    rel_paths = listing.files
     chunks = [rel_paths[i : i + CHUNK_FILES] for i in range(0, len(rel_paths), CHUNK_FILES)]
     todo = [i for i in range(len(chunks)) if not _chunk_path(partial, i).exists()]
     done_files = len(rel_paths) - sum(len(chunks[i]) for i in todo)
@@ -279,25 +496,49 @@ def extract(
                 bar.update(_process_chunk(*job)[1])
         else:
             context = multiprocessing.get_context("spawn")  # safe beside torch / Jupyter threads
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = [pool.submit(_process_chunk, *job) for job in jobs]
                 for future in as_completed(futures):
                     bar.update(future.result()[1])
-    return _finalize(out_dir, partial, len(chunks), identity, backend)
+    return _finalize(out_dir, partial, len(chunks), identity, backend, listing)
+
+
+def summary_lines(report: dict, out_dir: Path | str) -> list[str]:
+    """The lines ``extract`` prints: the totals, the count per reason and any walk errors."""
+    totals = report["totals"]
+    lines = [
+        f"{totals['files_scanned']} files scanned: {totals['files_with_loops']} with loops, "
+        f"{totals['files_rejected']} rejected; {totals['loops']} loops -> {cli.shown_name(str(out_dir))}"
+    ]
+    for reason in REASONS:
+        if totals["by_reason"].get(reason):
+            lines.append(f"  {reason:<18} {totals['by_reason'][reason]}")
+    if totals.get("walk_errors"):
+        lines.append(
+            f"  {totals['walk_errors']} sub-folder(s) could not be read (listed under 'walk' in report.json)"
+        )
+    return lines
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend fast|reference] [--limit N]``."""
-    parser = argparse.ArgumentParser(prog="python -m loopgen extract", description=__doc__.splitlines()[0])
-    parser.add_argument("midi_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--workers", type=int, default=2)
+    """``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend B] [--limit N] [--force]``."""
+    parser = cli.parser("extract", description=__doc__.splitlines()[0])
+    parser.add_argument("midi_dir", type=cli.existing_dir, help="folder of MIDI files (searched recursively)")
+    parser.add_argument("out_dir", type=cli.output_dir, help="dataset folder: new, empty, or one extract wrote")
+    parser.add_argument("--workers", type=cli.int_in(1, 256), default=2, help="worker processes (1-256)")
     parser.add_argument("--backend", choices=BACKENDS, default="fast")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N files (sorted)")
-    parser.add_argument("--stride-bars", type=int, default=LoopParams.stride_bars)
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N files (sorted)")
+    parser.add_argument("--stride-bars", type=cli.int_in(1, 64), default=LoopParams.stride_bars)
     parser.add_argument("--allow-missing-time-signature", action="store_true")
     parser.add_argument("--bass-tracks", choices=("all", "first"), default=LoopParams.bass_tracks)
     parser.add_argument("--drum-map", choices=("default", "magenta"), default=LoopParams.drum_map)
+    parser.add_argument(
+        "--force", action="store_true",
+        help="write into a non-empty folder, or replace a dataset made with other settings "
+        "(only files loopgen wrote are deleted)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     params = LoopParams(
@@ -315,16 +556,9 @@ def cli_main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             limit=args.limit,
             progress=not args.quiet,
+            force=args.force,
         )
-    except (DatasetMismatchError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
-        return 2
-    totals = report["totals"]
-    print(
-        f"{totals['files_scanned']} files scanned: {totals['files_with_loops']} with loops, "
-        f"{totals['files_rejected']} rejected; {totals['loops']} loops -> {args.out_dir}"
-    )
-    for reason in REASONS:
-        if totals["by_reason"].get(reason):
-            print(f"  {reason:<18} {totals['by_reason'][reason]}")
+    except DatasetMismatchError as exc:
+        raise cli.UserError(f"{exc} Or pass --force to replace it.") from None
+    print("\n".join(summary_lines(report, args.out_dir)))
     return 0

@@ -7,7 +7,6 @@ installed) plus one PNG contact sheet of their pianorolls. Models are trained by
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -79,19 +78,20 @@ def export_loops(
 
 
 def cli_main(argv: list[str]) -> int:
-    from loopgen import profiles
+    from loopgen import cli, profiles
 
-    parser = argparse.ArgumentParser(prog="python -m loopgen generate", description=__doc__.split("\n\n")[0])
+    parser = cli.parser("generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vq_vae", choices=MODELS)
-    parser.add_argument("--n", type=int, default=16, help="how many loops")
-    parser.add_argument("--temperature", type=float, default=1.2, help="VQ-VAE prior temperature (paper: 1.2)")
+    parser.add_argument("--n", type=cli.int_in(1, 10000), default=16, help="how many loops (1-10000)")
+    parser.add_argument("--temperature", type=cli.float_in(0.0, 100.0, low_open=True), default=1.2,
+                        help="VQ-VAE prior temperature, > 0 (paper: 1.2)")
     parser.add_argument("--argmax", action="store_true", help="VQ-VAE prior: argmax instead of sampling")
     parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tempo", type=float, default=120.0, help="BPM of the written files")
-    parser.add_argument("--repeats", type=int, default=2, help="times each loop is repeated in its file")
+    parser.add_argument("--seed", type=cli.seed_int, default=0)
+    parser.add_argument("--tempo", type=cli.float_in(20.0, 400.0), default=120.0, help="BPM, 20-400")
+    parser.add_argument("--repeats", type=cli.int_in(1, 64), default=2, help="times each loop is repeated (1-64)")
     parser.add_argument("--no-wav", action="store_true", help="MIDI and PNG only")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, type=cli.output_dir, help="output folder")
     args = parser.parse_args(argv)
     try:
         loops = generate_loops(
@@ -99,7 +99,7 @@ def cli_main(argv: list[str]) -> int:
             temperature=None if args.argmax else args.temperature, seed=args.seed,
         )
     except MissingInputError as exc:
-        print(f"Cannot generate yet: {exc}", file=sys.stderr)
+        print(f"error: cannot generate yet: {exc}", file=sys.stderr)
         return 1
     written = export_loops(loops, args.out, prefix=args.model, tempo=args.tempo, repeats=args.repeats,
                            wav=not args.no_wav)

@@ -7,7 +7,6 @@ non-zero when any failed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -124,12 +123,25 @@ def summary(results: list[tuple[NotebookRun, float, str | None]]) -> str:
 
 
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loopgen run-notebooks", description=__doc__)
+    from loopgen import cli
+
+    parser = cli.parser("run-notebooks", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
-    parser.add_argument("--only", nargs="*", help="run only notebooks whose executed name contains one of these")
-    parser.add_argument("--cell-timeout", type=int, default=3600, help="seconds per cell (papermill)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", nargs="+", type=cli.non_empty, help="run only notebooks whose executed name contains one of these"
+    )
+    parser.add_argument(
+        "--cell-timeout", type=cli.int_in(1, 7 * 24 * 3600), default=3600, help="seconds per cell (papermill)"
+    )
+    parser.add_argument("--seed", type=cli.seed_int, default=0)
     args = parser.parse_args(argv)
+    if args.only:
+        names = [r.output_name for r in plan(args.profile, args.seed)]
+        unknown = [key for key in args.only if not any(key in name for name in names)]
+        if unknown:
+            raise cli.UsageError(
+                f"--only {' '.join(unknown)} matches no notebook; choose parts of: {', '.join(names)}"
+            )
     results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed)
     print("\n" + summary(results))
     failed = [r.output_name for r, _, e in results if e is not None]

@@ -22,6 +22,7 @@ checkpoint is reused, not retrained, unless ``force``. Everything loads with ``t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from torch import nn
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen import device as device_mod
+from loopgen.cli import UserError
 from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
 from loopgen.models.lstm_vae import ARLSTMVAE, schedule_epoch
 from loopgen.paths import MissingInputError
@@ -244,9 +247,33 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(UserError):
+    """A checkpoint file that cannot be read (truncated, damaged, or not a loopgen checkpoint)."""
+
+
 def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dict:
-    """Load a checkpoint dictionary safely (``weights_only=True``)."""
-    return torch.load(Path(path), map_location=device, weights_only=True)
+    """Load a checkpoint dictionary safely (``weights_only=True``, so loading never executes code).
+
+    A truncated, damaged or foreign file raises :class:`CheckpointError` naming the file and how to retrain;
+    a missing file raises ``FileNotFoundError``.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, unpickling, EOF, safety refusals: all "unreadable"
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is damaged or incomplete ({type(err).__name__}: {reason}); "
+            f"delete it and run again, or retrain with 'python -m loopgen train ... --force'"
+        ) from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a loopgen checkpoint; delete it and run again, "
+            "or retrain with 'python -m loopgen train ... --force'"
+        )
+    return ckpt
 
 
 # ------------------------------------------------------------------------------------------ data helpers
@@ -723,39 +750,73 @@ def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa
     return out
 
 
+TEMP_PATTERN = ".*.pt.*.tmp"  # what _atomic_save writes: .<checkpoint>.<pid>.tmp
+
+
+@contextlib.contextmanager
+def training_lock(path: Path | str, *, wait: bool = False) -> Iterator[Path]:
+    """Hold an exclusive lock on checkpoint ``path`` (file ``<path>.lock``): two trainings of one model never
+    overlap; the second is refused at once (``wait=False``, :class:`loopgen.atomic.LockedError`) or waits.
+
+    Inside the lock, temporaries that killed runs left in the checkpoint folder (``.<name>.pt.<pid>.tmp``
+    whose process is gone) are removed.
+    """
+    from loopgen.atomic import exclusive_lock, remove_stale_temporaries
+
+    path = Path(path)
+    with exclusive_lock(path.with_name(path.name + ".lock"), what=f"checkpoint {path}", wait=wait):
+        for stale in remove_stale_temporaries(path.parent, TEMP_PATTERN, pid_group=-2):
+            print(f"removed {stale.name}, a temporary file left by a killed training run", file=sys.stderr)
+        yield path
+
+
 def cli_main(argv: list[str] | None = None) -> int:
     """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``."""
     try:
         return _cli(argv)
-    except (MissingInputError, ValueError) as err:
+    except MissingInputError as err:  # the usual first-run case: one line naming the notebook to run
         print(f"error: {err}", file=sys.stderr)
         return 1
 
 
+def _vq_latent_steps(text: str) -> int:
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value not in (8, 16, 32, 64, 128):
+        raise argparse.ArgumentTypeError(f"must be one of 8, 16, 32, 64, 128 (got {text!r})")
+    return value
+
+
 def _cli(argv: list[str] | None) -> int:
-    from loopgen import dataset, profiles
+    from loopgen import cli, dataset, profiles
     from loopgen.paths import Paths
 
-    parser = argparse.ArgumentParser(
-        prog="python -m loopgen train", description="train one model on the extracted loops"
-    )
+    parser = cli.parser("train", description="train one model on the extracted loops")
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
-    parser.add_argument("--profile", default="demo")
-    parser.add_argument("--t", type=int, default=None, help="VQ-VAE latent time steps (32 or 64)")
-    parser.add_argument("--L", type=int, default=None, help="VQ-VAE latent dimension (16 or 32)")
-    parser.add_argument("--K", type=int, default=None, help="VQ-VAE codebook size (256 or 512)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--t", type=_vq_latent_steps, default=None, help="VQ-VAE latent time steps (32 or 64)")
+    parser.add_argument("--L", type=cli.int_in(1, 1024), default=None, help="VQ-VAE latent dimension (16 or 32)")
+    parser.add_argument("--K", type=cli.int_in(2, 65536), default=None, help="VQ-VAE codebook size (256 or 512)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0)
     parser.add_argument("--force", action="store_true", help="retrain even if a finished checkpoint exists")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument(
+        "--device", default=None, choices=("cpu", "cuda", "mps"), help="default: the best available"
+    )
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise cli.UsageError("--device cuda: no CUDA device is available here (use cpu)")
+    if args.device == "mps" and not torch.backends.mps.is_available():
+        raise cli.UsageError("--device mps: no Apple GPU is available here (use cpu)")
+    if args.model != "vq_vae" and args.model != "prior" and (args.t or args.L or args.K):
+        raise cli.UsageError(f"--t, --L and --K are VQ-VAE settings; --model {args.model} takes none")
 
     profile = profiles.get(args.profile)
-    paths = Paths().ensure()
+    paths = Paths()
     data_dir = dataset.dataset_dir(paths, profile.corpus.name)
-    if not data_dir.exists():
+    if not (data_dir / "manifest.json").exists():
         raise MissingInputError(
             f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile})."
         )
+    paths.ensure()
     data = dataset.load_loops(data_dir)
     train = data.loops[data.split == "train"]
     val = data.loops[data.split == "val"]
@@ -779,31 +840,44 @@ def _cli(argv: list[str] | None) -> int:
         vq_key = checkpoint_key(
             "vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed
         )
-        result = train_prior(
-            sample.encode_codes(vq, train),
-            profile.train,
-            data_key=data.data_key,
-            vq_key=vq_key,
-            checkpoint_dir=paths.checkpoints,
-            num_codes=vq.num_codes,
-            val_codes=sample.encode_codes(vq, val) if len(val) else None,
-            seed=args.seed,
-            device=device,
-            force=args.force,
+        train_codes = sample.encode_codes(vq, train)
+        target = checkpoint_path(
+            "prior", profile.train, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
+            model_kwargs={"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])},
+            seed=args.seed, vq_key=vq_key,
         )
+        with training_lock(target):
+            result = train_prior(
+                train_codes,
+                profile.train,
+                data_key=data.data_key,
+                vq_key=vq_key,
+                checkpoint_dir=paths.checkpoints,
+                num_codes=vq.num_codes,
+                val_codes=sample.encode_codes(vq, val) if len(val) else None,
+                seed=args.seed,
+                device=device,
+                force=args.force,
+            )
     else:
-        result = train_model(
-            args.model,
-            train,
-            val,
-            profile.train,
-            data_key=data.data_key,
-            model_kwargs=vq_kwargs if args.model == "vq_vae" else None,
-            checkpoint_dir=paths.checkpoints,
-            seed=args.seed,
-            device=device,
-            force=args.force,
+        model_kwargs = vq_kwargs if args.model == "vq_vae" else None
+        target = checkpoint_path(
+            args.model, profile.train, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
+            model_kwargs=model_kwargs, seed=args.seed,
         )
+        with training_lock(target):
+            result = train_model(
+                args.model,
+                train,
+                val,
+                profile.train,
+                data_key=data.data_key,
+                model_kwargs=model_kwargs,
+                checkpoint_dir=paths.checkpoints,
+                seed=args.seed,
+                device=device,
+                force=args.force,
+            )
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
     state = (
         "reused"

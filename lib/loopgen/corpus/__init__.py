@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
+from loopgen import cli
 from loopgen.atomic import write_bytes
 from loopgen.corpus.lmd import LMD_FULL_MD5, LMD_FULL_URL, DownloadError, download_lmd, file_md5, safe_extract
 from loopgen.corpus.songwriter import EXPECTED_REJECTION, SongPlan, plan_song, render_song
@@ -107,35 +110,71 @@ def write_demo_corpus(
     return out
 
 
+SONG_NAME = re.compile(r"song_\d{5}\.mid")
+
+
+def made_by_corpus(out_dir: Path | str) -> bool:
+    """True when ``out_dir`` holds a demo corpus (or a half-written one) from :func:`write_demo_corpus`."""
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    if isinstance(manifest, dict) and manifest.get("generator") == "loopgen.corpus.songwriter":
+        return True
+    names = [os.fsdecode(n) for n in os.listdir(out)]
+    return bool(names) and all(
+        SONG_NAME.fullmatch(n) or (n.startswith(".song_") and n.endswith(".tmp")) or n == cli.OWN_LOCK_FILE
+        for n in names
+    )
+
+
+def _md5_hex(text: str) -> str:
+    value = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise argparse.ArgumentTypeError(f"must be 32 hexadecimal digits (got {text!r})")
+    return value
+
+
+def _http_url(text: str) -> str:
+    if not re.match(r"https?://[^/\s]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// address (got {text!r})")
+    return text.strip()
+
+
 def cli_main(argv: list[str]) -> int:
     """``python -m loopgen corpus {demo,download-lmd} ...``."""
-    parser = argparse.ArgumentParser(prog="python -m loopgen corpus", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = cli.parser("corpus", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.OneLineParser)
     demo = sub.add_parser("demo", help="write the procedural demo corpus")
-    demo.add_argument("out_dir", type=Path)
-    demo.add_argument("--n-songs", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("out_dir", type=cli.output_dir)
+    demo.add_argument("--n-songs", type=cli.int_in(1, 1_000_000), default=300, help="1 to 1,000,000")
+    demo.add_argument("--seed", type=cli.seed_int, default=0)
+    demo.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a corpus")
     demo.add_argument("--quiet", action="store_true")
     lmd = sub.add_parser("download-lmd", help="download and unpack LMD-full")
-    lmd.add_argument("dest", type=Path)
-    lmd.add_argument("--url", default=LMD_FULL_URL)
+    lmd.add_argument("dest", type=cli.output_dir)
+    lmd.add_argument("--url", type=_http_url, default=LMD_FULL_URL)
     lmd.add_argument(
-        "--md5", default=LMD_FULL_MD5, help="expected MD5 of the archive (required: LMD publishes none)"
+        "--md5", type=_md5_hex, default=LMD_FULL_MD5,
+        help="expected MD5 of the archive (required: LMD publishes none)",
     )
     lmd.add_argument("--no-extract", action="store_true")
     lmd.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "demo":
+        cli.check_output_folder(args.out_dir, made_by_us=made_by_corpus, what="demo corpus", force=args.force)
         out = write_demo_corpus(args.out_dir, args.n_songs, args.seed, progress=not args.quiet)
         print(out)
         return 0
+    if not args.md5:
+        raise cli.UsageError(
+            "--md5 is required: the LMD page publishes no checksum, so compute it from a copy you trust "
+            "(md5sum lmd_full.tar.gz) and pass it"
+        )
     try:
         out = download_lmd(
             args.dest, args.url, args.md5, extract=not args.no_extract, progress=not args.quiet
         )
-    except (ValueError, DownloadError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except DownloadError as err:
+        raise cli.UserError(str(err)) from None
     print(out)
     return 0
 
@@ -148,6 +187,7 @@ __all__ = [
     "SongPlan",
     "download_lmd",
     "file_md5",
+    "made_by_corpus",
     "plan_song",
     "read_manifest",
     "render_song",

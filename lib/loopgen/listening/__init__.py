@@ -6,9 +6,7 @@ generated groups saved by notebook 05 (``loopgen.generated``).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from .analysis import (
     KruskalResult,
@@ -30,6 +28,7 @@ from .study import (
     ensure_study,
     has_real_ratings,
     listener_order,
+    made_by_study,
     read_key,
     stimulus_ids,
     stimulus_loops,
@@ -52,6 +51,7 @@ __all__ = [
     "listener_order",
     "listening_table",
     "load_groups",
+    "made_by_study",
     "load_ratings",
     "plot_ratings",
     "ratings_for_analysis",
@@ -72,27 +72,37 @@ def load_groups(paths, profile_name: str, groups: tuple[str, ...] = GROUPS) -> d
 
 def cli_main(argv: list[str]) -> int:
     """``python -m loopgen study --profile P [--out DIR] [--per-group N] ...``: build a study folder."""
-    from loopgen import profiles
+    from loopgen import cli, profiles
     from loopgen.paths import MissingInputError, Paths
 
-    parser = argparse.ArgumentParser(prog="python -m loopgen study", description=build_study.__doc__)
-    parser.add_argument("--profile", default="demo", help="smoke, demo or paper (default demo)")
-    parser.add_argument("--out", type=Path, default=None, help="study folder (default build/study/<profile>)")
+    parser = cli.parser("study", description=build_study.__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
     parser.add_argument(
-        "--per-group", type=int, default=None, help="loops per group (default: the profile's)"
+        "--out", type=cli.output_dir, default=None, help="study folder (default build/study/<profile>)"
     )
     parser.add_argument(
-        "--familiarisation", type=int, default=None, help="familiarisation loops (default: profile)"
+        "--per-group", type=cli.int_in(1, 1000), default=None, help="loops per group (default: the profile's)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="selection seed (default: the profile's)")
-    parser.add_argument("--tempo", type=float, default=120.0)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--familiarisation", type=cli.int_in(0, 100), default=None, help="familiarisation loops (default: profile)"
+    )
+    parser.add_argument(
+        "--seed", type=cli.seed_int, default=None,
+        help="FOR REPRODUCIBLE DEMOS ONLY: anyone who knows it can recompute the key. Default: a secret "
+        "random seed, saved only in the private key.json",
+    )
+    parser.add_argument("--tempo", type=cli.float_in(20.0, 400.0), default=120.0, help="BPM, 20-400")
+    parser.add_argument("--repeats", type=cli.int_in(1, 64), default=2, help="times each loop plays (1-64)")
     parser.add_argument("--no-audio", action="store_true", help="write MIDI only, no WAV")
+    parser.add_argument(
+        "--force", action="store_true", help="write into a non-empty folder that is not a study (nothing deleted)"
+    )
     args = parser.parse_args(argv)
 
     profile = profiles.get(args.profile)
     paths = Paths()
     out = args.out or paths.study / profile.name
+    cli.check_output_folder(out, made_by_us=made_by_study, what="study folder", force=args.force)
     try:
         groups = load_groups(paths, profile.name)
     except MissingInputError as err:
@@ -105,16 +115,20 @@ def cli_main(argv: list[str]) -> int:
         familiarisation=profile.listening.familiarisation
         if args.familiarisation is None
         else args.familiarisation,
-        seed=profile.seed if args.seed is None else args.seed,
+        seed=args.seed,
         tempo=args.tempo,
         repeats=args.repeats,
         render_audio=not args.no_audio,
+        force=args.force,
     )
     layout = StudyLayout(study)
     if built:
         print(f"study written to {study}")
+        if args.seed is not None:
+            print(f"  built with --seed {args.seed}: reproducible, NOT blind to anyone who knows the seed")
     else:
         print(f"kept the study in {study}: listeners have rated it (delete the folder to build a new one)")
     print(f"  serve it:  cd {layout.site} && python -m http.server 8000   (then open http://localhost:8000/)")
-    print(f"  collect ratings_<listener>.csv into {layout.ratings}; keep {layout.key} private")
+    print(f"  collect ratings_<listener>.csv into {layout.ratings}; keep {layout.key} and "
+          f"{layout.private_seed} private")
     return 0

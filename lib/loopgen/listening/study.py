@@ -8,17 +8,21 @@ needs as plain files::
     <study>/
       README.md          how to run the study and collect the ratings
       key.csv            PRIVATE: stimulus id -> group, source index (never served to listeners)
+      key.json           PRIVATE: the selection seed that chose and numbered the stimuli
       ratings/           put every listener's downloaded ratings_<listener>.csv here
       site/              the static web page: serve this folder only
         index.html study.js study.css
-        stimuli.json     stimulus ids and file paths (no group names)
+        stimuli.json     stimulus ids, file paths and the page's own order seed (no group names, no key)
         stimuli.js       the same data for pages opened from file:// (where fetch() is blocked)
         audio/<id>.wav   rendered with FluidSynth (absent when FluidSynth is not installed)
         midi/<id>.mid
 
-Stimulus ids are assigned after a seeded shuffle, so neither ids, file names nor the page reveal a group.
-Each listener hears every stimulus once, in an order seeded by the listener id (:func:`listener_order`
-computes the same order as the page's JavaScript).
+Stimulus ids are assigned after a seeded shuffle, so neither ids, file names nor the page reveal a group. By
+default the selection seed is a secret random number saved only in ``key.json``; the page gets a second,
+unrelated random seed that only orders the stimuli per listener, so the key cannot be recomputed from what is
+served. An explicit ``seed`` makes a study reproducible (demos, notebooks) and therefore *not* blind to anyone
+who knows the seed. Each listener hears every stimulus once, in an order seeded by the listener id
+(:func:`listener_order` computes the same order as the page's JavaScript).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import LOOP_STEPS, N_COLUMNS, audio
+from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli
 from loopgen.atomic import write_text
 from loopgen.paths import require
 from loopgen.seed import seed_everything
@@ -67,6 +72,10 @@ class StudyLayout:
     @property
     def key(self) -> Path:
         return self.root / "key.csv"
+
+    @property
+    def private_seed(self) -> Path:
+        return self.root / "key.json"
 
     @property
     def ratings(self) -> Path:
@@ -152,18 +161,23 @@ def build_study(
     *,
     per_group: int = 10,
     familiarisation: int = 3,
-    seed: int = 0,
+    seed: int | None = None,
     tempo: float = 120.0,
     repeats: int = 2,
     familiarisation_source: str = "training_set",
     render_audio: bool = True,
     fs: int = audio.DEFAULT_SAMPLE_RATE,
+    force: bool = False,
 ) -> Path:
     """Write a blind listening-test study for ``groups`` (name -> loops (N, 128, 93)) into ``out_dir``.
 
     Picks ``per_group`` loops per group and ``familiarisation`` more from ``familiarisation_source``
     (seeded), writes MIDI and (when FluidSynth works and ``render_audio``) WAV for each, the static page
-    in ``out_dir/site``, the private ``out_dir/key.csv`` and a README. Returns ``out_dir``.
+    in ``out_dir/site``, the private ``out_dir/key.csv`` and ``key.json`` and a README. Returns ``out_dir``.
+
+    ``seed=None`` (the default for real studies) draws a secret selection seed, saved only in ``key.json``;
+    give a seed only for reproducible demos. ``out_dir`` must be new, empty or a study folder (else
+    :class:`loopgen.cli.UserError`, unless ``force``); only the study's own ``site/`` is ever replaced.
     """
     if per_group < 1 or familiarisation < 0:
         raise ValueError(
@@ -174,7 +188,13 @@ def build_study(
     if familiarisation and familiarisation_source not in groups:
         raise ValueError(f"familiarisation source {familiarisation_source!r} is not one of {list(groups)}")
     validated = {name: _validated_loops(name, loops) for name, loops in groups.items()}
-    rng = seed_everything(seed)
+    layout = StudyLayout(Path(out_dir))
+    cli.check_output_folder(layout.root, made_by_us=made_by_study, what="study folder", force=force)
+    if layout.site.exists() and not made_by_study(layout.root):
+        raise cli.UserError(f"{layout.site} exists and was not written by loopgen: move it away first")
+    selection_seed = secrets.randbits(63) if seed is None else int(seed)
+    site_seed = secrets.randbits(31) if seed is None else _site_seed_for_demo(int(seed))
+    rng = seed_everything(selection_seed)
 
     # (role, group, source index, loop) for every file of the study.
     familiar: list[tuple[str, int, np.ndarray]] = []
@@ -189,7 +209,6 @@ def build_study(
     stimuli = [(f"s{n + 1:0{width}d}", *item) for n, item in enumerate(shuffled)]
     familiar_items = [(f"f{n + 1}", *item) for n, item in enumerate(familiar)]
 
-    layout = StudyLayout(Path(out_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     if layout.site.exists():  # a rebuild replaces the page and its media, never the collected ratings
         shutil.rmtree(layout.site)
@@ -219,10 +238,10 @@ def build_study(
     audio_ok = all(m["audio"] is not None for m in familiar_media + stimulus_media)
 
     ids = [sid for sid, *_ in stimuli]
-    study_id = hashlib.sha1(f"{seed}|{'|'.join(ids)}|{per_group}|{len(groups)}".encode()).hexdigest()[:10]
+    study_id = hashlib.sha1(f"{site_seed}|{'|'.join(ids)}|{per_group}|{len(groups)}".encode()).hexdigest()[:10]
     page_data = {
         "study_id": study_id,
-        "seed": int(seed),
+        "seed": int(site_seed),  # orders the stimuli per listener only; unrelated to the selection seed
         "question": QUESTION,
         "scale": {str(k): v for k, v in SCALE_LABELS.items()},
         "tempo": float(tempo),
@@ -243,16 +262,48 @@ def build_study(
         ((sid, "stimulus", g, i) for sid, g, i, _ in stimuli), key=lambda row: (group_rank[row[2]], row[0])
     )
     write_csv_atomic(layout.key, KEY_COLUMNS, key_rows)
-    write_text(layout.root / "README.md", _readme(layout, len(ids), len(groups), per_group, audio_ok))
+    private = {
+        "selection_seed": selection_seed,
+        "seed_was_given": seed is not None,
+        "site_seed": int(site_seed),
+        "study_id": study_id,
+        "note": "PRIVATE: with this seed and the public code anyone can recompute key.csv. Never serve it.",
+    }
+    write_text(layout.private_seed, json.dumps(private, indent=1) + "\n")
+    readme = _readme(layout, len(ids), len(groups), per_group, audio_ok, seed_given=seed is not None)
+    write_text(layout.root / "README.md", readme)
     return layout.root
 
 
-def _readme(layout: StudyLayout, n_stimuli: int, n_groups: int, per_group: int, audio_ok: bool) -> str:
+def _site_seed_for_demo(seed: int) -> int:
+    """The page's order seed for a reproducible (explicitly seeded) study: a one-way function of ``seed``."""
+    return int.from_bytes(hashlib.sha256(f"loopgen-site|{seed}".encode()).digest()[:4], "big") >> 1
+
+
+def made_by_study(folder: Path | str) -> bool:
+    """True when ``folder`` holds a study this module wrote (its key and its page data)."""
+    layout = StudyLayout(Path(folder))
+    try:
+        header = layout.key.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return False
+    return header == ",".join(KEY_COLUMNS) and layout.stimuli_json.is_file()
+
+
+def _readme(
+    layout: StudyLayout, n_stimuli: int, n_groups: int, per_group: int, audio_ok: bool, *, seed_given: bool
+) -> str:
     audio_line = (
         "Every loop is a WAV file (FluidSynth, General MIDI sound font) and a MIDI file."
         if audio_ok
         else "**FluidSynth was not available when this study was built: there is no audio, only MIDI files.** "
         "Install libfluidsynth3 and rebuild before running a real study."
+    )
+    seed_line = (
+        "**This study was built with an explicit `--seed`: it is reproducible, and not blind to anyone who "
+        "knows that seed. Build real studies without `--seed`.**"
+        if seed_given
+        else "The selection seed was drawn at random and is saved nowhere else."
     )
     return f"""# Listening study
 
@@ -276,7 +327,14 @@ def _readme(layout: StudyLayout, n_stimuli: int, n_groups: int, per_group: int, 
    `loopgen.listening.load_ratings(study_dir)` and `loopgen.listening.analyse(ratings, key)`.
 
 ## Keep private
-`key.csv` maps stimulus ids to groups. Never put it in `site/` or show it to listeners.
+Everything outside `site/` stays private; in particular:
+
+* `key.csv` maps stimulus ids to groups. Never put it in `site/` or show it to listeners.
+* `key.json` holds the selection seed: with it and loopgen's public code anyone can recompute `key.csv`.
+  {seed_line}
+
+`site/` holds only what the page needs: stimulus ids, media files, and a seed that orders the stimuli per
+listener (random, unrelated to the selection seed).
 A file named `ratings_SIMULATED.csv` holds simulated ratings (a stand-in for the analysis, not data):
 delete it once real ratings are in.
 """
