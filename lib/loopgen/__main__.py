@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ("loopgen.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
     "generate": ("loopgen.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
     "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
+    "ship": ("loopgen.shipped", "write a finished demo-long checkpoint as shipped half-precision weights"),
     "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
 }
 

@@ -70,6 +70,7 @@ class TrainResult:
     epochs_this_call: int = 0
     seconds_this_call: float = 0.0
     config: dict = field(default_factory=dict)
+    weights: str = "trained here"  # or "shipped (<profile>)": installed from loopgen.shipped
 
 
 # --------------------------------------------------------------------------------------------- schedules
@@ -274,6 +275,128 @@ def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
             "or retrain with 'python -m loopgen train ... --force'"
         )
     return ckpt
+
+
+# ------------------------------------------------------------------------------------------ shipped weights
+def _shipped_settings(name: str, settings: TrainSettings) -> TrainSettings | None:
+    """The settings of the profile whose shipped weights ``name``'s recipe asks for, or ``None``."""
+    source = settings.recipe(name).shipped_from
+    if not source:
+        return None
+    from loopgen.profiles import get
+
+    long = get(source).train
+    object.__setattr__(long, "shipped_profile", source)  # remembered for messages (not a field: keys ignore it)
+    return long
+
+
+def _install_shipped(
+    name: str, settings: TrainSettings, data_key: str, checkpoint_dir: Path | str, kwargs: dict, seed: int
+) -> TrainSettings | None:
+    """Install the shipped weights of ``name`` as a finished checkpoint when its recipe asks for them and
+    they match this dataset; return the settings they were trained with, or ``None`` (then train here)."""
+    from loopgen import shipped
+
+    long = _shipped_settings(name, settings)
+    if long is None:
+        return None
+    key = checkpoint_key(name, long, data_key=data_key, model_kwargs=kwargs, seed=seed)
+    path = checkpoint_path(name, long, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed)
+    if path.exists():
+        ckpt = read_checkpoint(path)
+        if ckpt.get("finished") and ckpt.get("key") == key:
+            return long
+    payload = shipped.load(name, key)
+    if payload is None:
+        print(
+            f"{name}: no shipped {long.shipped_profile} weights match this dataset (key {key}); "
+            "training the short demo recipe instead",
+            file=sys.stderr,
+        )
+        return None
+    long_recipe = long.recipe(name)
+    _atomic_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "key": key,
+            "name": name,
+            "config": payload["config"],
+            "settings": asdict(long_recipe),
+            "meta": {**payload.get("meta", {}), "shipped": shipped.shipped_path(name, key).name},
+            "seed": int(seed),
+            "epoch": long_recipe.epochs,
+            "total_epochs": long_recipe.epochs,
+            "finished": True,
+            "best_epoch": payload.get("best_epoch"),
+            "best": None,
+            "model": payload["model"],
+            "history": payload["history"],
+        },
+        path,
+    )
+    return long
+
+
+def weights_source(name: str, settings: TrainSettings, *, data_key: str, checkpoint_dir: Path | str, seed: int = 0) -> str:
+    """Where the weights ``load_trained`` gives for ``name`` come from: "trained here" or "shipped (<profile>)"."""
+    long = _shipped_settings(name, settings)
+    if long is not None:
+        path = checkpoint_path(name, long, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
+        if path.exists() and read_checkpoint(path).get("finished"):
+            return f"shipped ({long.shipped_profile})"
+    return "trained here"
+
+
+def recipe_table(name: str, settings: TrainSettings, n_train: int, n_val: int) -> pd.Series:
+    """The recipe ``name`` trains with under ``settings``, one row per setting, beside the paper's."""
+    from loopgen import paper
+
+    r = settings.recipe(name)
+    schedule = f"{r.lr_max:g} -> {r.lr_min:g} (cosine)"
+    if r.warmup_steps:
+        schedule = f"{r.warmup_steps} warm-up steps, then " + schedule
+    rows = {
+        "epochs": r.epochs,
+        "batch size": r.batch_size,
+        "optimiser steps": r.epochs * max(1, min(n_train, r.max_train_loops or n_train) // r.batch_size),
+        "training loops used": min(n_train, r.max_train_loops or n_train),
+        "validation loops checked each epoch": min(n_val, r.max_val_loops or n_val),
+        "learning rate": schedule,
+        "gradient-norm clipping": r.grad_clip or "none",
+        "weights kept": "the epoch with the lowest validation loss" if r.keep_best else "the last epoch",
+        "model arguments set by the profile": settings.model_kwargs(name) or "none (the defaults)",
+    }
+    if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+        rows["KL weight"] = f"0 -> 1 over the first {r.kl_anneal_fraction:.0%} of the steps"
+    if r.shipped_from:
+        rows["shipped weights"] = f"{r.shipped_from} weights when they match this dataset (loopgen.shipped)"
+    rows["paper"] = (
+        f"{paper.TRAINING['epochs']:,} epochs, batch {paper.TRAINING['batch_size']:,}, "
+        f"{paper.DATASET.train:,} training loops"
+    )
+    return pd.Series(rows, name=name)
+
+
+def training_notes(
+    names: tuple[str, ...] | list[str], settings: TrainSettings, *, data_key: str, checkpoint_dir: Path | str, seed: int = 0
+) -> list[str]:
+    """One note per model for the tables: its recipe (epochs, batch) and where its weights come from."""
+    from loopgen import paper
+    from loopgen.models import TITLES
+
+    parts = []
+    for name in names:
+        r = settings.recipe(name)
+        source = weights_source(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
+        if source.startswith("shipped"):
+            long = _shipped_settings(name, settings).recipe(name)
+            parts.append(f"{TITLES[name]}: SHIPPED {r.shipped_from} weights ({long.epochs} epochs, batch {long.batch_size})")
+        else:
+            parts.append(f"{TITLES[name]}: trained here ({r.epochs} epochs, batch {r.batch_size})")
+    return [
+        "Training: " + "; ".join(parts) + f". The paper: {paper.TRAINING['epochs']:,} epochs, batch "
+        f"{paper.TRAINING['batch_size']:,}, on {paper.DATASET.train:,} loops."
+    ]
 
 
 # ------------------------------------------------------------------------------------------ data helpers
@@ -563,6 +686,9 @@ def train_model(
         train_data = train_data.to(device)
         val_data = val_data.to(device) if val_data is not None else None
     kwargs = dict(model_kwargs or {})
+    shipped_settings = _install_shipped(name, settings, data_key, checkpoint_dir, kwargs, seed)
+    if shipped_settings is not None:
+        settings = shipped_settings
     key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=kwargs, seed=seed)
     path = checkpoint_path(
         name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed
@@ -572,7 +698,7 @@ def train_model(
         "n_train": len(train_data),
         "n_val": 0 if val_data is None else len(val_data),
     }
-    return _fit(
+    result = _fit(
         name=name,
         model_kwargs=kwargs,
         train_data=train_data,
@@ -587,6 +713,9 @@ def train_model(
         progress=progress,
         max_epochs_this_call=max_epochs_this_call,
     )
+    if shipped_settings is not None:
+        result.weights = f"shipped ({shipped_settings.shipped_profile})"
+    return result
 
 
 def _check_codes(codes: np.ndarray, num_codes: int, what: str) -> np.ndarray:
@@ -709,6 +838,8 @@ def load_trained(
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     kwargs = dict(model_kwargs or {})
+    if weights_source(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed) != "trained here":
+        settings = _shipped_settings(name, settings)
     if name == "prior":
         vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
         if vq_key is None:
