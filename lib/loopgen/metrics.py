@@ -308,7 +308,8 @@ def frequent_code_sequences(counts: np.ndarray) -> dict[str, np.ndarray]:
 LOOPABILITY_NOTE = (
     "Loopability (not in the paper): 1 - mean of two bar distances, d(bar 1, bar 5) (the loop's own repetition) "
     "and d(bar 4, bar 8) (the wrap: bar 8 leads back into bar 1 the way bar 4 leads into bar 5); d = differing "
-    "cells / cells active in either bar, 1 when both bars are silent. 1 = a perfect 4-bar repeat."
+    "cells / cells active in either bar, 1 when both bars are silent. 1 = a perfect 4-bar repeat. It measures "
+    "repetition only, not music: a loop that plays every cell all the time repeats perfectly (read it with ND, UP)."
 )
 
 
