@@ -134,8 +134,7 @@ def cli_main(argv: list[str]) -> int:
         return 1
     print(f"seed {seed}  (again: --seed {seed})")
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
-    if len(kept.loops) < args.n:
-        print(f"warning: {draws.shortfall_message(kept, args.n, args.min_loopability)}", file=sys.stderr)
+    draws.report_shortfall(kept, args.n, args.min_loopability)
     common = {"command": "generate", "model": args.model, "source": label, **keys,
               "temperature": "argmax" if temperature is None else temperature}
     run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}

@@ -9,6 +9,7 @@ with that seed and batch gives the loop again, bit for bit.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -71,6 +72,13 @@ def draw_until(
         rounds += 1
     stacked = np.stack(kept_loops) if kept_loops else np.zeros((0, *np.shape(loops)[1:]), dtype=np.uint8)
     return Kept(stacked, records, drawn, rounds)
+
+
+def report_shortfall(kept: Kept, n: int, min_loopability: float | None) -> None:
+    """Print on stderr when fewer than ``n`` loops were kept: a warning, or an error line when none was."""
+    if len(kept.loops) < n and min_loopability is not None:
+        level = "warning" if len(kept.loops) else "error"
+        print(f"{level}: {shortfall_message(kept, n, min_loopability)}", file=sys.stderr)
 
 
 def shortfall_message(kept: Kept, n: int, min_loopability: float) -> str:

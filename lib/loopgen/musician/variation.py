@@ -17,7 +17,6 @@ the LSTM prior samples the codes of the bars to regenerate, and the VQ-VAE decod
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,8 +177,7 @@ def cli_main(argv: list[str]) -> int:
                     candidates=args.candidates).loops
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
-    if len(kept.loops) < args.n:
-        print(f"warning: {draws.shortfall_message(kept, args.n, args.min_loopability)}", file=sys.stderr)
+    draws.report_shortfall(kept, args.n, args.min_loopability)
     common = {
         "command": "vary", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
         "prior_key": model.prior_key, "temperature": args.temperature, "input": str(Path(args.input).resolve()),
