@@ -322,11 +322,19 @@ def test_fit_cli_prints_the_extraction_summary_and_writes_a_page(project, dev_mi
                        "--seed", "0", "--out", str(out)])
     captured = capsys.readouterr()
     assert "7 files: " in captured.out and "time_signature" in captured.out
-    if code == 0:
-        assert "real" in trained.read_registry(project)
-        _check_page(out, n_loops=fit.PREVIEW_LOOPS)
-    else:  # none of the six real songs gave a loop: a one-line error, no model registered
-        assert "no loops" in captured.err and "real" not in trained.read_registry(project)
+    assert code == 0, captured.err  # two of the first six real songs give a loop each
+    assert "real" in trained.read_registry(project) and "registered 'real'" in captured.out
+    _check_page(out, n_loops=fit.PREVIEW_LOOPS)
+
+
+def test_fit_without_any_loop_says_why_in_one_line(project, tmp_path, capsys):
+    songs = tmp_path / "waltzes"
+    songs.mkdir()
+    write_song(songs / "waltz.mid", **_bar_notes(16, meter=(3, 4)))
+    assert entry.main(["fit", str(songs), "--name", "none", "--profile", "smoke", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no loops" in err and "time_signature 1" in err and len(err.strip().splitlines()) == 1
+    assert "none" not in trained.read_registry(project)
 
 
 def test_fit_refuses_a_bad_name_with_exit_2(project, tmp_path, capsys):
