@@ -1,4 +1,4 @@
-"""Command line: ``python -m loopgen {corpus,extract,train,generate,study,run-notebooks} ...``.
+"""Command line: ``python -m loopgen {corpus,extract,train,generate,vary,fit,study,run-notebooks} ...``.
 
 Each subcommand lives in its own module as ``cli_main(argv)``; this file only dispatches.
 """
@@ -13,6 +13,8 @@ COMMANDS = {
     "extract": ("loopgen.extract", "MIDI folder -> 8-bar bass+drum loops (shards, manifest, report)"),
     "train": ("loopgen.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
     "generate": ("loopgen.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
+    "vary": ("loopgen.musician.variation", "variations of your own loop: keep some bars, regenerate the others"),
+    "fit": ("loopgen.musician.fit", "your MIDI folder -> loops -> a trained VQ-VAE + prior, registered by name"),
     "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
     "ship": ("loopgen.shipped", "write a finished demo-long checkpoint as shipped half-precision weights"),
     "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),

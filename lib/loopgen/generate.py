@@ -1,24 +1,66 @@
 """Loops for musicians: ``python -m loopgen generate --model vq_vae --n 16 --temperature 1.2 --out DIR``.
 
-Samples any trained model of a profile and writes each loop as ``.mid`` and ``.wav`` (when FluidSynth is
-installed) plus one PNG contact sheet of their pianorolls. Models are trained by notebooks 02-03 (or
+Samples any trained model of a profile (or, with ``--from NAME``, a model made by ``fit``) and adds each loop to
+the output folder as DAW-ready ``.mid``, ``.wav`` (when FluidSynth is installed) and a pianoroll ``.png``, with
+``loops.json`` (what remakes each loop: model, checkpoint keys, temperature, seed) and ``index.html``. A run
+without ``--seed`` draws a fresh seed and prints it; files are numbered on, never overwritten.
+:func:`export_loops` writes plain files plus one PNG contact sheet (for notebooks). Models are trained by notebooks 02-03 (or
 ``python -m loopgen train``); when one is missing, the message names the notebook to run first.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from loopgen import audio, plots, sample
+from loopgen import audio, cli, plots, sample
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.paths import MissingInputError, Paths, require
 from loopgen.profiles import Profile
 from loopgen.train import checkpoint_key, load_trained
 
 MODELS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
+
+
+def make_sampler(
+    model_name: str,
+    *,
+    profile: Profile,
+    paths: Paths,
+    temperature: float | None = 1.0,
+    dataset: Path | None = None,
+) -> tuple[Callable[[int, int], np.ndarray], dict]:
+    """``(draw, keys)``: ``draw(seed, n)`` gives ``n`` loops of a trained model (what :func:`generate_loops`
+    returns for that seed and n); ``keys`` names the checkpoints (``checkpoint_key``, and ``prior_key``).
+
+    ``dataset`` is the loop dataset the models were trained on (default: the profile's corpus).
+    """
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
+    folder = dataset if dataset is not None else dataset_dir(paths, profile.corpus.name)
+    data = load_loops(require(folder, made_by="01_extract_loops.ipynb"))
+    settings = profile.train
+    model, _ = load_trained(model_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
+    keys = {"checkpoint_key": checkpoint_key(model_name, settings, data_key=data.data_key, seed=0)}
+    if model_name != "vq_vae":
+        return (lambda seed, n: sample.sample_vae(model, n, seed=seed)), keys
+    vq_key = keys["checkpoint_key"]
+    prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
+                            seed=0, vq_key=vq_key)
+    keys["prior_key"] = checkpoint_key("prior", settings, data_key=data.data_key, seed=0, vq_key=vq_key,
+                                       model_kwargs={"num_codes": model.num_codes, "seq_len": model.latent_steps})
+    train = data.loops[data.split == "train"]
+    train_codes = sample.encode_codes(model, train if len(train) else data.loops)
+    first = sample.first_code_distribution(train_codes, model.num_codes)
+
+    def draw(seed: int, n: int) -> np.ndarray:
+        codes = sample.sample_codes(prior, n, first, temperature=temperature, seed=seed)
+        return sample.decode_codes(model, codes)
+
+    return draw, keys
 
 
 def generate_loops(
@@ -29,28 +71,17 @@ def generate_loops(
     paths: Paths,
     temperature: float | None = 1.0,
     seed: int = 0,
+    dataset: Path | None = None,
 ) -> np.ndarray:
     """``n`` loops (uint8, (n, 128, 93)) from a trained model of ``profile``.
 
     Continuous VAEs decode z ~ N(0, I); the VQ-VAE decodes code sequences from its LSTM prior, the first
     code drawn from the training set's first codes, then argmax (``temperature=None``) or softmax sampling.
     """
-    if model_name not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
     if n < 1:
         raise ValueError("n must be at least 1")
-    data = load_loops(require(dataset_dir(paths, profile.corpus.name), made_by="01_extract_loops.ipynb"))
-    settings = profile.train
-    model, _ = load_trained(model_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
-    if model_name != "vq_vae":
-        return sample.sample_vae(model, n, seed=seed)
-    vq_key = checkpoint_key("vq_vae", settings, data_key=data.data_key, seed=0)
-    prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                            seed=0, vq_key=vq_key)
-    train_codes = sample.encode_codes(model, data.loops[data.split == "train"])
-    first = sample.first_code_distribution(train_codes, model.num_codes)
-    codes = sample.sample_codes(prior, n, first, temperature=temperature, seed=seed)
-    return sample.decode_codes(model, codes)
+    draw, _ = make_sampler(model_name, profile=profile, paths=paths, temperature=temperature, dataset=dataset)
+    return draw(seed, n)
 
 
 def export_loops(
@@ -78,32 +109,39 @@ def export_loops(
 
 
 def cli_main(argv: list[str]) -> int:
-    from loopgen import cli, profiles
+    from loopgen import profiles
+    from loopgen.musician import draws, page, trained
+    from loopgen.musician.variation import add_common_options, say_audio
 
-    parser = cli.parser("generate", description=__doc__.split("\n\n")[0])
+    parser = cli.parser("generate", __doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vq_vae", choices=MODELS)
     parser.add_argument("--n", type=cli.int_in(1, 10000), default=16, help="how many loops (1-10000)")
     parser.add_argument("--temperature", type=cli.float_in(0.0, 100.0, low_open=True), default=1.2,
                         help="VQ-VAE prior temperature, > 0 (paper: 1.2)")
     parser.add_argument("--argmax", action="store_true", help="VQ-VAE prior: argmax instead of sampling")
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
-    parser.add_argument("--seed", type=cli.seed_int, default=0)
-    parser.add_argument("--tempo", type=cli.float_in(20.0, 400.0), default=120.0, help="BPM, 20-400")
-    parser.add_argument("--repeats", type=cli.int_in(1, 64), default=2, help="times each loop is repeated (1-64)")
-    parser.add_argument("--no-wav", action="store_true", help="MIDI and PNG only")
-    parser.add_argument("--out", required=True, type=cli.output_dir, help="output folder")
+    add_common_options(parser)
     args = parser.parse_args(argv)
+    if args.from_name is not None and args.model != "vq_vae":
+        raise cli.UsageError("--from NAME models are VQ-VAEs with their prior: use --model vq_vae")
+    seed = draws.fresh_seed() if args.seed is None else args.seed
+    paths = Paths()
+    temperature = None if args.argmax else args.temperature
     try:
-        loops = generate_loops(
-            args.model, args.n, profile=profiles.get(args.profile), paths=Paths(),
-            temperature=None if args.argmax else args.temperature, seed=args.seed,
-        )
+        profile, folder, label = trained.resolve(paths, profiles.get(args.profile), args.from_name)
+        draw, keys = make_sampler(args.model, profile=profile, paths=paths, temperature=temperature, dataset=folder)
     except MissingInputError as exc:
         print(f"error: cannot generate yet: {exc}", file=sys.stderr)
         return 1
-    written = export_loops(loops, args.out, prefix=args.model, tempo=args.tempo, repeats=args.repeats,
-                           wav=not args.no_wav)
-    print(f"{len(written['mid'])} MIDI, {len(written['wav'])} WAV files and {written['png'][0]} in {args.out}")
-    if not args.no_wav and not written["wav"]:
-        print("No WAV files: FluidSynth is not installed (apt-get install libfluidsynth3).")
-    return 0
+    print(f"seed {seed}  (again: --seed {seed})")
+    kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
+    draws.report_shortfall(kept, args.n, args.min_loopability)
+    common = {"command": "generate", "model": args.model, "source": label, **keys,
+              "temperature": "argmax" if temperature is None else temperature}
+    run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
+    entries = page.add_loops(args.out, kept.loops, [{**common, **r} for r in kept.records], prefix=args.model,
+                             run=run, bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
+                             with_stems=args.stems, title=f"Loops generated by {args.model} ({label})")
+    if entries:
+        print(f"{len(entries)} loops: {entries[0]['file']} .. {entries[-1]['file']} -> {Path(args.out) / page.INDEX_HTML}")
+    say_audio(args)
+    return 0 if entries else 1

@@ -302,3 +302,35 @@ def frequent_code_sequences(counts: np.ndarray) -> dict[str, np.ndarray]:
         sequences["least frequent"][step] = ascending[0]
         sequences["2nd least frequent"][step] = ascending[min(1, len(used) - 1)]
     return sequences
+
+
+# --------------------------------------------------------------------------- loopability (not in the paper)
+LOOPABILITY_NOTE = (
+    "Loopability (not in the paper): 1 - mean of two bar distances, d(bar 1, bar 5) (the loop's own repetition) "
+    "and d(bar 4, bar 8) (the wrap: bar 8 leads back into bar 1 the way bar 4 leads into bar 5); d = differing "
+    "cells / cells active in either bar, 1 when both bars are silent. 1 = a perfect 4-bar repeat. It measures "
+    "repetition only, not music: a loop that plays every cell all the time repeats perfectly (read it with ND, UP)."
+)
+
+
+def _bar_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per loop: cells that differ between bars ``a`` and ``b`` (N, 16, 93) / cells active in either; 1 if none."""
+    n = len(a)
+    differ = np.count_nonzero((a != b).reshape(n, -1), axis=1)
+    either = np.count_nonzero((a | b).reshape(n, -1), axis=1)
+    return np.where(either > 0, differ / np.maximum(either, 1), 1.0)
+
+
+def loopability(x: np.ndarray) -> np.ndarray:
+    """How well each loop loops, in [0, 1] (float64, shape (N,)); see :data:`LOOPABILITY_NOTE`.
+
+    Played in a DAW, a loop is followed by its own bar 1: a loop loops well when bar 5 repeats bar 1 (the
+    HD comparison, here relative to the bars' active cells rather than to all 1488 cells, which makes small
+    differences visible) and when bar 8, which leads into the next bar 1, matches bar 4, which leads into
+    bar 5. ``1 - (d15 + d48) / 2``.
+    """
+    x = as_loops(x)
+    bars = x.reshape(len(x), BARS_PER_LOOP, STEPS_PER_BAR, N_COLUMNS)
+    repetition = _bar_distance(bars[:, 0], bars[:, 4])
+    wrap = _bar_distance(bars[:, 3], bars[:, 7])
+    return 1.0 - (repetition + wrap) / 2.0

@@ -60,6 +60,15 @@ class Paths:
         return self.data / "checkpoints"
 
     @property
+    def model_registry(self) -> Path:
+        """``fit``'s registry of models trained on a user's MIDI folder (NAME -> dataset, profile)."""
+        return self.data / "models.json"
+
+    def user_loops_dir(self, name: str) -> Path:
+        """The loop dataset ``fit --name NAME`` extracts from a user's MIDI folder."""
+        return self.data / "loops" / f"user-{name}"
+
+    @property
     def lmd_dir(self) -> Path:
         return self.data / "lmd"
 

@@ -175,3 +175,63 @@ def code_frequencies(codes: np.ndarray, num_codes: int | None = None) -> np.ndar
     t = codes.shape[1]
     flat = codes + np.arange(t)[None, :] * k
     return np.bincount(flat.ravel(), minlength=t * k).reshape(t, k)
+
+
+def continue_codes(
+    prior: CodePrior,
+    prefix: np.ndarray,
+    n: int,
+    *,
+    first_probs: np.ndarray | None = None,
+    temperature: float | None = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """``n`` code sequences ``int64 (n, t)`` that all begin with ``prefix`` (p,) and continue from the prior.
+
+    The prefix is fed through the LSTM (its state conditions every later step), then the remaining
+    ``t - p`` codes are drawn as in :func:`sample_codes`. An empty prefix draws the first code from
+    ``first_probs`` (required then).
+    """
+    prefix = np.asarray(prefix, dtype=np.int64).reshape(-1)
+    t = prior.seq_len
+    if len(prefix) > t or (len(prefix) and (prefix.min() < 0 or prefix.max() >= prior.num_codes)):
+        raise ValueError(f"prefix must hold at most {t} codes in 0..{prior.num_codes - 1}")
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    if temperature is not None and temperature <= 0:
+        raise ValueError("temperature must be positive (or None for argmax)")
+    if len(prefix) == 0:
+        if first_probs is None:
+            raise ValueError("an empty prefix needs first_probs for the first code")
+        return sample_codes(prior, n, first_probs, temperature=temperature, seed=seed)
+    generator = torch.Generator().manual_seed(int(seed))
+    out = np.zeros((n, t), dtype=np.int64)
+    out[:, : len(prefix)] = prefix
+    if len(prefix) == t:
+        return out
+    with _eval_mode(prior) as device:
+        start = torch.from_numpy(np.tile(prefix, (n, 1))).to(device)
+        logits, state = prior(start)
+        for step in range(len(prefix), t):
+            last = logits[:, -1].float()
+            if temperature is None:
+                current = last.argmax(dim=-1, keepdim=True)
+            else:
+                p = torch.softmax(last / temperature, dim=-1).cpu()
+                current = torch.multinomial(p, 1, generator=generator).to(device)
+            out[:, step] = current[:, 0].cpu().numpy()
+            if step + 1 < t:
+                logits, state = prior(current, state)
+    return out
+
+
+def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> np.ndarray:
+    """``log p(z_start .. z_{t-1} | earlier codes)`` under the prior for each sequence: float64 (N,)."""
+    codes = _as_codes(codes, prior.num_codes)
+    if not 1 <= start <= codes.shape[1]:
+        raise ValueError(f"start must lie in 1..{codes.shape[1]}")
+    with _eval_mode(prior) as device:
+        c = torch.from_numpy(codes).to(device)
+        logits, _ = prior(c[:, :-1])
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, c[:, 1:].unsqueeze(-1))[..., 0]
+        return logp[:, start - 1 :].sum(dim=1).double().cpu().numpy()

@@ -1,0 +1,11 @@
+"""Features for people who make music, beyond the paper (issue 12).
+
+* :mod:`~loopgen.musician.variation` — ``vary``: variations of a user's own loop (keep bars, regenerate others);
+* :mod:`~loopgen.musician.loopfile` — read a loop or song from MIDI, write DAW-ready MIDI and WAV stems;
+* :mod:`~loopgen.musician.fit` — ``fit``: a user's MIDI folder -> loops -> VQ-VAE + prior, registered by name;
+* :mod:`~loopgen.musician.trained` — the model registry and loading a VQ-VAE with its prior;
+* :mod:`~loopgen.musician.page` — output folders: numbered files, ``loops.json``, ``index.html``;
+* :mod:`~loopgen.musician.draws` — fresh seeds, rounds of draws, the ``--min-loopability`` filter.
+
+Loopability itself is a metric: :func:`loopgen.metrics.loopability`.
+"""

@@ -1,0 +1,175 @@
+"""A musician's loop in and out: read an 8-bar loop (or a song) from MIDI, write DAW-ready MIDI and WAV stems.
+
+Reading reuses the extractor (:mod:`loopgen.midi` + :mod:`loopgen.loops`), so a loop read here is exactly the
+array the training data holds. Writing makes one type-1 MIDI file per loop: a conductor track (tempo, 4/4),
+a track named "Bass" (GM program 34, channel 1) and a track named "Drums" (channel 10); every track ends exactly
+at the end of bar 8 x ``repeats``, so a DAW loops it without a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from loopgen import BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR, audio
+from loopgen.atomic import atomic_path
+from loopgen.cli import UserError
+from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
+from loopgen.midi import MidiRejected, read_notes
+
+TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
+STEP_TICKS = audio.STEP_TICKS
+BASS_CHANNEL = 0
+DRUM_CHANNEL = 9
+
+# One line per rejection reason, in a musician's words.
+REASON_MESSAGES = {
+    "no_bass": "has no usable bass (a bass-family instrument, GM programs 33-40, with notes between C1 and B7)",
+    "no_drums": "has no usable drums (channel 10 notes of the drum map)",
+    "time_signature": "is not in 4/4",
+    "no_time_signature": "has no time signature (loops need an explicit 4/4)",
+    "too_short": "is shorter than 8 bars",
+    "unreadable": "is not a readable MIDI file",
+    "too_large": "is too large",
+    "bad_resolution": "has no usable tick resolution",
+    "no_tracks": "has no tracks",
+}
+
+
+@dataclass(frozen=True)
+class UserLoop:
+    """An 8-bar loop read from a file: the (128, 93) array, where it starts in the song and how long the song is."""
+
+    loop: np.ndarray
+    start_bar: int  # 0-based bar of the song where the loop starts
+    song_bars: int
+    source: str
+
+
+def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams = LoopParams()) -> UserLoop:
+    """The loop of a MIDI file: a file of 8 bars is the loop; a longer song gives its first extracted loop, or
+    the 8 bars from ``start_bar`` (1-based, as a DAW counts). Raises :class:`UserError` with one line."""
+    path = Path(path)
+    try:
+        roll = song_roll(read_notes(path, "fast", **params.read_limits()), params)
+    except MidiRejected as rejection:
+        why = REASON_MESSAGES.get(rejection.reason, rejection.reason)
+        detail = f" ({rejection.detail})" if rejection.detail else ""
+        raise UserError(f"{path.name} {why}{detail}") from None
+    n_bars = len(roll) // STEPS_PER_BAR
+    if start_bar is not None:
+        if not 1 <= start_bar <= n_bars - BARS_PER_LOOP + 1:
+            raise UserError(
+                f"--start-bar {start_bar}: {path.name} has {n_bars} bars, so an 8-bar loop starts at bar 1.."
+                f"{n_bars - BARS_PER_LOOP + 1}"
+            )
+        first = start_bar - 1
+    elif n_bars == BARS_PER_LOOP:
+        first = 0
+    else:
+        starts = find_loops(roll, params)
+        if not starts:
+            raise UserError(
+                f"{path.name} ({n_bars} bars) holds no 8-bar loop by the extraction rules: choose one with --start-bar"
+            )
+        first = starts[0]
+    loop = np.ascontiguousarray(loop_at(roll, first), dtype=np.uint8)
+    for what, columns in (("drums", slice(0, N_DRUM)), ("bass", slice(N_DRUM, N_COLUMNS))):
+        if not loop[:, columns].any():
+            raise UserError(f"{path.name}: the 8 bars from bar {first + 1} have no {what}")
+    return UserLoop(loop, first, n_bars, str(path))
+
+
+# ------------------------------------------------------------------------------------------- writing
+def _bass_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
+    """Consecutive active steps of one pitch make one note (as the extractor reads them back)."""
+    events = []
+    for column in range(N_DRUM, N_COLUMNS):
+        pitch = column + audio.BASS_PITCH_OFFSET
+        edges = np.diff(np.concatenate(([0], roll[:, column].astype(np.int8), [0])))
+        for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+            events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
+                                                                 velocity=velocity)))
+            events.append((end * STEP_TICKS, 0, mido.Message("note_off", channel=BASS_CHANNEL, note=pitch,
+                                                               velocity=0)))
+    return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
+
+
+def _drum_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
+    events = []
+    for column, pitch in enumerate(audio.DRUM_PITCHES):
+        for step in np.flatnonzero(roll[:, column]).tolist():
+            events.append((step * STEP_TICKS, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=pitch,
+                                                                velocity=velocity)))
+            events.append(((step + 1) * STEP_TICKS, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=pitch,
+                                                                      velocity=0)))
+    return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
+
+
+def _track(name: str, events: list, end_tick: int, head: list | None = None) -> mido.MidiTrack:
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0), *(head or [])])
+    now = 0
+    for tick, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=end_tick - now))
+    return track
+
+
+def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
+    """``loop`` (128, 93) as a type-1 :class:`mido.MidiFile`: tempo + 4/4, "Bass" and "Drums" tracks,
+    every track ending exactly at bar ``8 * repeats``."""
+    if not np.isfinite(bpm) or bpm <= 0:
+        raise ValueError(f"bpm must be positive; got {bpm}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    loop = np.asarray(loop)
+    if loop.shape != (LOOP_STEPS, N_COLUMNS):
+        raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {loop.shape}")
+    roll = np.tile((loop > 0).astype(np.uint8), (int(repeats), 1))
+    end = len(roll) * STEP_TICKS
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
+    midi.tracks.append(_track("loopgen loop", [], end, head=[
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
+        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+    ]))
+    program = mido.Message("program_change", channel=BASS_CHANNEL, program=audio.BASS_PROGRAM, time=0)
+    midi.tracks.append(_track("Bass", _bass_events(roll, audio.BASS_VELOCITY), end, head=[program]))
+    midi.tracks.append(_track("Drums", _drum_events(roll, audio.DRUM_VELOCITY), end))
+    return midi
+
+
+def write_loop_midi(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repeats: int = 1) -> Path:
+    """Write :func:`loop_midi` to ``path`` atomically; return the path."""
+    path = Path(path)
+    midi = loop_midi(loop, bpm, repeats)
+    with atomic_path(path, suffix=".mid") as tmp:
+        midi.save(str(tmp))
+    return path
+
+
+def stems(loop: np.ndarray) -> dict[str, np.ndarray]:
+    """The loop split into a bass-only and a drums-only loop."""
+    bass, drums = np.array(loop, dtype=np.uint8), np.array(loop, dtype=np.uint8)
+    bass[:, :N_DRUM] = 0
+    drums[:, N_DRUM:] = 0
+    return {"bass": bass, "drums": drums}
+
+
+def write_wavs(
+    loop: np.ndarray, stem_path: Path, *, bpm: float, repeats: int, with_stems: bool
+) -> dict[str, Path]:
+    """``<stem_path>.wav`` (the mix) and with ``with_stems`` ``<stem_path>_bass.wav``, ``_drums.wav``;
+    empty without FluidSynth."""
+    if not audio.fluidsynth_available():
+        return {}
+    written = {"mix": audio.write_wav(loop, stem_path.with_suffix(".wav"), tempo=bpm, repeats=repeats)}
+    if with_stems:
+        for part, part_loop in stems(loop).items():
+            written[part] = audio.write_wav(
+                part_loop, stem_path.with_name(f"{stem_path.name}_{part}.wav"), tempo=bpm, repeats=repeats
+            )
+    return {k: v for k, v in written.items() if v is not None}

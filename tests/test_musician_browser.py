@@ -1,0 +1,99 @@
+"""The loops page (``index.html`` of generate / vary / fit) in a real headless Chromium, from file:// and http.
+
+Same harness as ``test_browser.py``: Debian's /usr/bin/chromium and the playwright package; skips without them.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loopgen.audio import fluidsynth_available
+from loopgen.musician import page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists() and shutil.which("chromium") is None:
+    pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip("the playwright Python package is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def loops_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "my loops"
+    half = (np.random.default_rng(2).random((64, 93)) < 0.04).astype(np.uint8)
+    loops = np.stack([np.concatenate([half, half]), np.concatenate([half, half[::-1]])])
+    page.add_loops(out, loops, [{"seed": 1, "index": 0}, {"seed": 1, "index": 1}], prefix="vq_vae", run={},
+                   with_stems=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(loops_dir):
+    handler = functools.partial(_QuietHandler, directory=str(loops_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def _check(page_, errors) -> None:
+    assert page_.locator("figure.loop").count() == 2
+    widths = page_.eval_on_selector_all("figure.loop img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+    assert all(w and w > 100 for w in widths)  # every pianoroll PNG loaded
+    scores = [float(t) for t in page_.locator("figure.loop .loopability").all_inner_texts()]
+    assert len(scores) == 2 and all(0 <= s <= 1 for s in scores) and 1.0 in scores  # loop 0 repeats exactly
+    assert page_.locator("a.mid").count() == 2
+    if fluidsynth_available():
+        assert page_.locator("audio").count() == 2 and page_.locator("a.wav-bass").count() == 2
+    assert not errors
+
+
+@pytest.mark.parametrize("how", ["file", "http"])
+def test_loops_page_shows_every_loop_and_its_files_resolve(browser, loops_dir, server, how) -> None:
+    context = browser.new_context()
+    page_ = context.new_page()
+    errors: list[str] = []
+    page_.on("pageerror", lambda err: errors.append(str(err)))
+    failed: list[str] = []
+    page_.on("requestfailed", lambda request: failed.append(request.url))
+    page_.goto((loops_dir / "index.html").as_uri() if how == "file" else server)
+    page_.wait_for_load_state("load")
+    _check(page_, errors)
+    if how == "http":
+        for href in page_.eval_on_selector_all("a[download]", "links => links.map(a => a.href)"):
+            assert page_.request.get(href).status == 200, href
+        for src in page_.eval_on_selector_all("audio", "players => players.map(a => a.src)"):
+            assert page_.request.get(src).status == 200, src
+    assert not failed
+    context.close()
