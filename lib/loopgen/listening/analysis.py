@@ -3,7 +3,7 @@
 * :func:`load_ratings` reads every ``ratings_*.csv`` of a study and validates each row; bad rows are kept
   aside with a reason (``ratings.attrs["rejected"]``) and reported, never dropped silently.
 * :func:`analyse` gives per-group mean / median / std / count, the Kruskal-Wallis H test across groups
-  (the paper's test: H = 75.19, p < 0.001) and pairwise two-sided Mann-Whitney U tests with Holm's
+  (the paper's test, whose H and p are in ``loopgen.paper.LISTENING``) and pairwise two-sided Mann-Whitney U tests with Holm's
   correction for multiple comparisons.
 * :func:`plot_ratings` draws Figure 6: a box per group, median line, mean as a red triangle with its value.
 """
@@ -376,6 +376,7 @@ def ratings_for_analysis(
 
 def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool | str) -> list[str]:
     """The paper's three listening-test claims, each checked on these ratings."""
+    from loopgen.paper import LISTENING
     from loopgen.tables import claim
 
     means = table["mean"]
@@ -384,21 +385,23 @@ def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool |
     if "training_set" in means.index:
         lines.append(
             claim(
-                "The training set gets the highest mean rating (paper: 3.83)",
+                f"The training set gets the highest mean rating (paper: {LISTENING.training_set_mean:.2f})",
                 bool(means.idxmax() == "training_set"),
             )
         )
     if "vq_vae_temp1.2" in generative.index and len(generative) > 1:
         lines.append(
             claim(
-                "Among the generative models, VQ-VAE (temp 1.2) gets the highest mean rating (paper: 3.52)",
+                f"Among the generative models, VQ-VAE (temp {LISTENING.vq_vae_temperature:g}) gets the highest mean "
+                f"rating (paper: {LISTENING.vq_vae_mean:.2f})",
                 bool(generative.idxmax() == "vq_vae_temp1.2"),
             )
         )
     significant = bool(np.isfinite(kruskal.p) and kruskal.p < 0.001)
     lines.append(
         claim(
-            f"Kruskal-Wallis finds the groups differ at p < 0.001 (H = {kruskal.H:.2f}; paper: 75.19)",
+            f"Kruskal-Wallis finds the groups differ at p < {LISTENING.p_value_below:g} (H = {kruskal.H:.2f}; "
+            f"paper: {LISTENING.kruskal_h:.2f})",
             significant,
         )
     )
