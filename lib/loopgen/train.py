@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import LOOP_STEPS, N_COLUMNS, distributed
 from loopgen import device as device_mod
 from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
 from loopgen.models.lstm_vae import ARLSTMVAE, schedule_epoch
@@ -112,7 +112,15 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
     }
     if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
+    if settings.precision != "auto":  # keyed only when set, so earlier checkpoints keep their keys
+        keyed["precision"] = settings.precision
     return keyed
+
+
+def with_settings(name: str, settings: TrainSettings, model_kwargs: dict | None = None) -> dict:
+    """Model constructor arguments: what ``settings`` chooses for ``name`` (``TrainSettings.model_options``:
+    encoder width, AR output bias, dead-code restart, VQ loss reduction), overridden by ``model_kwargs``."""
+    return {**settings.model_options(name), **(model_kwargs or {})}
 
 
 def model_config(name: str, model_kwargs: dict | None = None) -> dict:
@@ -133,7 +141,7 @@ def checkpoint_key(
     payload = {
         "name": name,
         "architecture": ARCHITECTURE_VERSION,
-        "config": model_config(name, model_kwargs),
+        "config": model_config(name, with_settings(name, settings, model_kwargs)),
         "settings": _weight_settings(name, settings),
         "data_key": str(data_key),
         "seed": int(seed),
@@ -168,7 +176,8 @@ def checkpoint_path(
     key = checkpoint_key(
         name, settings, data_key=data_key, model_kwargs=model_kwargs, seed=seed, vq_key=vq_key
     )
-    return Path(checkpoint_dir) / f"{name}{_variant(name, model_config(name, model_kwargs))}-{key}.pt"
+    config = model_config(name, with_settings(name, settings, model_kwargs))
+    return Path(checkpoint_dir) / f"{name}{_variant(name, config)}-{key}.pt"
 
 
 # ------------------------------------------------------------------------------------------- RNG states
@@ -252,7 +261,9 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.device) -> dict[str, float]:
+def _evaluate_autoencoder(
+    model: nn.Module, loops: torch.Tensor, device: torch.device, precision: str = "auto"
+) -> dict[str, float]:
     """Validation reconstruction error (Hamming fraction, paper Tables 1-2) and BCE per loop."""
     was_training = model.training
     model.eval()
@@ -260,7 +271,7 @@ def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.d
     bce = 0.0
     for start in range(0, len(loops), EVAL_BATCH):
         x = loops[start : start + EVAL_BATCH].to(device).float()
-        with device_mod.autocast(device):
+        with device_mod.autocast(device, precision):
             logits = model.reconstruct_logits(x)
         logits = logits.float()
         wrong += float(((logits >= 0).float() != x).float().sum())
@@ -271,13 +282,15 @@ def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.d
 
 
 @torch.no_grad()
-def _evaluate_prior(model: nn.Module, codes: torch.Tensor, device: torch.device) -> dict[str, float]:
+def _evaluate_prior(
+    model: nn.Module, codes: torch.Tensor, device: torch.device, precision: str = "auto"
+) -> dict[str, float]:
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0
     for start in range(0, len(codes), EVAL_BATCH):
         c = codes[start : start + EVAL_BATCH].to(device)
-        with device_mod.autocast(device):
+        with device_mod.autocast(device, precision):
             logits, _ = model(c[:, :-1])
         logits = logits.float()
         target = c[:, 1:]
@@ -327,6 +340,7 @@ def _fit(
     )
     history: dict[str, list] = {}
     start_epoch = 0
+    partial: dict = {}  # a checkpoint written inside an epoch: steps done, running sums
 
     if path.exists() and force:
         path.unlink()
@@ -347,33 +361,65 @@ def _fit(
         optimiser.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"], device)
+        partial = ckpt.get("partial") or {}
+
+    train_step = distributed.wrap_for_training(model, device, sync_batchnorm=settings.sync_batchnorm)
+    main = distributed.is_main()
 
     is_vae = isinstance(model, ContinuousVAE)
     is_prior = name == "prior"
     last_epoch = epochs if max_epochs_this_call is None else min(epochs, start_epoch + max_epochs_this_call)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=epochs, initial=start_epoch, desc=name, unit="epoch")
     t_call = time.perf_counter()
+    t_saved = t_call
     model.train()
+
+    def state(epoch_done: int, finished: bool, **extra) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "key": key,
+            "name": name,
+            "config": config,
+            "settings": asdict(settings),
+            "meta": meta,
+            "seed": int(seed),
+            "epoch": epoch_done,
+            "total_epochs": epochs,
+            "finished": finished,
+            "model": model.state_dict(),
+            "optimizer": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(device),
+            "history": history,
+            **extra,
+        }
+
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        counts = None
-        n_seen = 0
-        step = epoch * steps_per_epoch
+        sums: dict[str, float] = dict(partial.get("sums", {}))
+        counts = partial.get("counts")
+        n_seen = int(partial.get("n_seen", 0))
+        skip = int(partial.get("step_in_epoch", 0))  # batches of this epoch done before an interruption
+        partial = {}
+        if not skip:
+            distributed.reseed_for_epoch(seed, epoch)
+        step = epoch * steps_per_epoch + skip
         # the AR LSTM-VAE reads its scheduled-sampling epoch on the paper's 2,000-epoch time axis
         model_epoch = (
             schedule_epoch(epoch, epochs, model.ss_paper_epochs) if isinstance(model, ARLSTMVAE) else epoch
         )
-        for batch_index in _batches(_epoch_order(len(train_data), seed, epoch), batch_size):
+        epoch_batches = _batches(_epoch_order(len(train_data), seed, epoch), batch_size)
+        for i_batch in range(skip, len(epoch_batches)):
+            batch_index = distributed.local_slice(epoch_batches[i_batch])  # this rank's share (all of it on one)
             batch = train_data[batch_index].to(device, non_blocking=True)
             x = batch if is_prior else batch.float()
             beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) if is_vae else 1.0
-            with device_mod.autocast(device):
-                loss, terms = model.training_loss(x, kl_beta=beta, epoch=model_epoch)
+            with device_mod.autocast(device, settings.precision):
+                loss, terms = train_step(x, beta, model_epoch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -387,6 +433,11 @@ def _fit(
                     counts = value.double().cpu() if counts is None else counts + value.double().cpu()
                 else:
                     sums[term] = sums.get(term, 0.0) + float(value) * b
+            minutes = settings.checkpoint_minutes
+            if minutes and main and i_batch + 1 < len(epoch_batches) and time.perf_counter() - t_saved >= 60 * minutes:
+                inside = {"step_in_epoch": i_batch + 1, "sums": dict(sums), "counts": counts, "n_seen": n_seen}
+                _atomic_save(state(epoch, False, partial=inside), path)
+                t_saved = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch + 1}
         row.update({k: v / n_seen for k, v in sums.items()})
         if is_vae:
@@ -396,11 +447,11 @@ def _fit(
         if counts is not None:
             row["perplexity"] = perplexity(counts)
             row["dead_codes"] = int((counts == 0).sum())
-        if val_data is not None and len(val_data):
+        if val_data is not None and len(val_data) and main:
             row.update(
-                _evaluate_prior(model, val_data, device)
+                _evaluate_prior(model, val_data, device, settings.precision)
                 if is_prior
-                else _evaluate_autoencoder(model, val_data, device)
+                else _evaluate_autoencoder(model, val_data, device, settings.precision)
             )
         row["lr"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.perf_counter() - t0
@@ -408,26 +459,9 @@ def _fit(
             history.setdefault(k, [float("nan")] * epoch)
             history[k].append(float(row.get(k, float("nan"))))
         finished = epoch + 1 == epochs
-        _atomic_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "key": key,
-                "name": name,
-                "config": config,
-                "settings": asdict(settings),
-                "meta": meta,
-                "seed": int(seed),
-                "epoch": epoch + 1,
-                "total_epochs": epochs,
-                "finished": finished,
-                "model": model.state_dict(),
-                "optimizer": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(device),
-                "history": history,
-            },
-            path,
-        )
+        if main:  # under DDP only rank 0 writes
+            _atomic_save(state(epoch + 1, finished), path)
+            t_saved = time.perf_counter()
         if bar is not None:
             shown = {"loss": f"{row['loss']:.4g}"}
             for k in ("perplexity", "val_recon_error", "accuracy"):
@@ -437,6 +471,7 @@ def _fit(
             bar.update(1)
     if bar is not None:
         bar.close()
+    distributed.barrier()  # every rank has the last checkpoint before any returns
     model.eval()
     done = len(history.get("epoch", [])) == epochs
     return TrainResult(
@@ -489,7 +524,7 @@ def train_model(
     if device.type == "cuda":  # hold the whole dataset on the GPU
         train_data = train_data.to(device)
         val_data = val_data.to(device) if val_data is not None else None
-    kwargs = dict(model_kwargs or {})
+    kwargs = with_settings(name, settings, model_kwargs)
     key = checkpoint_key(name, settings, data_key=data_key, model_kwargs=kwargs, seed=seed)
     path = checkpoint_path(
         name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed
@@ -635,7 +670,7 @@ def load_trained(
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    kwargs = dict(model_kwargs or {})
+    kwargs = with_settings(name, settings, model_kwargs)
     if name == "prior":
         vq_config = model_config("vq_vae", vq_kwargs)
         if vq_key is None:
