@@ -1,4 +1,4 @@
-"""Command line: ``python -m loopgen {corpus,extract,train,generate,study,run-notebooks} ...``.
+"""Command line: ``python -m loopgen {corpus,extract,train,generate,study,rehearse,run-notebooks} ...``.
 
 Each subcommand lives in its own module as ``cli_main(argv)``; this file only dispatches.
 """
@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ("loopgen.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
     "generate": ("loopgen.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
     "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
+    "rehearse": ("loopgen.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
     "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
 }
 

@@ -166,3 +166,5 @@ TRAINING = {
     "cnn_latent": 512,
     "vq_beta": 0.25,
 }
+TRAINING_GPU = "NVIDIA GeForce RTX 3090"  # "Each model is trained with NVIDIA GeForce RTX 3090 less than 8 hours"
+TRAINING_HOURS_BELOW = 8
