@@ -18,6 +18,7 @@ process's peak resident set so far, which only grows) and the projected time of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import resource
 import sys
@@ -138,18 +139,15 @@ def rehearse(
                     raise RuntimeError("the prior is rehearsed on the default VQ-VAE's codes: rehearse it first")
                 vq, vq_key = default_vq
                 codes = sample.encode_codes(vq, loops)
-
-                def call(codes=codes, vq=vq, vq_key=vq_key, **kw):
-                    return train.train_prior(
-                        codes, settings, data_key="rehearsal", vq_key=vq_key, num_codes=vq.num_codes, **common, **kw
-                    )
+                call = functools.partial(
+                    train.train_prior, codes, settings, data_key="rehearsal", vq_key=vq_key,
+                    num_codes=vq.num_codes, **common,
+                )
             else:
-
-                def call(run=run, loops=loops, **kw):
-                    return train.train_model(
-                        run.name, loops, None, settings, data_key="rehearsal", model_kwargs=run.model_kwargs,
-                        **common, **kw,
-                    )
+                call = functools.partial(
+                    train.train_model, run.name, loops, None, settings, data_key="rehearsal",
+                    model_kwargs=run.model_kwargs, **common,
+                )
 
             t0 = time.perf_counter()
             first = call(max_epochs_this_call=1)
