@@ -713,7 +713,10 @@ def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``."""
+    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``.
+
+    Also under ``torchrun --nproc-per-node N -m loopgen train ...`` (DistributedDataParallel, one process per
+    GPU; see :mod:`loopgen.distributed`)."""
     try:
         return _cli(argv)
     except (MissingInputError, ValueError) as err:
@@ -748,10 +751,14 @@ def _cli(argv: list[str] | None) -> int:
     data = dataset.load_loops(data_dir)
     train = data.loops[data.split == "train"]
     val = data.loops[data.split == "val"]
-    device = device_mod.pick_device(args.device)
-    print(
-        f"{args.model}: {len(train)} training / {len(val)} validation loops, device {device_mod.describe_device(device)}"
-    )
+    # under torchrun: join the process group, one GPU per process (see loopgen.distributed)
+    device = distributed.init_from_env(args.device) or device_mod.pick_device(args.device)
+    if distributed.is_main():
+        ranks = f" x {distributed.world_size()} processes (DDP)" if distributed.active() else ""
+        print(
+            f"{args.model}: {len(train)} training / {len(val)} validation loops, "
+            f"device {device_mod.describe_device(device, profile.train.precision)}{ranks}"
+        )
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
     if args.model == "prior":
         from loopgen import sample
@@ -793,6 +800,8 @@ def _cli(argv: list[str] | None) -> int:
             device=device,
             force=args.force,
         )
+    if not distributed.is_main():
+        return 0
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
     state = (
         "reused"
