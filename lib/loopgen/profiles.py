@@ -70,6 +70,7 @@ class TrainSettings:
     lstm_encoder_hidden: int = 256  # Bi-LSTM encoder units per direction (the concatenated state is twice that)
     checkpoint_minutes: float | None = None  # also checkpoint inside an epoch every so many minutes
     sync_batchnorm: bool = True  # under DDP on CUDA: SyncBatchNorm (global-batch statistics)
+    kl_beta_max: float = 1.0  # continuous VAEs: the KL weight the annealing ends at (the paper's beta = 1)
 
     def model_options(self, name: str) -> dict:
         """Model constructor arguments these settings choose for ``name`` (explicit kwargs override them)."""

@@ -114,6 +114,8 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
     if settings.precision != "auto":  # keyed only when set, so earlier checkpoints keep their keys
         keyed["precision"] = settings.precision
+    if settings.kl_beta_max != 1.0 and name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+        keyed["kl_beta_max"] = settings.kl_beta_max
     return keyed
 
 
@@ -417,7 +419,7 @@ def _fit(
             batch_index = distributed.local_slice(epoch_batches[i_batch])  # this rank's share (all of it on one)
             batch = train_data[batch_index].to(device, non_blocking=True)
             x = batch if is_prior else batch.float()
-            beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) if is_vae else 1.0
+            beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) * settings.kl_beta_max if is_vae else 1.0
             with device_mod.autocast(device, settings.precision):
                 loss, terms = train_step(x, beta, model_epoch)
             optimiser.zero_grad(set_to_none=True)
@@ -441,7 +443,7 @@ def _fit(
         row: dict[str, float] = {"epoch": epoch + 1}
         row.update({k: v / n_seen for k, v in sums.items()})
         if is_vae:
-            row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction)
+            row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) * settings.kl_beta_max
         if isinstance(model, ARLSTMVAE):
             row["teacher_prob"] = model.teacher_prob_at(epoch, epochs)
         if counts is not None:
