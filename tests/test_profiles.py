@@ -72,3 +72,20 @@ def test_vq_loss_reduction_is_checked(bad):
 
     with pytest.raises(ValueError, match="loss_reduction"):
         VQVAE(loss_reduction=bad)
+
+
+def test_a_paper_settings_model_trains_and_loads_back(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    settings = dataclasses.replace(profiles.get("paper").train, lstm_epochs=1, batch_size=4, max_val_loops=None)
+    loops = (np.random.default_rng(0).random((8, 128, 93)) < 0.05).astype(np.uint8)
+    result = train.train_model(
+        "nonar_lstm_vae", loops, None, settings, data_key="k", checkpoint_dir=tmp_path, device="cpu", progress=False
+    )
+    assert result.model.encoder.lstm.hidden_size == 128
+    model, _ = train.load_trained("nonar_lstm_vae", settings, data_key="k", checkpoint_dir=tmp_path)
+    assert model.config["encoder_hidden"] == 128
+    ckpt = train.read_checkpoint(result.checkpoint)
+    assert ckpt["settings"]["precision"] == "tf32"
