@@ -7,7 +7,9 @@ pins process ``LOCAL_RANK`` to GPU ``LOCAL_RANK``. Then, in ``loopgen.train._fit
 * **The same global batch as one process.** Every rank builds the same seeded batch order; each takes its
   contiguous slice of every global batch (:func:`local_slice`). DDP averages the gradients over the ranks, so
   with equal slices one optimiser step equals one step of a single process on the whole batch (exactly, up
-  to floating-point summation order; the test compares the prior's weights after several steps).
+  to floating-point summation order; the test compares the prior's weights after several steps). When a batch
+  does not split evenly (e.g. a last partial batch), the ranks' gradients still count equally, a small
+  deviation from the one-process mean.
 * **BatchNorm.** On CUDA, ``TrainSettings.sync_batchnorm`` (default) turns every BatchNorm into
   ``SyncBatchNorm``: statistics over the global batch, as one GPU computes them. ``SyncBatchNorm`` needs a GPU,
   so on CPU (gloo) each rank normalises with its slice's statistics, and the running statistics are rank 0's
