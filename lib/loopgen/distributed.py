@@ -20,7 +20,8 @@ pins process ``LOCAL_RANK`` to GPU ``LOCAL_RANK``. Then, in ``loopgen.train._fit
   on rank 0 and broadcasts them (:func:`broadcast_`). DDP's buffer broadcast from rank 0 would re-align any drift.
 * **Noise.** Each rank re-seeds its torch generator from (seed, epoch, rank) at the start of every epoch, so the
   reparameterisation noise and scheduled-sampling draws differ between ranks (one process draws them for the
-  whole batch) and a run resumed at an epoch boundary draws what the uninterrupted run drew.
+  whole batch) and a run resumed at an epoch boundary draws what the uninterrupted run drew (one resumed
+  inside an epoch draws fresh noise for the rest of that epoch).
 * **Checkpoints.** Only rank 0 writes (:func:`is_main`); every rank reads the same file when resuming. Only rank
   0 validates and shows progress.
 

@@ -407,8 +407,7 @@ def _fit(
         n_seen = int(partial.get("n_seen", 0))
         skip = int(partial.get("step_in_epoch", 0))  # batches of this epoch done before an interruption
         partial = {}
-        if not skip:
-            distributed.reseed_for_epoch(seed, epoch)
+        distributed.reseed_for_epoch(seed, epoch if not skip else (epoch + 1) * 1_000_003 + skip)
         step = epoch * steps_per_epoch + skip
         # the AR LSTM-VAE reads its scheduled-sampling epoch on the paper's 2,000-epoch time axis
         model_epoch = (
