@@ -5,17 +5,24 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 
 * the learning rate follows a cosine from ``lr_max`` to ``lr_min`` over all optimisation steps of the run,
   stepped after every batch;
-* beta rises linearly from 0 to 1 over the first ``kl_anneal_fraction`` of those steps, then stays at 1;
+* beta rises linearly from 0 to ``kl_beta_max`` (1, the paper's) over the first ``kl_anneal_fraction`` of
+  those steps, then stays there;
 * the AR LSTM-VAE's scheduled sampling is driven by the epoch mapped onto the paper's 2,000-epoch time
-  axis (``schedule_epoch``; see ``loopgen.models.lstm_vae``), and its output bias starts at the log-odds of
-  the training cells' density;
+  axis (``schedule_epoch``; see ``loopgen.models.lstm_vae``); its output bias starts at zero (He, the paper
+  profile) or at the log-odds of the training cells' density (demo, ``TrainSettings.ar_output_bias``);
+* the settings also choose the encoder width, the VQ dead-code restart and loss reduction
+  (:func:`with_settings`) and the numeric precision (``loopgen.device.autocast``); every choice the paper leaves
+  open is listed in ``loopgen.profiles.OPEN_CHOICES``;
 * each epoch reshuffles the training loops with a generator seeded by (seed, epoch), so a resumed run sees
-  the same batches as an uninterrupted one.
+  the same batches as an uninterrupted one;
+* under ``torchrun`` each process trains on its slice of every batch with DistributedDataParallel
+  (:mod:`loopgen.distributed`); only rank 0 writes checkpoints.
 
 Checkpoints are keyed by (model name, full model configuration, the training settings that change the
 weights, the dataset's ``data_key``, the seed): ``checkpoint_dir/<name>[-variant]-<hash>.pt``. One is written
-atomically after every epoch with the model, optimiser, scheduler, RNG states (torch, numpy, python) and the
-history so far; a killed run resumes where it stopped and ends as the uninterrupted run would. A finished
+atomically after every epoch (and every ``checkpoint_minutes`` inside one, with the steps done and the running
+sums) with the model, optimiser, scheduler, RNG states (torch, numpy, python) and the history so far; a killed
+run resumes where it stopped and ends as the uninterrupted run would. A finished
 checkpoint is reused, not retrained, unless ``force``. Everything loads with ``torch.load(weights_only=True)``.
 """
 
