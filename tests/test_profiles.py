@@ -89,3 +89,19 @@ def test_a_paper_settings_model_trains_and_loads_back(tmp_path):
     assert model.config["encoder_hidden"] == 128
     ckpt = train.read_checkpoint(result.checkpoint)
     assert ckpt["settings"]["precision"] == "tf32"
+
+
+def test_precision_modes():
+    import torch
+
+    from loopgen import device
+
+    a = torch.ones(4, 4)
+    with device.autocast(torch.device("cpu"), "bf16"):
+        assert (a @ a).dtype == torch.bfloat16, "bf16 autocast runs on CPU too (the rehearsal test uses it)"
+    for mode in ("auto", "fp32", "tf32"):
+        with device.autocast(torch.device("cpu"), mode):
+            assert (a @ a).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        device.autocast(torch.device("cpu"), "fp8")
+    assert "float32" in device.describe_device(torch.device("cpu"), "tf32")

@@ -203,7 +203,8 @@ def _precision(p: Profile) -> str:
 
 
 def _kl(p: Profile) -> str:
-    return f"linear 0 -> 1 over the first {p.train.kl_anneal_fraction:.0%} of the optimiser steps, then 1"
+    top = f"{p.train.kl_beta_max:g}"
+    return f"linear 0 -> {top} over the first {p.train.kl_anneal_fraction:.0%} of the optimiser steps, then {top}"
 
 
 def _epochs(p: Profile) -> str:
