@@ -17,11 +17,12 @@ import time
 import torch
 
 from loopgen import device as device_mod
+from loopgen import paper
 from loopgen.models import AUTOENCODERS, build
 from loopgen.seed import seed_everything
 
-PAPER_TRAIN_LOOPS = 120_600
-PAPER_EPOCHS = 2_000
+PAPER_TRAIN_LOOPS = paper.DATASET.train
+PAPER_EPOCHS = paper.TRAINING["epochs"]
 
 
 def _sync(device: torch.device) -> None:

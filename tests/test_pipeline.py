@@ -31,7 +31,12 @@ def test_accounting_table_counts_every_file_beside_the_paper():
     assert "rejected: no_bass" not in table.index, "reasons that never occurred are left out"
     assert table.loc["rejected: no_loop", "ours"] == 5
     assert table.loc["loops per file with loops", "ours"] == pytest.approx(3.5)
-    assert table.loc["loops per file with loops", "paper"] == pytest.approx(150_750 / 114_444)
+    assert np.isnan(table.loc["loops per file with loops", "paper"]), "the paper gives no loops per file"
+    assert table.loc["files in 4/4 (read, 4/4 signature)", "paper"] == 114_444, "114,444 = the 4/4 files"
+    assert table.loc["files in 4/4 (read, 4/4 signature)", "ours"] == 7, "10 scanned - 3 time_signature"
+    assert table.loc["files with loops", "ours"] == 2 and np.isnan(table.loc["files with loops", "paper"])
+    for derived in ("files rejected", "share of files with loops"):
+        assert np.isnan(table.loc[derived, "paper"]), f"{derived}: the paper never gives it"
     assert isinstance(table.loc["loops", "ours"], int), "counts stay integers"
 
 
@@ -62,7 +67,10 @@ def test_dataset_summary_and_summary_table():
     assert row["unique loops"] == pytest.approx(1 / 3)
     table = pipeline.summary_table({"ours": row})
     assert list(table.columns) == ["ours", "paper (LMD-full)"]
-    assert list(table.index[:2]) == ["files scanned", "files with loops"], "rows keep our order"
+    assert list(table.index[:3]) == ["files scanned", "files in 4/4", "files with loops"], "rows keep our order"
+    assert table.loc["files in 4/4", "paper (LMD-full)"] == 114_444
+    assert np.isnan(table.loc["files with loops", "paper (LMD-full)"]), "not a number the paper gives"
+    assert np.isnan(table.loc["loops per file with loops", "paper (LMD-full)"])
     assert "OS" not in table.index and "US" not in table.index
     assert table.loc["UP", "paper (LMD-full)"] == 10.5
 

@@ -59,3 +59,11 @@ def test_require_names_the_notebook(tmp_path):
     assert paths.figure("x.png") == tmp_path / "figures" / "x.png"
     with pytest.raises(MissingInputError, match="01_extract_loops.ipynb"):
         require(tmp_path / "missing", made_by="01_extract_loops.ipynb")
+
+
+def test_paper_profile_cells_have_no_time_limit():
+    from loopgen.runner import cell_timeout_for
+
+    assert cell_timeout_for("paper") is None, "a 2,000-epoch training cell must not be cut off"
+    assert cell_timeout_for("demo") == cell_timeout_for("smoke") == 3600
+    assert cell_timeout_for("paper", 900) == 900 and cell_timeout_for("demo", 0) is None

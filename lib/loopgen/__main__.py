@@ -1,4 +1,4 @@
-"""Command line: ``python -m loopgen {corpus,extract,train,generate,vary,fit,study,run-notebooks} ...``.
+"""Command line: ``python -m loopgen {corpus,extract,train,rehearse,generate,vary,fit,study,ship,run-notebooks} ...``.
 
 Each subcommand lives in its own module as ``cli_main(argv)``; this file only dispatches.
 """
@@ -17,6 +17,7 @@ COMMANDS = {
     "fit": ("loopgen.musician.fit", "your MIDI folder -> loops -> a trained VQ-VAE + prior, registered by name"),
     "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
     "ship": ("loopgen.shipped", "write a finished demo-long checkpoint as shipped half-precision weights"),
+    "rehearse": ("loopgen.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
     "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
 }
 

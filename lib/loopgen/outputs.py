@@ -40,7 +40,7 @@ def _outputs() -> tuple[Output, ...]:
     )
     items = [
         Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
-        Output("table0_dataset.csv", "Dataset (Data Preprocess: 176,581 -> 114,444 files -> 150,750 loops)", nb1),
+        Output("table0_dataset.csv", "Dataset (Data Preprocess: 176,581 files, 114,444 in 4/4 -> 150,750 loops)", nb1),
     ]
     for model in AUTOENCODERS:
         items.append(Output(f"fig_training_{model}.png", f"Training curves, {model} (not in the paper)", nb2))

@@ -139,17 +139,19 @@ LISTENING = ListeningResult()
 # --- the dataset ---
 @dataclass(frozen=True)
 class DatasetNumbers:
+    """The paper's only dataset figures: "For 176,581 MIDI files in LMD-full, 150,750 loops are extracted from
+    114,444 MIDIs by removing non-4/4 signature files", and the split sizes (Experiment Details).
+
+    114,444 is read as the number of files left after removing the non-4/4 ones (not the number of files that
+    yielded a loop; the paper never gives that). Nothing derived from these numbers belongs in a "paper" column.
+    """
+
     lmd_full_files: int = 176_581
-    files_with_loops: int = 114_444
+    four_four_files: int = 114_444
     loops: int = 150_750
     train: int = 120_600
     validation: int = 15_075
     test: int = 15_075
-
-    @property
-    def loops_per_file(self) -> float:
-        """Loops per file that yielded any (150,750 / 114,444 = 1.32)."""
-        return self.loops / self.files_with_loops
 
 
 DATASET = DatasetNumbers()
@@ -164,3 +166,5 @@ TRAINING = {
     "cnn_latent": 512,
     "vq_beta": 0.25,
 }
+TRAINING_GPU = "NVIDIA GeForce RTX 3090"  # "Each model is trained with NVIDIA GeForce RTX 3090 less than 8 hours"
+TRAINING_HOURS_BELOW = 8

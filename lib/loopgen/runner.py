@@ -3,6 +3,11 @@
 ``python -m loopgen run-notebooks --profile smoke`` is what ``run_all.sh`` calls after setting up the
 environment. Every notebook runs even after one fails; the summary names the failures and the exit code is
 non-zero when any failed.
+
+Cell time limits (:data:`CELL_TIMEOUTS`): an hour per cell for smoke and demo, none for the paper profile, whose
+training cells run for hours. Cell output (the training's tqdm progress) is streamed to the console as well as
+kept in the executed notebook. A killed run started again resumes: extraction reuses its finished chunks and
+every training resumes from its last checkpoint (each epoch, and every ``checkpoint_minutes`` inside one).
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from loopgen.paths import Paths
 from loopgen.profiles import PROFILES
 
 KERNEL_NAME = "loopgen"
+CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "paper": None}  # seconds; None: no limit
+
+
+def cell_timeout_for(profile: str, requested: int | None = None) -> int | None:
+    """Papermill's per-cell limit: ``requested`` (0 = none) or the profile's default (an hour; none for paper)."""
+    if requested is not None:
+        return requested or None
+    return CELL_TIMEOUTS.get(profile, 3600)
 
 
 @dataclass(frozen=True)
@@ -74,10 +87,13 @@ def run(
     *,
     only: list[str] | None = None,
     paths: Paths | None = None,
-    cell_timeout: int = 3600,
+    cell_timeout: int | None = None,
     seed: int = 0,
 ) -> list[tuple[NotebookRun, float, str | None]]:
-    """Execute the plan; return (run, seconds, error or None) per notebook. Never stops at a failure."""
+    """Execute the plan; return (run, seconds, error or None) per notebook. Never stops at a failure.
+
+    ``cell_timeout``: seconds per cell, 0 for no limit, None for the profile's default (:func:`cell_timeout_for`).
+    """
     import papermill as pm
 
     paths = paths or Paths()
@@ -99,7 +115,7 @@ def run(
                 kernel_name=KERNEL_NAME,
                 log_output=True,
                 progress_bar=False,
-                execution_timeout=cell_timeout,
+                execution_timeout=cell_timeout_for(profile, cell_timeout),
                 cwd=str(paths.notebooks),
             )
         except Exception as exc:  # noqa: BLE001 - every notebook runs even after one fails
@@ -131,7 +147,10 @@ def cli_main(argv: list[str]) -> int:
         "--only", nargs="+", type=cli.non_empty, help="run only notebooks whose executed name contains one of these"
     )
     parser.add_argument(
-        "--cell-timeout", type=cli.int_in(1, 7 * 24 * 3600), default=3600, help="seconds per cell (papermill)"
+        "--cell-timeout",
+        type=cli.int_in(0, 7 * 24 * 3600),
+        default=None,
+        help="seconds per cell (papermill); 0 = no limit; default: 3600, none for the paper profile",
     )
     parser.add_argument("--seed", type=cli.seed_int, default=0)
     args = parser.parse_args(argv)

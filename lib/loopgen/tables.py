@@ -17,6 +17,7 @@ import pandas as pd
 from loopgen import metrics
 from loopgen.atomic import write_text
 from loopgen.paths import Paths
+from loopgen.profiles import open_choices_note
 
 OURS, PAPER = "ours", "paper"
 MISSING = "-"
@@ -110,8 +111,12 @@ def write_table(
     paths: Paths,
     notes: list[str],
     title: str | None = None,
+    profile: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``figures/<stem>.csv`` (full precision) and ``figures/<stem>.md`` (paper style + notes)."""
+    """Write ``figures/<stem>.csv`` (full precision) and ``figures/<stem>.md`` (paper style + notes).
+
+    Under the ``paper`` profile the notes end with the choices the paper leaves open
+    (:func:`loopgen.profiles.open_choices_note`)."""
     if not stem or "/" in stem or stem.endswith((".csv", ".md")):
         raise ValueError(
             f"stem must be a bare file name without extension, e.g. 'table3_musical_metrics'; got {stem!r}"
@@ -119,6 +124,8 @@ def write_table(
     csv_path = paths.figure(f"{stem}.csv")
     md_path = paths.figure(f"{stem}.md")
     write_text(csv_path, flat_columns(df).to_csv())
+    choices = open_choices_note(profile) if profile else None
+    notes = list(notes) + ([choices] if choices and choices not in notes else [])
     write_text(md_path, to_markdown(df, notes, title=title))
     return csv_path, md_path
 

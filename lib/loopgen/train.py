@@ -5,17 +5,24 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 
 * the learning rate follows a cosine from ``lr_max`` to ``lr_min`` over all optimisation steps of the run,
   stepped after every batch;
-* beta rises linearly from 0 to 1 over the first ``kl_anneal_fraction`` of those steps, then stays at 1;
+* beta rises linearly from 0 to ``kl_beta_max`` (1, the paper's) over the first ``kl_anneal_fraction`` of
+  those steps, then stays there;
 * the AR LSTM-VAE's scheduled sampling is driven by the epoch mapped onto the paper's 2,000-epoch time
-  axis (``schedule_epoch``; see ``loopgen.models.lstm_vae``), and its output bias starts at the log-odds of
-  the training cells' density;
+  axis (``schedule_epoch``; see ``loopgen.models.lstm_vae``); its output bias starts at zero (He, the paper
+  profile) or at the log-odds of the training cells' density (demo, ``TrainSettings.ar_output_bias``);
+* the settings also choose the encoder width, the VQ dead-code restart and loss reduction
+  (:func:`with_settings`) and the numeric precision (``loopgen.device.autocast``); every choice the paper leaves
+  open is listed in ``loopgen.profiles.OPEN_CHOICES``;
 * each epoch reshuffles the training loops with a generator seeded by (seed, epoch), so a resumed run sees
-  the same batches as an uninterrupted one.
+  the same batches as an uninterrupted one;
+* under ``torchrun`` each process trains on its slice of every batch with DistributedDataParallel
+  (:mod:`loopgen.distributed`); only rank 0 writes checkpoints.
 
 Checkpoints are keyed by (model name, full model configuration, the training settings that change the
 weights, the dataset's ``data_key``, the seed): ``checkpoint_dir/<name>[-variant]-<hash>.pt``. One is written
-atomically after every epoch with the model, optimiser, scheduler, RNG states (torch, numpy, python) and the
-history so far; a killed run resumes where it stopped and ends as the uninterrupted run would. A finished
+atomically after every epoch (and every ``checkpoint_minutes`` inside one, with the steps done and the running
+sums) with the model, optimiser, scheduler, RNG states (torch, numpy, python) and the history so far; a killed
+run resumes where it stopped and ends as the uninterrupted run would. A finished
 checkpoint is reused, not retrained, unless ``force``. Everything loads with ``torch.load(weights_only=True)``.
 """
 
@@ -39,7 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import LOOP_STEPS, N_COLUMNS, distributed
 from loopgen import device as device_mod
 from loopgen.cli import UserError
 from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
@@ -135,6 +142,10 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
     }
     if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
+    if settings.precision != "auto":  # keyed only when set, so earlier checkpoints keep their keys
+        keyed["precision"] = settings.precision
+    if settings.kl_beta_max != 1.0 and name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+        keyed["kl_beta_max"] = settings.kl_beta_max
     # the short-run recipe enters the key only when used, so the keys of plain settings stay as they were
     for extra, plain in (("warmup_steps", 0), ("grad_clip", None), ("keep_best", False)):
         if getattr(settings, extra) != plain:
@@ -143,8 +154,13 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
 
 
 def resolved_kwargs(name: str, settings: TrainSettings, model_kwargs: dict | None = None) -> dict:
-    """Constructor arguments of ``name``: the profile's (``per_model[name]["model"]``), then ``model_kwargs``."""
-    return {**settings.model_kwargs(name), **(model_kwargs or {})}
+    """Model constructor arguments of ``name``: what ``settings`` chooses (``TrainSettings.model_kwargs``: the
+    encoder width, AR output bias, dead-code restart, VQ loss reduction, then the profile's per-model
+    arguments), overridden by ``model_kwargs``."""
+    return {**settings.recipe(name).model_kwargs(name), **(model_kwargs or {})}
+
+
+with_settings = resolved_kwargs  # the name issue 10's code and tests use
 
 
 def model_config(name: str, model_kwargs: dict | None = None) -> dict:
@@ -431,7 +447,9 @@ def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.device) -> dict[str, float]:
+def _evaluate_autoencoder(
+    model: nn.Module, loops: torch.Tensor, device: torch.device, precision: str = "auto"
+) -> dict[str, float]:
     """Validation reconstruction error (Hamming fraction, paper Tables 1-2) and BCE per loop."""
     was_training = model.training
     model.eval()
@@ -439,7 +457,7 @@ def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.d
     bce = 0.0
     for start in range(0, len(loops), EVAL_BATCH):
         x = loops[start : start + EVAL_BATCH].to(device).float()
-        with device_mod.autocast(device):
+        with device_mod.autocast(device, precision):
             logits = model.reconstruct_logits(x)
         logits = logits.float()
         wrong += float(((logits >= 0).float() != x).float().sum())
@@ -450,13 +468,15 @@ def _evaluate_autoencoder(model: nn.Module, loops: torch.Tensor, device: torch.d
 
 
 @torch.no_grad()
-def _evaluate_prior(model: nn.Module, codes: torch.Tensor, device: torch.device) -> dict[str, float]:
+def _evaluate_prior(
+    model: nn.Module, codes: torch.Tensor, device: torch.device, precision: str = "auto"
+) -> dict[str, float]:
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0
     for start in range(0, len(codes), EVAL_BATCH):
         c = codes[start : start + EVAL_BATCH].to(device)
-        with device_mod.autocast(device):
+        with device_mod.autocast(device, precision):
             logits, _ = model(c[:, :-1])
         logits = logits.float()
         target = c[:, 1:]
@@ -507,6 +527,7 @@ def _fit(
     history: dict[str, list] = {}
     start_epoch = 0
     best: dict | None = None  # keep_best: {"loss", "epoch", "model"} of the best validated epoch so far
+    partial: dict = {}  # a checkpoint written inside an epoch: steps done, running sums
 
     if path.exists() and force:
         path.unlink()
@@ -528,33 +549,66 @@ def _fit(
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"], device)
         best = ckpt.get("best")
+        partial = ckpt.get("partial") or {}
+
+    train_step = distributed.wrap_for_training(model, device, sync_batchnorm=settings.sync_batchnorm)
+    main = distributed.is_main()
 
     is_vae = isinstance(model, ContinuousVAE)
     is_prior = name == "prior"
     last_epoch = epochs if max_epochs_this_call is None else min(epochs, start_epoch + max_epochs_this_call)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=epochs, initial=start_epoch, desc=name, unit="epoch")
     t_call = time.perf_counter()
+    t_saved = t_call
     model.train()
+
+    def state(epoch_done: int, finished: bool, **extra) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "key": key,
+            "name": name,
+            "config": config,
+            "settings": asdict(settings),
+            "meta": meta,
+            "seed": int(seed),
+            "epoch": epoch_done,
+            "total_epochs": epochs,
+            "finished": finished,
+            "best_epoch": None if best is None else best["epoch"],
+            "best": None if finished else best,
+            "model": model.state_dict(),
+            "optimizer": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(device),
+            "history": history,
+            **extra,
+        }
+
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        counts = None
-        n_seen = 0
-        step = epoch * steps_per_epoch
+        sums: dict[str, float] = dict(partial.get("sums", {}))
+        counts = partial.get("counts")
+        n_seen = int(partial.get("n_seen", 0))
+        skip = int(partial.get("step_in_epoch", 0))  # batches of this epoch done before an interruption
+        partial = {}
+        distributed.reseed_for_epoch(seed, epoch if not skip else (epoch + 1) * 1_000_003 + skip)
+        step = epoch * steps_per_epoch + skip
         # the AR LSTM-VAE reads its scheduled-sampling epoch on the paper's 2,000-epoch time axis
         model_epoch = (
             schedule_epoch(epoch, epochs, model.ss_paper_epochs) if isinstance(model, ARLSTMVAE) else epoch
         )
-        for batch_index in _batches(_epoch_order(len(train_data), seed, epoch), batch_size):
+        epoch_batches = _batches(_epoch_order(len(train_data), seed, epoch), batch_size)
+        for i_batch in range(skip, len(epoch_batches)):
+            batch_index = distributed.local_slice(epoch_batches[i_batch])  # this rank's share (all of it on one)
             batch = train_data[batch_index].to(device, non_blocking=True)
             x = batch if is_prior else batch.float()
-            beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) if is_vae else 1.0
-            with device_mod.autocast(device):
-                loss, terms = model.training_loss(x, kl_beta=beta, epoch=model_epoch)
+            beta = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) * settings.kl_beta_max if is_vae else 1.0
+            with device_mod.autocast(device, settings.precision):
+                loss, terms = train_step(x, beta, model_epoch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip:
@@ -570,20 +624,25 @@ def _fit(
                     counts = value.double().cpu() if counts is None else counts + value.double().cpu()
                 else:
                     sums[term] = sums.get(term, 0.0) + float(value) * b
+            minutes = settings.checkpoint_minutes
+            if minutes and main and i_batch + 1 < len(epoch_batches) and time.perf_counter() - t_saved >= 60 * minutes:
+                inside = {"step_in_epoch": i_batch + 1, "sums": dict(sums), "counts": counts, "n_seen": n_seen}
+                _atomic_save(state(epoch, False, partial=inside), path)
+                t_saved = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch + 1}
         row.update({k: v / n_seen for k, v in sums.items()})
         if is_vae:
-            row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction)
+            row["kl_beta"] = kl_beta_at(step, total_steps, settings.kl_anneal_fraction) * settings.kl_beta_max
         if isinstance(model, ARLSTMVAE):
             row["teacher_prob"] = model.teacher_prob_at(epoch, epochs)
         if counts is not None:
             row["perplexity"] = perplexity(counts)
             row["dead_codes"] = int((counts == 0).sum())
-        if val_data is not None and len(val_data):
+        if val_data is not None and len(val_data) and main:
             row.update(
-                _evaluate_prior(model, val_data, device)
+                _evaluate_prior(model, val_data, device, settings.precision)
                 if is_prior
-                else _evaluate_autoencoder(model, val_data, device)
+                else _evaluate_autoencoder(model, val_data, device, settings.precision)
             )
         row["lr"] = float(optimiser.param_groups[0]["lr"])
         row["seconds"] = time.perf_counter() - t0
@@ -598,32 +657,11 @@ def _fit(
             history.setdefault(k, [float("nan")] * epoch)
             history[k].append(float(row.get(k, float("nan"))))
         finished = epoch + 1 == epochs
-        final_weights = model.state_dict()
-        if finished and best is not None:  # keep_best: the finished checkpoint holds the best epoch's weights
+        if finished and best is not None:  # keep_best: the finished model holds the best epoch's weights
             model.load_state_dict(best["model"])
-            final_weights = best["model"]
-        _atomic_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "key": key,
-                "name": name,
-                "config": config,
-                "settings": asdict(settings),
-                "meta": meta,
-                "seed": int(seed),
-                "epoch": epoch + 1,
-                "total_epochs": epochs,
-                "finished": finished,
-                "best_epoch": None if best is None else best["epoch"],
-                "best": None if finished else best,
-                "model": final_weights,
-                "optimizer": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(device),
-                "history": history,
-            },
-            path,
-        )
+        if main:  # under DDP only rank 0 writes
+            _atomic_save(state(epoch + 1, finished), path)
+            t_saved = time.perf_counter()
         if bar is not None:
             shown = {"loss": f"{row['loss']:.4g}"}
             for k in ("perplexity", "val_recon_error", "accuracy"):
@@ -633,6 +671,7 @@ def _fit(
             bar.update(1)
     if bar is not None:
         bar.close()
+    distributed.barrier()  # every rank has the last checkpoint before any returns
     model.eval()
     done = len(history.get("epoch", [])) == epochs
     return TrainResult(
@@ -902,7 +941,10 @@ def training_lock(path: Path | str, *, wait: bool = False) -> Iterator[Path]:
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``."""
+    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``.
+
+    Also under ``torchrun --nproc-per-node N -m loopgen train ...`` (DistributedDataParallel, one process per
+    GPU; see :mod:`loopgen.distributed`)."""
     try:
         return _cli(argv)
     except MissingInputError as err:  # the usual first-run case: one line naming the notebook to run
@@ -951,10 +993,14 @@ def _cli(argv: list[str] | None) -> int:
     data = dataset.load_loops(data_dir)
     train = data.loops[data.split == "train"]
     val = data.loops[data.split == "val"]
-    device = device_mod.pick_device(args.device)
-    print(
-        f"{args.model}: {len(train)} training / {len(val)} validation loops, device {device_mod.describe_device(device)}"
-    )
+    # under torchrun: join the process group, one GPU per process (see loopgen.distributed)
+    device = distributed.init_from_env(args.device) or device_mod.pick_device(args.device)
+    if distributed.is_main():
+        ranks = f" x {distributed.world_size()} processes (DDP)" if distributed.active() else ""
+        print(
+            f"{args.model}: {len(train)} training / {len(val)} validation loops, "
+            f"device {device_mod.describe_device(device, profile.train.precision)}{ranks}"
+        )
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
     if args.model == "prior":
         from loopgen import sample
@@ -1009,6 +1055,8 @@ def _cli(argv: list[str] | None) -> int:
                 device=device,
                 force=args.force,
             )
+    if not distributed.is_main():
+        return 0
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
     state = (
         "reused"

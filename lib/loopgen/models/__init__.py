@@ -149,8 +149,9 @@ _EXPLANATIONS = {
     "ar_lstm_vae": r"""
 ### AR LSTM-VAE (paper table (a)): a flat MusicVAE
 
-**Encoder.** A bidirectional LSTM (256 units each way) reads the 128 steps forwards and backwards; its two
-final hidden states are concatenated (512 numbers) and two linear layers give the mean $\mu$ (followed by
+**Encoder.** A bidirectional LSTM (128 units each way in the demo and paper profiles, whose
+table prints the concatenated state as 256; 256 each way is the other reading) reads the 128 steps forwards and backwards; its two final hidden states
+are concatenated (256 numbers) and two linear layers give the mean $\mu$ (followed by
 layer normalisation) and the log-variance $\log\sigma^2$ of a 128-dimensional Gaussian. A latent
 $z = \mu + \sigma \odot \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$, is drawn (the *reparameterisation
 trick*, so that gradients flow through the sampling).
@@ -165,7 +166,8 @@ generating, the model always feeds back its own guesses (*full sampling*), so a 
     "nonar_lstm_vae": r"""
 ### NonAR LSTM-VAE (paper table (b))
 
-Same encoder as the AR model (bi-LSTM, 256 units each way, 128-dimensional Gaussian latent $z$).
+Same encoder as the AR model (bi-LSTM, 128 units each way in the demo and paper profiles;
+128-dimensional Gaussian latent $z$).
 
 **Decoder.** No feedback: $z$ is copied to all 128 steps and an LSTM with 256 units turns this constant
 sequence into 128 hidden states, each mapped by one linear layer to the 93 logits of its step. The decoder
@@ -200,9 +202,11 @@ numbers ($t = 32$, $L = 16$ by default: one vector per quarter note).
 $z_i$ is replaced by its nearest code $e_k$, $k = \arg\min_j \lVert z_i - e_j \rVert$; the loop becomes $t$
 integers. Rounding has no gradient, so the decoder's gradient is copied straight to the encoder
 (*straight-through estimator*), and a *commitment* term $\beta \lVert z - \mathrm{sg}[e] \rVert^2$
-($\beta = 0.25$) keeps the encoder close to its codes (paper eq. 2). The codebook itself is not learned by
+($\beta = 0.25$) keeps the encoder close to its codes (paper eq. 2; summed per loop in the demo, averaged per
+value in the paper profile). The codebook itself is not learned by
 gradients: each code moves to the running average (decay 0.99) of the vectors assigned to it, like a
-K-means centroid; a code nobody uses is restarted at a random encoder output. **Perplexity** (the exponential
+K-means centroid; in the demo (not in the paper profile) a code nobody uses is restarted at a random encoder
+output. **Perplexity** (the exponential
 of the entropy of code usage) says how many codes are effectively in use.
 
 **Decoder.** conv_block to 32 channels, upsampling + residual blocks back to 128 steps, two convolutions to

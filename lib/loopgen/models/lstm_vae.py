@@ -1,9 +1,10 @@
 """The two LSTM-VAEs of the paper (Appendix A, tables (a) and (b)).
 
-Both share the encoder: a bi-LSTM (hidden 256 per direction) over the 128 steps; the last forward and backward
-hidden states are concatenated (512) and fed to ``mu = LayerNorm(Linear(h))`` and ``logvar = Linear(h)``,
-latent size 128. (The table prints the encoder state as "(1, 256)"; we read 256 as the hidden size of the
-LSTM, as the brief does, so the two directions together give 512 features.)
+Both share the encoder: a bi-LSTM (``encoder_hidden`` units per direction) over the 128 steps; the last forward
+and backward hidden states are concatenated (2 x ``encoder_hidden``) and fed to ``mu = LayerNorm(Linear(h))``
+and ``logvar = Linear(h)``, latent size 128. The table prints the encoder state as "h shape: (1, 256)": the
+paper profile reads that h as the concatenated state (128 per direction, ``TrainSettings.lstm_encoder_hidden``);
+the constructor default, 256 per direction (h of 512), is the other reading (the smoke profile's).
 
 AR LSTM-VAE (a), a flat MusicVAE: the decoder LSTM has hidden size 128 = the latent size (the table gives the
 decoder output ``x_t`` shape (128)), so its hidden and cell states start as ``h = c = z`` with no projection.
@@ -18,9 +19,10 @@ run as in the paper (p = 0.5 at paper epoch 60, ~0 after 200) instead of staying
 run, which left the model never trained on its own predictions (exposure bias). The paper profile
 (2,000 epochs) is unchanged.
 
-The output bias starts at the log-odds of the training data's cell density (:meth:`ARLSTMVAE.init_output_bias`,
-called by the training loop; the usual "prior probability" initialisation of a sparse sigmoid output). With
-zero biases a short run spends its first epochs only learning that cells are mostly off.
+With ``output_bias_init="data_rate"`` (the default and the demo's) the output bias starts at the log-odds of the
+training data's cell density (:meth:`ARLSTMVAE.init_output_bias`, called by the training loop; the usual "prior
+probability" initialisation of a sparse sigmoid output): with zero biases a short run spends its first epochs
+only learning that cells are mostly off. The paper profile uses ``"zero"`` (He initialisation, as the paper says).
 
 NonAR LSTM-VAE (b): z repeated 128 times -> LSTM (hidden 256) -> Linear(256 -> 93) at every step.
 """

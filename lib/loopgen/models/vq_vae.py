@@ -16,7 +16,11 @@ step). Updates happen only in training mode.
 
 Decoder: conv(32,3,1,1) -> (t, 32); ``n`` times upsample(2) + resblock(32) -> (128, 32);
 conv(64,1,0,1) -> conv(93,3,1,1) -> (128, 93) logits (the last conv plain, no batchnorm / activation).
-Loss per loop: BCE with logits summed over cells + beta * commitment summed over the t x L latent values.
+Loss (``loss_reduction``): "sum" (default) = per loop, BCE with logits summed over cells + beta * commitment
+summed over the t x L latent values; "mean" (the paper profile, the usual reading of eq. 2 as in Oord et al.'s
+implementation) = BCE averaged over cells + beta * squared error averaged over latent values. The reported
+terms (recon, commitment) are per-loop sums either way. Under DDP (``loopgen.distributed``) the EMA update
+uses counts and sums over all ranks, and restarts draw on rank 0.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import LOOP_STEPS, N_COLUMNS, distributed
 from loopgen.models.base import LoopModel, LossTerms
 from loopgen.models.blocks import ConvBlock, ResidualBlock, Upsample, bce_per_loop, he_init
 
@@ -78,8 +82,13 @@ class VectorQuantiserEMA(nn.Module):
 
     @torch.no_grad()
     def ema_update(self, z: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:
-        """One EMA step of counts and sums, Laplace-smoothed codebook, then dead-code restarts."""
+        """One EMA step of counts and sums, Laplace-smoothed codebook, then dead-code restarts.
+
+        ``counts`` must already be the global counts under DDP (``forward`` sums them over the ranks); the
+        per-code sums are summed over the ranks here, so every rank applies the same update.
+        """
         batch_sum = torch.zeros_like(self.embed_sum).index_add_(0, codes, z)
+        distributed.all_reduce_sum_(batch_sum)
         self.cluster_size.mul_(self.decay).add_(counts.to(self.cluster_size.dtype), alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(batch_sum, alpha=1 - self.decay)
         n = self.cluster_size.sum()
@@ -90,7 +99,7 @@ class VectorQuantiserEMA(nn.Module):
             n_dead = int(dead.sum())
             if n_dead:
                 rows = torch.randint(0, z.shape[0], (n_dead,), device=z.device)
-                fresh = z[rows]
+                fresh = distributed.broadcast_(z[rows].contiguous())  # rank 0's draw on every rank
                 self.codebook[dead] = fresh
                 self.embed_sum[dead] = fresh
                 self.cluster_size[dead] = 1.0
@@ -106,6 +115,7 @@ class VectorQuantiserEMA(nn.Module):
             quantised = self.lookup(codes)
             counts = torch.bincount(codes, minlength=self.num_codes)
             if self.training:
+                distributed.all_reduce_sum_(counts)  # global counts under DDP
                 self.ema_update(z.detach(), codes, counts)
             sq_error = (z - quantised.detach()).pow(2).sum(dim=1)
             straight_through = z + (quantised - z).detach()
@@ -127,8 +137,11 @@ class VQVAE(LoopModel):
         eps: float = 1e-5,
         restart_threshold: float = 1.0,
         channels: int = 32,
+        loss_reduction: str = "sum",
     ) -> None:
         super().__init__()
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
         n_down = math.log2(LOOP_STEPS / latent_steps) if latent_steps > 0 else -1
         if n_down < 0 or n_down != int(n_down):
             raise ValueError(f"latent_steps must be 128 / 2**n (8, 16, 32, 64, 128), not {latent_steps}")
@@ -143,6 +156,9 @@ class VQVAE(LoopModel):
             "restart_threshold": restart_threshold,
             "channels": channels,
         }
+        if loss_reduction != "sum":  # only when not the default, so earlier checkpoint keys stay valid
+            self.config["loss_reduction"] = loss_reduction
+        self.loss_reduction = loss_reduction
         self.latent_steps, self.latent_dim, self.num_codes, self.beta = (
             latent_steps,
             latent_dim,
@@ -206,7 +222,10 @@ class VQVAE(LoopModel):
     ) -> tuple[torch.Tensor, LossTerms]:
         zq, _, commitment, counts = self._quantise(x)
         recon = bce_per_loop(self.decode_latent(zq), x)
-        loss = (recon + self.beta * commitment).mean()
+        if self.loss_reduction == "mean":  # per cell and per latent value (Oord et al.'s implementation)
+            loss = recon.mean() / x[0].numel() + self.beta * commitment.mean() / zq[0].numel()
+        else:  # per loop: sums over the 128 x 93 cells and the t x L latent values
+            loss = (recon + self.beta * commitment).mean()
         terms = {
             "recon": recon.mean().detach(),
             "commitment": commitment.mean().detach(),

@@ -1,0 +1,217 @@
+"""The paper's remaining claims, checked on short runs (what notebook 08 calls).
+
+Each function trains what it needs with :func:`loopgen.train.train_model` / ``train_prior`` (checkpointed and
+reused like every other training), returns a :class:`Finding`: a small table and a verdict computed from its
+numbers ("holds on this run" / "does not hold on this run"). The thresholds are arguments, stated in the verdict.
+
+* :func:`kl_weight` — "VAE has produced many noisy samples even after achieving the minimal reconstruction error
+  when beta ~ 0": a continuous VAE trained with beta ~ 0 and with beta = 1.
+* :func:`commitment_weight` — "beta in VQ-VAE objectives did not affect much to reconstruction task": the
+  VQ-VAE with commitment beta in {0.1, 0.25, 1}.
+* :func:`prior_compression` — "the high compression ratio ... makes modeling prior easier": the prior trained on
+  the codes of two Table 2 variants (t = 32 and t = 64).
+* :func:`seed_spread` — "Our experiment results do not depend on random initialization so much": the default
+  VQ-VAE (and its prior) with three seeds, Table 1 and Table 3 values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from loopgen import metrics, sample, train
+from loopgen.profiles import TrainSettings
+
+NOISE_METRICS = ("HD", "DB", "UP", "ND")  # Table 3 columns where noise moves samples away from the data
+
+
+@dataclass
+class Finding:
+    """A claim, the numbers of this run, and whether the claim holds on them."""
+
+    claim: str
+    table: pd.DataFrame
+    holds: bool
+    verdict: str
+
+
+def _verdict(claim: str, holds: bool, reason: str) -> str:
+    return f"{'Holds' if holds else 'Does not hold'} on this run: {claim} ({reason})."
+
+
+def distance_to_data(row: dict[str, float], reference: dict[str, float], keys=NOISE_METRICS) -> float:
+    """Mean relative distance of a metric row to the training set's, over ``keys`` (0 = indistinguishable)."""
+    parts = [abs(row[k] - reference[k]) / max(abs(reference[k]), 1e-3) for k in keys]
+    return float(np.mean(parts))
+
+
+def _common(checkpoint_dir: Path | str, device, seed: int) -> dict:
+    return {"checkpoint_dir": checkpoint_dir, "device": device, "seed": seed, "progress": False}
+
+
+def kl_weight(
+    train_loops: np.ndarray,
+    val_loops: np.ndarray,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    model: str = "cnn_vae",
+    small_beta: float = 1e-3,
+    n_samples: int = 256,
+    seed: int = 0,
+    device=None,
+) -> Finding:
+    """Continuous VAE ``model`` with the KL weight annealed to ``small_beta`` and to 1.
+
+    Holds when beta ~ 0 reconstructs at least as well and its samples from N(0, I) are farther from the
+    training set's metric row (HD, DB, UP, ND) than beta = 1's.
+    """
+    reference = metrics.metric_row(train_loops)
+    rows = {}
+    for beta in (small_beta, 1.0):
+        s = dataclasses.replace(settings, kl_beta_max=beta)
+        result = train.train_model(model, train_loops, val_loops, s, data_key=data_key, **_common(checkpoint_dir, device, seed))
+        samples = sample.sample_vae(result.model, n_samples, seed=seed)
+        row = metrics.metric_row(samples)
+        rows[f"beta = {beta:g}"] = {
+            "reconstruction error": metrics.reconstruction_error(val_loops, sample.reconstruct(result.model, val_loops)),
+            **{k: row[k] for k in NOISE_METRICS},
+            "distance to data": distance_to_data(row, reference),
+        }
+    rows["training set"] = {**{k: reference[k] for k in NOISE_METRICS}, "distance to data": 0.0}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    small, one = table.iloc[0], table.iloc[1]
+    holds = bool(small["reconstruction error"] <= one["reconstruction error"] and small["distance to data"] > one["distance to data"])
+    claim = "beta ~ 0 reconstructs well but samples noisily"
+    reason = (
+        f"reconstruction error {small['reconstruction error']:.3g} vs {one['reconstruction error']:.3g}; samples' "
+        f"distance to the data {small['distance to data']:.3g} vs {one['distance to data']:.3g} (beta ~ 0 vs 1)"
+    )
+    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+
+
+def commitment_weight(
+    train_loops: np.ndarray,
+    val_loops: np.ndarray,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    betas: tuple[float, ...] = (0.1, 0.25, 1.0),
+    tolerance: float = 0.25,
+    model_kwargs: dict | None = None,
+    seed: int = 0,
+    device=None,
+) -> Finding:
+    """The VQ-VAE with commitment weight ``betas``; holds when the validation reconstruction errors' spread
+    (max - min) / mean is at most ``tolerance``."""
+    rows = {}
+    for beta in betas:
+        kwargs = {**(model_kwargs or {}), "beta": beta}
+        result = train.train_model(
+            "vq_vae", train_loops, val_loops, settings, data_key=data_key, model_kwargs=kwargs,
+            **_common(checkpoint_dir, device, seed),
+        )
+        x_hat = sample.reconstruct(result.model, val_loops)
+        rows[f"beta = {beta:g}"] = {
+            "reconstruction error": metrics.reconstruction_error(val_loops, x_hat),
+            "perplexity (last epoch)": float(result.history["perplexity"].iloc[-1]),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    errors = table["reconstruction error"]
+    spread = float((errors.max() - errors.min()) / max(errors.mean(), 1e-12))
+    holds = spread <= tolerance
+    claim = "the commitment weight does not change reconstruction much"
+    reason = f"spread of the reconstruction error (max - min) / mean = {spread:.0%}, threshold {tolerance:.0%}"
+    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+
+
+def prior_compression(
+    train_loops: np.ndarray,
+    val_loops: np.ndarray,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    variants: tuple[tuple[int, int, int], ...] = ((32, 16, 512), (64, 16, 512)),
+    seed: int = 0,
+    device=None,
+) -> Finding:
+    """The prior trained on the codes of two VQ-VAE variants (t, L, K); holds when the more compressed one
+    (fewer latent steps t) has the higher validation next-code accuracy and the lower cross-entropy."""
+    rows = {}
+    for t, L, K in variants:  # noqa: N806 - the paper's symbols
+        kwargs = train.vq_kwargs_from(t, L, K)
+        vq = train.train_model(
+            "vq_vae", train_loops, val_loops, settings, data_key=data_key, model_kwargs=kwargs,
+            **_common(checkpoint_dir, device, seed),
+        )
+        codes = sample.encode_codes(vq.model, train_loops)
+        val_codes = sample.encode_codes(vq.model, val_loops)
+        prior = train.train_prior(
+            codes, settings, data_key=data_key, vq_key=vq.key, num_codes=K, val_codes=val_codes,
+            **_common(checkpoint_dir, device, seed),
+        )
+        last = prior.history.iloc[-1]
+        rows[f"t={t}, L={L}, K={K}"] = {
+            "compression (cells per latent value)": 128 * 93 / (t * L),
+            "prior val accuracy": float(last["val_accuracy"]),
+            "prior val cross-entropy": float(last["val_loss"]),
+            "codes used": int(np.unique(codes).size),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    ordered = table.sort_values("compression (cells per latent value)", ascending=False)
+    high, low = ordered.iloc[0], ordered.iloc[-1]
+    holds = bool(high["prior val accuracy"] > low["prior val accuracy"] and high["prior val cross-entropy"] < low["prior val cross-entropy"])
+    claim = "a higher compression ratio makes the prior easier to model"
+    reason = (
+        f"next-code accuracy {high['prior val accuracy']:.3g} ({ordered.index[0]}) vs {low['prior val accuracy']:.3g} "
+        f"({ordered.index[-1]}); cross-entropy {high['prior val cross-entropy']:.3g} vs {low['prior val cross-entropy']:.3g}"
+    )
+    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+
+
+def seed_spread(
+    train_loops: np.ndarray,
+    val_loops: np.ndarray,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    tolerance: float = 0.25,
+    n_samples: int = 256,
+    temperature: float = 1.0,
+    device=None,
+) -> Finding:
+    """The default VQ-VAE and its prior with several seeds: Table 1's reconstruction error and Table 3's row
+    (samples at ``temperature``). Holds when every column's spread (max - min) / |mean| is at most ``tolerance``
+    (columns whose mean is below 1e-3 are compared on an absolute 1e-3 scale)."""
+    rows = {}
+    for seed in seeds:
+        vq = train.train_model("vq_vae", train_loops, val_loops, settings, data_key=data_key, **_common(checkpoint_dir, device, seed))
+        codes = sample.encode_codes(vq.model, train_loops)
+        prior = train.train_prior(
+            codes, settings, data_key=data_key, vq_key=vq.key, num_codes=vq.model.num_codes,
+            **_common(checkpoint_dir, device, seed),
+        )
+        first = sample.first_code_distribution(codes, num_codes=vq.model.num_codes)
+        gen_codes = sample.sample_codes(prior.model, n_samples, first, temperature=temperature, seed=seed)
+        row = metrics.metric_row(sample.decode_codes(vq.model, gen_codes), gen_codes, codes)
+        rows[f"seed {seed}"] = {
+            "reconstruction error": metrics.reconstruction_error(val_loops, sample.reconstruct(vq.model, val_loops)),
+            **{k: row[k] for k in ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "ND")},
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    spreads = (table.max() - table.min()) / np.maximum(table.mean().abs(), 1e-3)
+    worst = spreads.idxmax()
+    holds = bool(spreads.max() <= tolerance)
+    table.loc["spread (max - min) / mean"] = spreads
+    claim = "results do not depend much on the seed"
+    reason = f"largest spread {spreads[worst]:.0%} ({worst}) over {len(seeds)} seeds, threshold {tolerance:.0%}"
+    return Finding(claim, table, holds, _verdict(claim, holds, reason))

@@ -1,0 +1,42 @@
+"""The rehearsal: every training of the paper profile, a few steps on random loops, through the real code path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from loopgen import paper, rehearse
+
+
+def test_rehearsal_of_the_paper_profile_runs_every_training_and_resumes(tmp_path):
+    # a small batch keeps it quick; bf16 autocast on CPU goes through the same autocast path as CUDA
+    table = rehearse.rehearse(
+        "paper", steps=2, device="cpu", batch_size=4, precision="bf16", n_samples=4,
+        checkpoint_dir=tmp_path, log=lambda *_: None,
+    )
+    assert list(table.index) == [r.label for r in rehearse.trainings()]
+    assert len(table) == 10 and table["resumed"].all()
+    assert (table["batch"] == 4).all() and (table["steps"] == 2).all()
+    for _, row in table.iterrows():
+        assert row["samples/s"] > 0 and row["peak memory (MB)"] > 0 and math.isfinite(row["loss"])
+        expected = paper.TRAINING["epochs"] * paper.DATASET.train / row["samples/s"] / 3600
+        assert row["projected full run (h)"] == pytest.approx(expected)
+        assert 0 <= row["FNB"] <= 1
+    assert len(list(tmp_path.glob("*.pt"))) == 10, "one checkpoint per training"
+
+
+def test_rehearsal_command_line(capsys):
+    from loopgen.__main__ import main
+
+    code = main(["rehearse", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--only", "prior",
+                 "--samples", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| prior" in out and "| vq_vae " in out, "the prior brings its VQ-VAE"
+    assert f"{paper.TRAINING_HOURS_BELOW} h" in out
+
+
+def test_rehearsal_refuses_a_single_step():
+    with pytest.raises(ValueError, match="at least 2"):
+        rehearse.rehearse("smoke", steps=1)
