@@ -32,11 +32,12 @@ class Output:
 
 def _outputs() -> tuple[Output, ...]:
     nb1, nb2, nb3 = "01_extract_loops.ipynb", "02_train_autoencoders.ipynb", "03_train_prior.ipynb"
-    nb4, nb5, nb6, nb7 = (
+    nb4, nb5, nb6, nb7, nb8 = (
         "04_reconstruction.ipynb",
         "05_musical_metrics.ipynb",
         "06_latent_space.ipynb",
         "07_listening_test.ipynb",
+        "08_sensitivity.ipynb",
     )
     items = [
         Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
@@ -58,6 +59,7 @@ def _outputs() -> tuple[Output, ...]:
         Output("fig5_frequent_codes.png", "Figure 5 (most and least frequent codes, decoded)", nb6),
         Output("fig6_listening_ratings.png", "Figure 6 (listening-test ratings box plot)", nb7),
         Output("table5_listening.csv", "Listening test: means, Kruskal-Wallis H and p", nb7),
+        Output("table6_sensitivity.csv", "The paper's other claims (beta, commitment, compression, seeds)", nb8),
     ]
     return tuple(items)
 

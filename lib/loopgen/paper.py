@@ -168,3 +168,16 @@ TRAINING = {
 }
 TRAINING_GPU = "NVIDIA GeForce RTX 3090"  # "Each model is trained with NVIDIA GeForce RTX 3090 less than 8 hours"
 TRAINING_HOURS_BELOW = 8
+
+
+# --- the claims the paper makes without a table (checked by notebook 08, loopgen.sensitivity) ---
+CLAIMS = {
+    "kl_weight": "VAE has produced many noisy samples even after achieving the minimal reconstruction error when "
+    "beta ~ 0 (Model Metric)",
+    "commitment_weight": "beta in VQ-VAE objectives did not affect much to reconstruction task (beta = 0.25) "
+    "(Model Metric)",
+    "prior_compression": "Although the high compression ratio deteriorates reconstruction quality, it makes modeling "
+    "prior easier (Model Metric Results)",
+    "seed_spread": "Our experiment results do not depend on random initialization so much (Appendix A, Training "
+    "Details)",
+}

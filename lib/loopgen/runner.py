@@ -63,6 +63,7 @@ def plan(profile: str, seed: int = 0) -> list[NotebookRun]:
         "05_musical_metrics.ipynb",
         "06_latent_space.ipynb",
         "07_listening_test.ipynb",
+        "08_sensitivity.ipynb",
     ):
         runs.append(NotebookRun(nb, nb, base))
     return runs

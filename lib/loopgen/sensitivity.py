@@ -37,6 +37,7 @@ class Finding:
     table: pd.DataFrame
     holds: bool
     verdict: str
+    key: str = ""  # which of the paper's claims (``loopgen.paper.CLAIMS``)
 
 
 def _verdict(claim: str, holds: bool, reason: str) -> str:
@@ -92,7 +93,7 @@ def kl_weight(
         f"reconstruction error {small['reconstruction error']:.3g} vs {one['reconstruction error']:.3g}; samples' "
         f"distance to the data {small['distance to data']:.3g} vs {one['distance to data']:.3g} (beta ~ 0 vs 1)"
     )
-    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="kl_weight")
 
 
 def commitment_weight(
@@ -128,7 +129,7 @@ def commitment_weight(
     holds = spread <= tolerance
     claim = "the commitment weight does not change reconstruction much"
     reason = f"spread of the reconstruction error (max - min) / mean = {spread:.0%}, threshold {tolerance:.0%}"
-    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="commitment_weight")
 
 
 def prior_compression(
@@ -173,7 +174,7 @@ def prior_compression(
         f"next-code accuracy {high['prior val accuracy']:.3g} ({ordered.index[0]}) vs {low['prior val accuracy']:.3g} "
         f"({ordered.index[-1]}); cross-entropy {high['prior val cross-entropy']:.3g} vs {low['prior val cross-entropy']:.3g}"
     )
-    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="prior_compression")
 
 
 def seed_spread(
@@ -214,4 +215,42 @@ def seed_spread(
     table.loc["spread (max - min) / mean"] = spreads
     claim = "results do not depend much on the seed"
     reason = f"largest spread {spreads[worst]:.0%} ({worst}) over {len(seeds)} seeds, threshold {tolerance:.0%}"
-    return Finding(claim, table, holds, _verdict(claim, holds, reason))
+    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="seed_spread")
+
+
+# ------------------------------------------------------------------------------------- notebook 08 helpers
+SHORT_FACTOR = 0.25  # notebook 08 trains every model with a quarter of its profile's epochs
+
+
+def short_settings(settings: TrainSettings, factor: float = SHORT_FACTOR) -> TrainSettings:
+    """``settings`` with every model's epochs scaled by ``factor`` (at least 1) and shipped weights ignored."""
+    names = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae", "prior")
+    per_model = {}
+    for name in names:
+        recipe = settings.recipe(name)
+        per_model[name] = {
+            **settings.per_model.get(name, {}),
+            "epochs": max(1, round(recipe.epochs * factor)),
+            "shipped_from": None,
+        }
+    return dataclasses.replace(settings, per_model=per_model)
+
+
+def recipe_summary(settings: TrainSettings) -> pd.DataFrame:
+    """Epochs and batch size per model under ``settings`` (what notebook 08 trains with)."""
+    names = ("cnn_vae", "vq_vae", "prior")
+    return pd.DataFrame(
+        {name: {"epochs": settings.recipe(name).epochs, "batch size": settings.recipe(name).batch_size} for name in names}
+    ).T
+
+
+def verdict_table(findings: list[Finding]) -> pd.DataFrame:
+    """One row per claim: the paper's words ("paper") beside this run's verdict ("ours")."""
+    from loopgen.paper import CLAIMS
+
+    rows = {}
+    for finding in findings:
+        rows[finding.claim] = {"paper": CLAIMS.get(finding.key, "-"), "ours": finding.verdict, "holds": finding.holds}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "claim"
+    return out
