@@ -32,15 +32,15 @@ INDEX_FILE = "index.json"
 FORMAT = 1
 
 
-def shipped_path(name: str, key: str, folder: Path = SHIPPED_DIR) -> Path:
+def shipped_path(name: str, key: str, folder: Path | None = None) -> Path:
     """``shipped/<name>-<key>.pt``."""
-    return Path(folder) / f"{name}-{key}.pt"
+    return Path(folder or SHIPPED_DIR) / f"{name}-{key}.pt"
 
 
-def read_index(folder: Path = SHIPPED_DIR) -> dict:
+def read_index(folder: Path | None = None) -> dict:
     """``index.json``: file name -> {sha256, bytes, name, key, profile, data_key}; empty when absent."""
     try:
-        return json.loads((Path(folder) / INDEX_FILE).read_text())
+        return json.loads((Path(folder or SHIPPED_DIR) / INDEX_FILE).read_text())
     except (OSError, ValueError):
         return {}
 
@@ -49,10 +49,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def export(checkpoint: Path | str, profile: str, folder: Path = SHIPPED_DIR) -> Path:
+def export(checkpoint: Path | str, profile: str, folder: Path | None = None) -> Path:
     """Write the finished training checkpoint ``checkpoint`` as a shipped half-precision file; update the index."""
     from loopgen.train import read_checkpoint
 
+    folder = Path(folder or SHIPPED_DIR)
     ckpt = read_checkpoint(checkpoint)
     if not ckpt.get("finished"):
         raise ValueError(f"{checkpoint} is not finished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs)")
@@ -86,7 +87,7 @@ def export(checkpoint: Path | str, profile: str, folder: Path = SHIPPED_DIR) -> 
     return out
 
 
-def load(name: str, key: str, folder: Path = SHIPPED_DIR) -> dict | None:
+def load(name: str, key: str, folder: Path | None = None) -> dict | None:
     """The shipped payload of model ``name`` with checkpoint key ``key``, checked; ``None`` if none ships.
 
     Raises ``ValueError`` when a file is there but its SHA-256 or its recorded key does not match.

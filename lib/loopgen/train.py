@@ -358,8 +358,12 @@ def weights_source(name: str, settings: TrainSettings, *, data_key: str, checkpo
     long = _shipped_settings(name, settings)
     if long is not None:
         path = checkpoint_path(name, long, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
-        if path.exists() and read_checkpoint(path).get("finished"):
-            return f"shipped ({long.shipped_profile})"
+        own = checkpoint_path(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
+        if path != own and path.exists():
+            ckpt = read_checkpoint(path)
+            if ckpt.get("finished"):
+                shipped_file = ckpt.get("meta", {}).get("shipped")
+                return f"shipped ({long.shipped_profile})" if shipped_file else f"{long.shipped_profile}, trained here"
     return "trained here"
 
 
@@ -404,9 +408,10 @@ def training_notes(
     for name in names:
         r = settings.recipe(name)
         source = weights_source(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
-        if source.startswith("shipped"):
+        if source != "trained here":
             long = _shipped_settings(name, settings).recipe(name)
-            parts.append(f"{TITLES[name]}: SHIPPED {r.shipped_from} weights ({long.epochs} epochs, batch {long.batch_size})")
+            how = "SHIPPED" if source.startswith("shipped") else "locally trained"
+            parts.append(f"{TITLES[name]}: {how} {r.shipped_from} weights ({long.epochs} epochs, batch {long.batch_size})")
         else:
             parts.append(f"{TITLES[name]}: trained here ({r.epochs} epochs, batch {r.batch_size})")
     return [
