@@ -14,9 +14,13 @@ def test_plan_order_and_names():
     runs = plan("smoke")
     names = [r.output_name for r in runs]
     assert len(names) == len(set(names)), "executed copies must not overwrite each other"
-    assert names[0] == "01_extract_loops.ipynb" and names[-1] == "07_listening_test.ipynb"
-    # 02 runs once per model (4) and once per extra Table 2 variant (5)
-    assert sum(r.notebook == "02_train_autoencoders.ipynb" for r in runs) == 4 + len(TABLE2_SETTINGS) - 1
+    assert names[0] == "01_extract_loops.ipynb" and names[-1] == "08_sensitivity.ipynb"
+    # 02 runs once per model (4) and once per Table 2 setting (6: smoke trains Table 2 with a recipe of its
+    # own, the default setting included); the paper profile reuses the main VQ-VAE for the default setting
+    assert sum(r.notebook == "02_train_autoencoders.ipynb" for r in runs) == 4 + len(TABLE2_SETTINGS)
+    paper_runs = plan("paper")
+    assert sum(r.notebook == "02_train_autoencoders.ipynb" for r in paper_runs) == 4 + len(TABLE2_SETTINGS) - 1
+    assert all(r.parameters.get("TABLE2") for r in runs if "vq_vae_t" in r.output_name)
     assert all(r.parameters["PROFILE"] == "smoke" for r in runs)
     vq = [r for r in runs if r.parameters.get("MODEL") == "vq_vae"]
     assert {(r.parameters["VQ_T"], r.parameters["VQ_L"], r.parameters["VQ_K"]) for r in vq} == set(TABLE2_SETTINGS)
@@ -24,6 +28,7 @@ def test_plan_order_and_names():
 
 def test_variant_names():
     assert vq_variant_name(*VQ_DEFAULT) == "vq_vae"
+    assert vq_variant_name(*VQ_DEFAULT, table2=True) == "vq_vae_t32_L16_K512"
     assert vq_variant_name(64, 16, 256) == "vq_vae_t64_L16_K256"
 
 

@@ -51,11 +51,14 @@ def plan(profile: str, seed: int = 0) -> list[NotebookRun]:
         if model == "vq_vae":
             params.update(VQ_T=VQ_DEFAULT[0], VQ_L=VQ_DEFAULT[1], VQ_K=VQ_DEFAULT[2])
         runs.append(NotebookRun("02_train_autoencoders.ipynb", f"02_train_autoencoders-{model}.ipynb", params))
+    from loopgen.profiles import get
+
+    retrain_default = get(profile).table2_retrains_default
     for t, L, K in TABLE2_SETTINGS:  # noqa: N806 - the paper's symbols
-        if (t, L, K) == VQ_DEFAULT:
+        if (t, L, K) == VQ_DEFAULT and not retrain_default:
             continue
-        name = vq_variant_name(t, L, K)
-        params = dict(base, MODEL="vq_vae", VQ_T=t, VQ_L=L, VQ_K=K)
+        name = vq_variant_name(t, L, K, table2=True)
+        params = dict(base, MODEL="vq_vae", VQ_T=t, VQ_L=L, VQ_K=K, TABLE2=True)
         runs.append(NotebookRun("02_train_autoencoders.ipynb", f"02_train_autoencoders-{name}.ipynb", params))
     for nb in (
         "03_train_prior.ipynb",
