@@ -20,9 +20,10 @@ from pathlib import Path
 
 from loopgen.extract import extract, extract_file, list_midi_files
 from loopgen.loops import LoopParams
+from loopgen.paper import DATASET
 from loopgen.paths import SHARED_DEV_MIDI
 
-LMD_FULL_FILES = 176_581
+LMD_FULL_FILES = DATASET.lmd_full_files
 NOT_FOUR_FOUR = {"too_large", "unreadable", "bad_resolution", "time_signature", "no_time_signature"}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from loopgen import CRASH, KICK, N_DRUM
 from loopgen import metrics as m
+from loopgen.paper import DATASET
 from loopgen.seed import seed_everything
 
 DRUM_PROBS = np.array([0.3, 0.25, 0.5, 0.02, 0.06, 0.02, 0.02, 0.01, 0.06])
@@ -56,7 +57,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loops", type=int, default=120_600)
+    parser.add_argument("--loops", type=int, default=DATASET.train)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     rng = seed_everything(0)

@@ -44,7 +44,7 @@ def _outputs() -> tuple[Output, ...]:
     )
     items = [
         Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
-        Output("table0_dataset.csv", "Dataset (Data Preprocess: 176,581 files, 114,444 in 4/4 -> 150,750 loops)", nb1),
+        Output("table0_dataset.csv", "Dataset (Data Preprocess: LMD-full files, those in 4/4, loops, splits)", nb1),
     ]
     for model in AUTOENCODERS:
         items.append(Output(f"fig_training_{model}.png", f"Training curves, {model} (not in the paper)", nb2))
@@ -52,7 +52,7 @@ def _outputs() -> tuple[Output, ...]:
         name = vq_variant_name(t, L, K, table2=True)
         items.append(Output(f"fig_training_{name}.png", f"Training curves, Table 2 variant {name}", nb2))
     items += [
-        Output("fig_training_prior.png", "LSTM prior training (accuracy 82.91 % in the paper)", nb3),
+        Output("fig_training_prior.png", "LSTM prior training (next-code accuracy beside the paper's)", nb3),
         Output("table1_reconstruction.csv", "Table 1 (reconstruction error)", nb4),
         Output("table2_latent_size.csv", "Table 2 (VQ-VAE error by t, L, K)", nb4),
         Output("table3_musical_metrics.csv", "Table 3 (musical metrics)", nb5),

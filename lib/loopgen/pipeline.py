@@ -14,7 +14,7 @@ import pandas as pd
 from loopgen import metrics
 from loopgen.dataset import LoopSet, dataset_dir
 from loopgen.loops import LoopParams
-from loopgen.paper import DATASET
+from loopgen.paper import DATASET, TABLE3
 from loopgen.paths import MissingInputError, Paths
 from loopgen.profiles import Profile
 
@@ -137,7 +137,8 @@ def summary_table(rows: dict[str, dict[str, float]], paper_label: str = "paper (
         "files in 4/4": DATASET.four_four_files,
         "loops": DATASET.loops,
         "train loops": DATASET.train,
-        "HD": 4.43e-4, "FND": 1.00, "FNB": 1.00, "DB": 0.00, "UP": 10.50, "ND": 0.92, "unique loops": 0.51,
+        **{k: float(TABLE3.loc["Training set", k]) for k in ("HD", "FND", "FNB", "DB", "UP", "ND")},
+        "unique loops": float(TABLE3.loc["Training set", "US"]),
     }
     order = list(dict.fromkeys(k for row in rows.values() for k in row))
     order += [k for k in paper if k not in order]
