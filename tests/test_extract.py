@@ -12,7 +12,7 @@ import pytest
 import loopgen.extract as extract_module
 from loopgen.extract import DatasetMismatchError, extract, extract_file, list_midi_files
 from loopgen.loops import LoopParams
-from loopgen.midi.build import write_song
+from midi_build import write_song
 
 TPQ = 96
 STEP = TPQ // 4

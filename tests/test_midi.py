@@ -12,8 +12,8 @@ import pytest
 from loopgen.corpus.smf import vlq
 from loopgen.loops import LoopParams, song_roll
 from loopgen.midi import MidiRejected, NoteTable, read_notes
-from loopgen.midi.build import note_events, song_tracks, write_song, write_tracks
 from loopgen.paths import SHARED_DEV_MIDI
+from midi_build import note_events, song_tracks, write_song, write_tracks
 
 
 def read_both(path: Path, **limits) -> NoteTable | str:

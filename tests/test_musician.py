@@ -23,9 +23,9 @@ from loopgen.dataset import dataset_dir, load_loops
 from loopgen.extract import extract_file
 from loopgen.loops import find_loops, song_roll
 from loopgen.midi import read_notes
-from loopgen.midi.build import write_song
 from loopgen.musician import draws, fit, loopfile, page, trained, variation
 from loopgen.paths import Paths
+from midi_build import write_song
 
 NAME = "tiny"
 

@@ -28,9 +28,6 @@ class Output:
     paper_item: str
     notebook: str
 
-    @property
-    def is_table(self) -> bool:
-        return self.filename.endswith(".csv")
 
 
 def _outputs() -> tuple[Output, ...]:

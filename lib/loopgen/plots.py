@@ -208,39 +208,6 @@ def _history_frame(history: object) -> pd.DataFrame:
     )
 
 
-def loss_curves(history: object, ax: Axes | None = None, *, title: str | None = None) -> Axes:
-    """Plot every numeric curve of a training history (dict of lists, list of per-epoch dicts, or DataFrame).
-
-    Columns such as ``epoch`` or ``lr`` are used as the x axis or skipped; the y axis is logarithmic when
-    every value is positive.
-    """
-    frame = _history_frame(history)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    x = frame["epoch"].to_numpy() if "epoch" in frame.columns else np.arange(1, len(frame) + 1)
-    curves = [
-        c
-        for c in frame.columns
-        if str(c).lower() not in _NOT_CURVES and pd.api.types.is_numeric_dtype(frame[c])
-    ]
-    if not curves:
-        raise ValueError(f"no numeric loss curves in history (columns: {list(frame.columns)})")
-    positive = True
-    for col in curves:
-        y = frame[col].to_numpy(dtype=float)
-        mask = np.isfinite(y)
-        ax.plot(x[mask], y[mask], marker="." if mask.sum() < 30 else None, label=str(col))
-        positive &= bool((y[mask] > 0).all())
-    if positive:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
-
-
 def save_fig(
     fig: Figure, filename: str, *, paths: Paths | None = None, folder: Path | str | None = None, dpi: int = DPI
 ) -> Path:

@@ -128,10 +128,6 @@ class NoteTable:
     def n_bass(self) -> int:
         return len(self.bass_start)
 
-    @property
-    def n_drums(self) -> int:
-        return len(self.drum_start)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NoteTable):
             return NotImplemented

@@ -152,10 +152,6 @@ class ARLSTMVAE(_LSTMEncoderVAE):
             return self._teacher_forced(z, x)
         return self._stepwise(z, x, mask)
 
-    def teacher_forced_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with every step fed the true previous step (from the posterior mean)."""
-        mu, _ = self.encode(x)
-        return self._teacher_forced(mu, x)
 
 
 class NonARLSTMVAE(_LSTMEncoderVAE):
