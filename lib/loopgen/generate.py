@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import audio, cli, plots, sample
+from loopgen import audio, cli, plots, registry, sample
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.paths import MissingInputError, Paths, require
 from loopgen.profiles import Profile
 from loopgen.train import checkpoint_key, load_trained
 
-MODELS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
+MODELS = registry.autoencoders()
 
 
 def make_sampler(

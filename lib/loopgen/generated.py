@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import LOOP_STEPS, N_COLUMNS, registry
 from loopgen.atomic import atomic_path
 from loopgen.paths import MissingInputError, Paths, require
 
@@ -29,7 +29,7 @@ GROUPS: tuple[str, ...] = (
     "vq_vae_temp2",
     "vq_vae_temp1.2",  # the listening-test group (profile.sample.listening_temperature)
 )
-CONTINUOUS_GROUPS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae")
+CONTINUOUS_GROUPS = registry.continuous()
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# VQ-VAE (t, L, K) settings of the paper's Table 2; the first is the default model of later notebooks.
-VQ_DEFAULT = (32, 16, 512)
-TABLE2_SETTINGS = ((32, 16, 256), (32, 16, 512), (32, 32, 512), (64, 16, 256), (64, 16, 512), (64, 32, 512))
-AUTOENCODERS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
+from loopgen.registry import NOTEBOOKS, TABLE2_SETTINGS, VQ_DEFAULT, autoencoders
+
+AUTOENCODERS = autoencoders()
 
 
 def vq_variant_name(t: int, L: int, K: int, table2: bool = False) -> str:  # noqa: N803 - the paper's symbols
@@ -31,14 +30,7 @@ class Output:
 
 
 def _outputs() -> tuple[Output, ...]:
-    nb1, nb2, nb3 = "01_extract_loops.ipynb", "02_train_autoencoders.ipynb", "03_train_prior.ipynb"
-    nb4, nb5, nb6, nb7, nb8 = (
-        "04_reconstruction.ipynb",
-        "05_musical_metrics.ipynb",
-        "06_latent_space.ipynb",
-        "07_listening_test.ipynb",
-        "08_sensitivity.ipynb",
-    )
+    nb1, nb2, nb3, nb4, nb5, nb6, nb7, nb8 = NOTEBOOKS
     items = [
         Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
         Output("table0_dataset.csv", "Dataset (Data Preprocess: LMD-full files, those in 4/4, loops, splits)", nb1),

@@ -16,20 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from loopgen import registry
+
 nan = np.nan
 
 # Project names (models, sample groups) -> the paper's row labels.
-MODEL_LABELS: dict[str, str] = {
-    "ar_lstm_vae": "AR LSTM-VAE",
-    "nonar_lstm_vae": "NonAR LSTM-VAE",
-    "cnn_vae": "CNN-VAE",
-    "vq_vae": "VQ-VAE",
-}
+# The models' labels are the registry's titles (loopgen.registry: one place per model).
+MODEL_LABELS: dict[str, str] = {name: registry.get(name).title for name in registry.autoencoders()}
 GROUP_LABELS: dict[str, str] = {
-    "training_set": "Training set",
-    "ar_lstm_vae": "AR LSTM-VAE",
-    "nonar_lstm_vae": "NonAR LSTM-VAE",
-    "cnn_vae": "CNN-VAE",
+    registry.TRAINING_SET: "Training set",
+    **{name: registry.get(name).title for name in registry.continuous()},
     "vq_vae_argmax": "VQ-VAE (argmax)",
     "vq_vae_temp1": "VQ-VAE (temp 1)",
     "vq_vae_temp1.5": "VQ-VAE (temp 1.5)",
@@ -44,14 +40,7 @@ TABLE1 = pd.DataFrame(
 )
 
 # --- Table 2: VQ-VAE reconstruction error by latent size (t time steps, L dimensions, K codes) ---
-TABLE2_SETTINGS: tuple[tuple[int, int, int], ...] = (
-    (32, 16, 256),
-    (32, 16, 512),
-    (32, 32, 512),
-    (64, 16, 256),
-    (64, 16, 512),
-    (64, 32, 512),
-)
+TABLE2_SETTINGS: tuple[tuple[int, int, int], ...] = registry.TABLE2_SETTINGS  # the table's rows, in its order
 TABLE2 = pd.DataFrame(
     {
         "t": [s[0] for s in TABLE2_SETTINGS],
@@ -61,7 +50,7 @@ TABLE2 = pd.DataFrame(
     },
     index=pd.Index([f"t={t}, L={L}, K={K}" for t, L, K in TABLE2_SETTINGS], name="setting"),
 )
-DEFAULT_VQ_SETTING = (32, 16, 512)  # "We have fixed t = 32, L = 16, K = 512"
+DEFAULT_VQ_SETTING = registry.VQ_DEFAULT  # "We have fixed t = 32, L = 16, K = 512"
 
 # --- Table 3: musical metrics (the generated sets are as large as the training set) ---
 TABLE3_COLUMNS = ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "ND")

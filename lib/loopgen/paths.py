@@ -25,8 +25,12 @@ def _default_root() -> Path:
 # The checkout this package lives in: its notebooks are the sources papermill runs, whatever the root.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
-# Real-world MIDI for tests and comparisons; never copied into the repository.
-SHARED_DEV_MIDI = Path(__file__).resolve().parents[3] / "shared" / "midi" / "dev"
+# Real-world MIDI for tests and comparisons; never copied into the repository. ``$LOOPGEN_SHARED_MIDI`` points
+# elsewhere (the default is ../shared/midi/dev beside the checkout, whatever ``$LOOPGEN_ROOT`` says: tests run
+# in an isolated root and still read the shared songs in place).
+SHARED_DEV_MIDI = Path(
+    os.environ.get("LOOPGEN_SHARED_MIDI") or Path(__file__).resolve().parents[3] / "shared" / "midi" / "dev"
+)
 
 
 class MissingInputError(FileNotFoundError):

@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from loopgen import LOOP_STEPS, N_COLUMNS, metrics, paper, profiles, sample, train
+from loopgen import LOOP_STEPS, N_COLUMNS, metrics, paper, profiles, registry, sample, train
 from loopgen import device as device_mod
-from loopgen.models import TITLES
 from loopgen.outputs import TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
 
 SYNTHETIC_DENSITY = 0.03  # share of active cells in the random loops (real loops: a few per cent)
@@ -53,7 +52,7 @@ def trainings() -> list[Training]:
     """The ten trainings of a full run: four autoencoders, five other Table 2 variants, the prior."""
     runs = [
         Training(vq_variant_name(*VQ_DEFAULT) if n == "vq_vae" else n, n, train.vq_kwargs_from(*VQ_DEFAULT) if n == "vq_vae" else {})
-        for n in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
+        for n in registry.autoencoders()
     ]
     for t, L, K in TABLE2_SETTINGS:  # noqa: N806 - the paper's symbols
         if (t, L, K) != VQ_DEFAULT:
@@ -174,7 +173,7 @@ def rehearse(
                 row_metrics = metrics.metric_row(sample.sample_vae(model, n_samples, seed=seed))
             row = {
                 "training": run.label,
-                "model": TITLES[run.name],
+                "model": registry.get(run.name).title,
                 "batch": batch,
                 "steps": 2 * steps_per_epoch,
                 "samples/s": rate,

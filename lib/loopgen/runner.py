@@ -60,14 +60,9 @@ def plan(profile: str, seed: int = 0) -> list[NotebookRun]:
         name = vq_variant_name(t, L, K, table2=True)
         params = dict(base, MODEL="vq_vae", VQ_T=t, VQ_L=L, VQ_K=K, TABLE2=True)
         runs.append(NotebookRun("02_train_autoencoders.ipynb", f"02_train_autoencoders-{name}.ipynb", params))
-    for nb in (
-        "03_train_prior.ipynb",
-        "04_reconstruction.ipynb",
-        "05_musical_metrics.ipynb",
-        "06_latent_space.ipynb",
-        "07_listening_test.ipynb",
-        "08_sensitivity.ipynb",
-    ):
+    from loopgen.registry import NOTEBOOKS
+
+    for nb in NOTEBOOKS[2:]:  # 01 and 02 are planned above
         runs.append(NotebookRun(nb, nb, base))
     return runs
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import metrics, sample, train
+from loopgen import metrics, registry, sample, train
 from loopgen.profiles import TrainSettings
+from loopgen.registry import VQ_DEFAULT
 
 NOISE_METRICS = ("HD", "DB", "UP", "ND")  # Table 3 columns where noise moves samples away from the data
 
@@ -139,7 +140,7 @@ def prior_compression(
     *,
     data_key: str,
     checkpoint_dir: Path | str,
-    variants: tuple[tuple[int, int, int], ...] = ((32, 16, 512), (64, 16, 512)),
+    variants: tuple[tuple[int, int, int], ...] = (VQ_DEFAULT, (64, 16, 512)),
     seed: int = 0,
     device=None,
 ) -> Finding:
@@ -224,7 +225,7 @@ SHORT_FACTOR = 0.25  # notebook 08 trains every model with a quarter of its prof
 
 def short_settings(settings: TrainSettings, factor: float = SHORT_FACTOR) -> TrainSettings:
     """``settings`` with every model's epochs scaled by ``factor`` (at least 1) and shipped weights ignored."""
-    names = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae", "prior")
+    names = registry.names()
     per_model = {}
     for name in names:
         recipe = settings.recipe(name)

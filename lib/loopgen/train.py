@@ -46,10 +46,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS, distributed
+from loopgen import LOOP_STEPS, N_COLUMNS, distributed, registry
 from loopgen import device as device_mod
 from loopgen.cli import UserError
-from loopgen.models import AUTOENCODERS, LSTM_MODELS, MODELS, ContinuousVAE, build, perplexity
+from loopgen.models import MODELS, ContinuousVAE, build, perplexity
 from loopgen.models.lstm_vae import ARLSTMVAE, schedule_epoch
 from loopgen.paths import MissingInputError
 from loopgen.profiles import PROFILES, TrainSettings
@@ -60,7 +60,12 @@ ARCHITECTURE_VERSION = 1  # bump when a model's code changes so that old checkpo
 EVAL_BATCH = 512
 TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
 PRIOR_NOTEBOOK = "03_train_prior.ipynb"
-CONV_MODELS = ("cnn_vae", "vq_vae")  # the convolutional autoencoders (``conv_batch_size``)
+def _family(name: str) -> str:
+    return registry.MODELS[name].family if name in registry.MODELS else "conv"
+
+
+def _gaussian(name: str) -> bool:
+    return name in registry.MODELS and registry.MODELS[name].kind == registry.CONTINUOUS
 
 
 @dataclass
@@ -83,7 +88,7 @@ class TrainResult:
 # --------------------------------------------------------------------------------------------- schedules
 def epochs_for(name: str, settings: TrainSettings) -> int:
     """Epochs of ``name`` under ``settings``: ``lstm_epochs`` for the LSTM-VAEs, ``prior_epochs`` for the prior."""
-    if name in LSTM_MODELS:
+    if _family(name) == "lstm":
         return settings.lstm_epochs
     if name == "prior":
         return settings.prior_epochs
@@ -92,7 +97,7 @@ def epochs_for(name: str, settings: TrainSettings) -> int:
 
 def batch_size_for(name: str, settings: TrainSettings) -> int:
     """Batch size of ``name``: ``conv_batch_size`` (when set) for the CNN-VAE and VQ-VAE, else ``batch_size``."""
-    if name in CONV_MODELS and settings.conv_batch_size is not None:
+    if _family(name) == "conv" and settings.conv_batch_size is not None:
         return settings.conv_batch_size
     return settings.batch_size
 
@@ -140,11 +145,11 @@ def _weight_settings(name: str, settings: TrainSettings) -> dict:
         "lr_min": settings.lr_min,
         "weight_decay": settings.weight_decay,
     }
-    if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+    if _gaussian(name):
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
     if settings.precision != "auto":  # keyed only when set, so earlier checkpoints keep their keys
         keyed["precision"] = settings.precision
-    if settings.kl_beta_max != 1.0 and name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+    if settings.kl_beta_max != 1.0 and _gaussian(name):
         keyed["kl_beta_max"] = settings.kl_beta_max
     # the short-run recipe enters the key only when used, so the keys of plain settings stay as they were
     for extra, plain in (("warmup_steps", 0), ("grad_clip", None), ("keep_best", False)):
@@ -386,7 +391,7 @@ def recipe_table(name: str, settings: TrainSettings, n_train: int, n_val: int) -
         "weights kept": "the epoch with the lowest validation loss" if r.keep_best else "the last epoch",
         "model arguments set by the profile": settings.model_kwargs(name) or "none (the defaults)",
     }
-    if name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae"):
+    if _gaussian(name):
         rows["KL weight"] = f"0 -> 1 over the first {r.kl_anneal_fraction:.0%} of the steps"
     if r.shipped_from:
         rows["shipped weights"] = f"{r.shipped_from} weights when they match this dataset (loopgen.shipped)"
@@ -402,7 +407,6 @@ def training_notes(
 ) -> list[str]:
     """One note per model for the tables: its recipe (epochs, batch) and where its weights come from."""
     from loopgen import paper
-    from loopgen.models import TITLES
 
     parts = []
     for name in names:
@@ -411,9 +415,9 @@ def training_notes(
         if source != "trained here":
             long = _shipped_settings(name, settings).recipe(name)
             how = "SHIPPED" if source.startswith("shipped") else "locally trained"
-            parts.append(f"{TITLES[name]}: {how} {r.shipped_from} weights ({long.epochs} epochs, batch {long.batch_size})")
+            parts.append(f"{registry.get(name).title}: {how} {r.shipped_from} weights ({long.epochs} epochs, batch {long.batch_size})")
         else:
-            parts.append(f"{TITLES[name]}: trained here ({r.epochs} epochs, batch {r.batch_size})")
+            parts.append(f"{registry.get(name).title}: trained here ({r.epochs} epochs, batch {r.batch_size})")
     return [
         "Training: " + "; ".join(parts) + f". The paper: {paper.TRAINING['epochs']:,} epochs, batch "
         f"{paper.TRAINING['batch_size']:,}, on {paper.DATASET.train:,} loops."
@@ -715,8 +719,8 @@ def train_model(
     kl_beta (VAEs), teacher_prob (AR), commitment, perplexity and dead_codes (VQ), val_recon_error,
     val_recon, lr, seconds.
     """
-    if name not in AUTOENCODERS:
-        raise ValueError(f"train_model trains the autoencoders {AUTOENCODERS}; for the prior use train_prior")
+    if name not in registry.autoencoders():
+        raise ValueError(f"train_model trains the autoencoders {registry.autoencoders()}; for the prior use train_prior")
     device = device_mod.pick_device() if device is None else torch.device(device)
     train_loops = _check_loops(train_loops, "train_loops")
     train_idx = _subsample(len(train_loops), settings.max_train_loops, seed, salt=1)
@@ -851,7 +855,7 @@ def _how_to_make(
     if name == "prior":
         vq = model_config("vq_vae", vq_kwargs)
         extra = ""
-        if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != (32, 16, 512):
+        if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != registry.VQ_DEFAULT:
             extra = " (for this VQ-VAE variant)"
         return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{extra}"
     params = f"-p PROFILE {profile} -p MODEL {name}"

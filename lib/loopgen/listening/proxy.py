@@ -192,15 +192,7 @@ def proxy_ratings(
     rng = np.random.default_rng(seed)
     listener_offset = rng.normal(0.0, listener_sd, size=(n_listeners, 1))
     noise = rng.normal(0.0, noise_sd, size=(n_listeners, len(stimuli)))
-    ratings = np.clip(np.rint(quality[None, :] + listener_offset + noise), 1, 5).astype(int)
-    width = max(2, len(str(n_listeners)))
-    listeners = [f"PROXY{n + 1:0{width}d}" for n in range(n_listeners)]
-    return pd.DataFrame(
-        {
-            "listener_id": np.repeat(listeners, len(stimuli)),
-            "stimulus_id": np.tile(stimuli["stimulus_id"].to_numpy(), n_listeners),
-            "rating": ratings.reshape(-1),
-            "simulated": True,
-            "source": "proxy",
-        }
-    )
+    from .simulate import ratings_frame
+
+    latent = quality[None, :] + listener_offset + noise
+    return ratings_frame("PROXY", stimuli["stimulus_id"].to_numpy(), latent, source="proxy")

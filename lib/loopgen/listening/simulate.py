@@ -65,15 +65,22 @@ def simulate_ratings(
     stimulus_offset = rng.normal(0.0, stimulus_sd, size=(1, len(stimuli)))
     noise = rng.normal(0.0, noise_sd, size=(n_listeners, len(stimuli)))
     latent = mu[None, :] + listener_offset + stimulus_offset + noise
-    ratings = np.clip(np.rint(latent), 1, 5).astype(int)
+    return ratings_frame("SIM", stimuli["stimulus_id"].to_numpy(), latent)
+
+
+def ratings_frame(prefix: str, stimulus_ids: np.ndarray, latent: np.ndarray, **columns: object) -> pd.DataFrame:
+    """Stand-in ratings as rows: ``latent`` (listeners x stimuli) rounded and clipped to 1-5, listeners named
+    ``<prefix>01`` ...; every row ``simulated=True`` plus any constant ``columns``."""
+    n_listeners = latent.shape[0]
     width = max(2, len(str(n_listeners)))
-    listeners = [f"SIM{n + 1:0{width}d}" for n in range(n_listeners)]
+    listeners = [f"{prefix}{n + 1:0{width}d}" for n in range(n_listeners)]
     return pd.DataFrame(
         {
-            "listener_id": np.repeat(listeners, len(stimuli)),
-            "stimulus_id": np.tile(stimuli["stimulus_id"].to_numpy(), n_listeners),
-            "rating": ratings.reshape(-1),
+            "listener_id": np.repeat(listeners, len(stimulus_ids)),
+            "stimulus_id": np.tile(stimulus_ids, n_listeners),
+            "rating": np.clip(np.rint(latent), 1, 5).astype(int).reshape(-1),
             "simulated": True,
+            **columns,
         }
     )
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli
+from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli, registry
 from loopgen.atomic import write_text
 from loopgen.paths import require
 from loopgen.seed import seed_everything
@@ -50,7 +50,7 @@ from loopgen.seed import seed_everything
 log = logging.getLogger(__name__)
 
 # The paper's five groups, in its order (Figure 6); names as written by loopgen.generated.
-GROUPS = ("training_set", "ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae_temp1.2")
+GROUPS = registry.listening_groups()
 QUESTION = "How much does this sound like music?"
 SCALE_LABELS = {1: "Not at all", 2: "A little", 3: "Somewhat", 4: "Quite a lot", 5: "Very much"}
 KEY_COLUMNS = ("stimulus_id", "role", "group", "source_index")

@@ -6,32 +6,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import pandas as pd
 import torch
 from torch import nn
 
+from loopgen import registry
 from loopgen.models.base import ContinuousVAE, LoopModel
 from loopgen.models.cnn_vae import CNNVAE
 from loopgen.models.lstm_vae import ARLSTMVAE, NonARLSTMVAE, teacher_forcing_prob
 from loopgen.models.prior import CodePrior
 from loopgen.models.vq_vae import VQVAE, VectorQuantiserEMA, perplexity
 
-MODELS: dict[str, type[nn.Module]] = {
-    "ar_lstm_vae": ARLSTMVAE,
-    "nonar_lstm_vae": NonARLSTMVAE,
-    "cnn_vae": CNNVAE,
-    "vq_vae": VQVAE,
-    "prior": CodePrior,
-}
-AUTOENCODERS = ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae")
-LSTM_MODELS = ("ar_lstm_vae", "nonar_lstm_vae")
-TITLES = {
-    "ar_lstm_vae": "AR LSTM-VAE",
-    "nonar_lstm_vae": "NonAR LSTM-VAE",
-    "cnn_vae": "CNN-VAE",
-    "vq_vae": "VQ-VAE",
-    "prior": "LSTM prior",
-}
+
+class _ModelClasses(Mapping):
+    """Model name -> class, read live from :mod:`loopgen.registry` (so a registered model is buildable)."""
+
+    def __getitem__(self, name: str) -> type[nn.Module]:
+        if name not in registry.MODELS:
+            raise KeyError(name)
+        return registry.MODELS[name].cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.MODELS)
+
+    def __len__(self) -> int:
+        return len(registry.MODELS)
+
+
+MODELS: Mapping[str, type[nn.Module]] = _ModelClasses()
+# the paper's models, as registered at import (code that must see models registered later asks the registry)
+AUTOENCODERS = registry.autoencoders()
+LSTM_MODELS = registry.names(family="lstm")
+TITLES = registry.titles()
 
 __all__ = [
     "ARLSTMVAE",
@@ -57,11 +65,7 @@ __all__ = [
 
 def build(name: str, **kwargs) -> nn.Module:
     """A freshly initialised model called ``name`` (see ``MODELS``), with constructor ``kwargs``."""
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}") from None
-    return cls(**kwargs)
+    return registry.get(name).cls(**kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
