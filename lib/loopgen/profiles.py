@@ -179,7 +179,7 @@ DEMO_TRAIN = TrainSettings(
     lstm_encoder_hidden=128,  # the paper's "h shape: (1, 256)" read as the concatenated state, as in the paper profile
     per_model=DEMO_RECIPES,
 )
-DEMO_TABLE2_VQ_EPOCHS = 4  # Table 2's six VQ-VAEs: the budget goes to the models every later notebook uses
+DEMO_TABLE2_VQ_EPOCHS = 3  # Table 2's six VQ-VAEs: the budget goes to the models every later notebook uses
 DEMO_LONG_EPOCHS = {"ar_lstm_vae": 30, "nonar_lstm_vae": 40}
 DEMO_LONG_TRAIN = replace(
     DEMO_TRAIN,
