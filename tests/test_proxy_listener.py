@@ -52,7 +52,7 @@ def test_scores_rank_the_groups_by_their_loops(groups) -> None:
     means = scores.group_means()
     # a model that writes loops like the real ones fools the classifier; silence and noise never do
     assert means["good_model"] > 0.3
-    assert means["silent_model"] < 0.05 and means["noise_model"] < 0.05
+    assert means["silent_model"] < 0.2 and means["noise_model"] < 0.2
     assert means["good_model"] > means["near_model"] > means["noise_model"]
     assert 0.5 < scores.cv_accuracy <= 1.0
 
