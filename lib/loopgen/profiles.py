@@ -164,11 +164,11 @@ DEMO_CORPUS = CorpusSettings(n_songs=3000)
 # benchmarks/convergence.py): small batches for the convolutional models (many cheap steps), a prior with
 # dropout chosen by validation loss, the paper's 128-per-direction reading of the Bi-LSTM encoder.
 DEMO_RECIPES: dict[str, dict] = {
-    "vq_vae": {"epochs": 12, "batch_size": 16},
+    "vq_vae": {"epochs": 30, "batch_size": 16},
     "cnn_vae": {"epochs": 16, "batch_size": 16},
     "ar_lstm_vae": {"epochs": 2, "lr_max": 2e-3, "shipped_from": "demo-long"},
     "nonar_lstm_vae": {"epochs": 2, "lr_max": 2e-3, "shipped_from": "demo-long"},
-    "prior": {"epochs": 24, "batch_size": 128, "lr_max": 2e-3, "model": {"dropout": 0.4}},
+    "prior": {"epochs": 16, "batch_size": 128, "lr_max": 2e-3, "model": {"dropout": 0.4}},
 }
 DEMO_TRAIN = TrainSettings(
     max_val_loops=500,
