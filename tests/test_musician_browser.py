@@ -5,29 +5,17 @@ Same harness as ``test_browser.py``: Debian's /usr/bin/chromium and the playwrig
 
 from __future__ import annotations
 
-import functools
-import http.server
-import importlib.util
-import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import browser_harness
 from loopgen.audio import fluidsynth_available
 from loopgen.musician import page
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-if not CHROMIUM.exists() and shutil.which("chromium") is None:
-    pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    pytest.skip("the playwright Python package is not installed", allow_module_level=True)
+browser_harness.require()
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +30,14 @@ def loops_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with browser_harness.chromium() as b:
         yield b
-        b.close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
 
 
 @pytest.fixture(scope="module")
 def server(loops_dir):
-    handler = functools.partial(_QuietHandler, directory=str(loops_dir))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with browser_harness.serve(loops_dir) as url:
+        yield url
 
 
 def _check(page_, errors) -> None:
