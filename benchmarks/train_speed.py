@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = device_mod.pick_device(args.device)
     print(f"device: {device_mod.describe_device(device)}; batch {args.batch}; median of {args.steps} steps\n")
-    print(f"{'model':<16}{'s/step':>9}{'loops/s':>10}{'paper profile (120,600 x 2,000 epochs)':>42}")
+    paper_column = f"paper profile ({PAPER_TRAIN_LOOPS:,} x {PAPER_EPOCHS:,} epochs)"
+    print(f"{'model':<16}{'s/step':>9}{'loops/s':>10}{paper_column:>42}")
     for name in args.models:
         step = statistics.median(time_steps(name, args.batch, args.steps, device))
         rate = args.batch / step
