@@ -129,7 +129,7 @@ BAD_ARGUMENTS = [
     (["corpus", "download-lmd", "lmd", "--md5", "0" * 32, "--url", "ftp://x/y.tar.gz"], 2, "--url"),
     # run-notebooks
     (["run-notebooks", "--profile", "x"], 2, "--profile"),
-    (["run-notebooks", "--cell-timeout", "0"], 2, "--cell-timeout"),
+    (["run-notebooks", "--cell-timeout", "-1"], 2, "--cell-timeout"),  # 0 means no limit (paper profile)
     (["run-notebooks", "--only", "zz"], 2, "--only"),
     (["run-notebooks", "--only"], 2, "--only"),
     (["run-notebooks", "--seed", "-1"], 2, "--seed"),
