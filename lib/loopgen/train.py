@@ -307,7 +307,6 @@ def _shipped_settings(name: str, settings: TrainSettings) -> TrainSettings | Non
     from loopgen.profiles import get
 
     long = get(source).train
-    object.__setattr__(long, "shipped_profile", source)  # remembered for messages (not a field: keys ignore it)
     return long
 
 
@@ -330,7 +329,7 @@ def _install_shipped(
     payload = shipped.load(name, key)
     if payload is None:
         print(
-            f"{name}: no shipped {long.shipped_profile} weights match this dataset (key {key}); "
+            f"{name}: no shipped {settings.recipe(name).shipped_from} weights match this dataset (key {key}); "
             "training the short demo recipe instead",
             file=sys.stderr,
         )
@@ -368,7 +367,8 @@ def weights_source(name: str, settings: TrainSettings, *, data_key: str, checkpo
             ckpt = read_checkpoint(path)
             if ckpt.get("finished"):
                 shipped_file = ckpt.get("meta", {}).get("shipped")
-                return f"shipped ({long.shipped_profile})" if shipped_file else f"{long.shipped_profile}, trained here"
+                source = settings.recipe(name).shipped_from
+                return f"shipped ({source})" if shipped_file else f"{source}, trained here"
     return "trained here"
 
 
@@ -734,6 +734,7 @@ def train_model(
         train_data = train_data.to(device)
         val_data = val_data.to(device) if val_data is not None else None
     kwargs = dict(model_kwargs or {})
+    original = settings
     shipped_settings = _install_shipped(name, settings, data_key, checkpoint_dir, kwargs, seed)
     if shipped_settings is not None:
         settings = shipped_settings
@@ -762,7 +763,7 @@ def train_model(
         max_epochs_this_call=max_epochs_this_call,
     )
     if shipped_settings is not None:
-        result.weights = f"shipped ({shipped_settings.shipped_profile})"
+        result.weights = f"shipped ({original.recipe(name).shipped_from})"
     return result
 
 
