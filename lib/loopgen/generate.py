@@ -12,17 +12,56 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from loopgen import audio, cli, plots, registry, sample
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.paths import MissingInputError, Paths, require
-from loopgen.profiles import Profile
-from loopgen.train import checkpoint_key, load_trained
+from loopgen.profiles import Profile, TrainSettings
+from loopgen.train import checkpoint_key, load_trained, model_config, resolved_kwargs
 
 MODELS = registry.autoencoders()
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A trained model ready to generate: a continuous VAE (decodes z ~ N(0, I)), or a VQ-VAE with its LSTM prior
+    and the training set's first-code distribution (``prior`` and ``first_codes`` set)."""
+
+    model: nn.Module
+    prior: nn.Module | None = None
+    first_codes: np.ndarray | None = None
+
+    @classmethod
+    def for_vq(cls, vq: nn.Module, prior: nn.Module, train_codes: np.ndarray) -> Sampler:
+        """The VQ-VAE's sampler; its first code is drawn as often as it starts the training loops (``train_codes``)."""
+        return cls(vq, prior, sample.first_code_distribution(train_codes, vq.num_codes))
+
+    def draw(self, n: int, *, seed: int, temperature: float | None = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` loops (uint8, (n, 128, 93)) and, for the VQ-VAE, their code sequences (else None).
+
+        The prior samples each next code at ``temperature`` (None: argmax); continuous VAEs ignore it."""
+        if self.prior is None:
+            return sample.sample_vae(self.model, n, seed=seed), None
+        codes = sample.sample_codes(self.prior, n, self.first_codes, temperature=temperature, seed=seed)
+        return sample.decode_codes(self.model, codes), codes
+
+
+def checkpoint_keys(model_name: str, settings: TrainSettings, *, data_key: str, seed: int = 0) -> dict[str, str]:
+    """The keys of the checkpoints that sampling ``model_name`` loads: ``checkpoint_key``, and for the VQ-VAE
+    its prior's ``prior_key``."""
+    keys = {"checkpoint_key": checkpoint_key(model_name, settings, data_key=data_key, seed=seed)}
+    if model_name == "vq_vae":
+        vq = model_config("vq_vae", resolved_kwargs("vq_vae", settings))
+        keys["prior_key"] = checkpoint_key(
+            "prior", settings, data_key=data_key, seed=seed, vq_key=keys["checkpoint_key"],
+            model_kwargs={"num_codes": vq["num_codes"], "seq_len": vq["latent_steps"]},
+        )
+    return keys
 
 
 def make_sampler(
@@ -34,7 +73,7 @@ def make_sampler(
     dataset: Path | None = None,
 ) -> tuple[Callable[[int, int], np.ndarray], dict]:
     """``(draw, keys)``: ``draw(seed, n)`` gives ``n`` loops of a trained model (what :func:`generate_loops`
-    returns for that seed and n); ``keys`` names the checkpoints (``checkpoint_key``, and ``prior_key``).
+    returns for that seed and n); ``keys`` names the checkpoints (:func:`checkpoint_keys`).
 
     ``dataset`` is the loop dataset the models were trained on (default: the profile's corpus).
     """
@@ -44,23 +83,15 @@ def make_sampler(
     data = load_loops(require(folder, made_by="01_extract_loops.ipynb"))
     settings = profile.train
     model, _ = load_trained(model_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
-    keys = {"checkpoint_key": checkpoint_key(model_name, settings, data_key=data.data_key, seed=0)}
+    keys = checkpoint_keys(model_name, settings, data_key=data.data_key)
     if model_name != "vq_vae":
-        return (lambda seed, n: sample.sample_vae(model, n, seed=seed)), keys
-    vq_key = keys["checkpoint_key"]
-    prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                            seed=0, vq_key=vq_key)
-    keys["prior_key"] = checkpoint_key("prior", settings, data_key=data.data_key, seed=0, vq_key=vq_key,
-                                       model_kwargs={"num_codes": model.num_codes, "seq_len": model.latent_steps})
-    train = data.loops[data.split == "train"]
-    train_codes = sample.encode_codes(model, train if len(train) else data.loops)
-    first = sample.first_code_distribution(train_codes, model.num_codes)
-
-    def draw(seed: int, n: int) -> np.ndarray:
-        codes = sample.sample_codes(prior, n, first, temperature=temperature, seed=seed)
-        return sample.decode_codes(model, codes)
-
-    return draw, keys
+        sampler = Sampler(model)
+    else:
+        prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
+                                seed=0, vq_key=keys["checkpoint_key"])
+        train = data.loops[data.split == "train"]
+        sampler = Sampler.for_vq(model, prior, sample.encode_codes(model, train if len(train) else data.loops))
+    return (lambda seed, n: sampler.draw(n, seed=seed, temperature=temperature)[0]), keys
 
 
 def generate_loops(

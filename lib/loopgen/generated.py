@@ -1,14 +1,17 @@
 """The generated-samples store: the file interface between notebooks 05, 06 and 07.
 
 Each group of loops (a model and sampling mode, or the training set) is one file
-``build/samples/<profile>/<group>.npz`` holding the loops bit-packed along the 93 columns
-(12 bytes per step instead of 93) and, for VQ-VAE groups and the training set, the latent code
-sequences. Writes are atomic, so a crashed run never leaves half a file behind.
+``build/samples/<profile>/<group>.npz`` (:meth:`loopgen.paths.Paths.sample_group`) holding the loops bit-packed
+along the 93 columns (12 bytes per step instead of 93), for VQ-VAE groups and the training set the latent code
+sequences, and the group's :class:`Provenance`: what made it (model, checkpoint keys, data key, seed, n,
+sampling). A reader passes the provenance it expects, so samples of an older model or dataset are never taken
+for this run's. Writes are atomic, so a crashed run never leaves half a file behind.
 """
 
 from __future__ import annotations
 
-import re
+import json
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,26 @@ GROUPS: tuple[str, ...] = (
     "vq_vae_temp1.2",  # the listening-test group (profile.sample.listening_temperature)
 )
 CONTINUOUS_GROUPS = registry.continuous()
-_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What made a group of loops; two groups with the same provenance hold the same loops."""
+
+    model: str  # the model sampled ("training_set" for the training set)
+    checkpoint: str  # checkpoint key(s) of the weights (for the training set: the VQ-VAE that encoded its codes)
+    data_key: str  # the loop dataset the models were trained on (loopgen.dataset.LoopSet.data_key)
+    seed: int
+    n: int
+    sampling: str  # "N(0, I)", "argmax", "temperature 1.2", or "all training loops"
+
+    def differences(self, other: Provenance) -> list[str]:
+        """``'field: mine != other's'`` for every field that differs."""
+        return [
+            f"{f.name}: {getattr(self, f.name)!r} != {getattr(other, f.name)!r}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
 
 
 def temperature_group(temperature: float | None) -> str:
@@ -40,31 +62,17 @@ def temperature_group(temperature: float | None) -> str:
     return f"vq_vae_temp{float(temperature):g}"
 
 
-def samples_dir(paths: Paths, profile_name: str) -> Path:
-    """``build/samples/<profile>``: every group of one profile."""
-    return paths.samples / profile_name
-
-
-def group_path(paths: Paths, profile_name: str, group: str) -> Path:
-    """File of one group of generated loops."""
-    if not _NAME.match(group) or not _NAME.match(profile_name):
-        raise ValueError(f"group and profile names must be plain file names; got {profile_name!r}/{group!r}")
-    return samples_dir(paths, profile_name) / f"{group}.npz"
-
-
-def midi_dir(paths: Paths, profile_name: str, group: str) -> Path:
-    """``build/samples/<profile>/midi/<group>/``: a handful of MIDI files per group."""
-    return samples_dir(paths, profile_name) / "midi" / group
-
-
 def save_generated(
     paths: Paths,
     profile_name: str,
     group: str,
     loops: np.ndarray,
     codes: np.ndarray | None = None,
+    *,
+    provenance: Provenance,
 ) -> Path:
-    """Store ``loops`` (N, 128, 93) 0/1 and optional ``codes`` (N, t) of one group; return the file."""
+    """Store ``loops`` (N, 128, 93) 0/1, optional ``codes`` (N, t) and the ``provenance`` of one group; return
+    the file."""
     arr = np.asarray(loops)
     if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
         raise ValueError(f"loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}")
@@ -74,6 +82,7 @@ def save_generated(
         "packed": np.packbits(arr.astype(bool), axis=-1),
         "n_loops": np.array(len(arr)),
         "group": np.array(group),
+        "provenance": np.array(json.dumps(asdict(provenance), sort_keys=True)),
     }
     if codes is not None:
         c = np.asarray(codes)
@@ -82,18 +91,41 @@ def save_generated(
                 f"codes must be integers of shape ({len(arr)}, latent_steps); got {c.shape} {c.dtype}"
             )
         payload["codes"] = c.astype(np.int32 if c.max(initial=0) < 2**31 else np.int64)
-    target = group_path(paths, profile_name, group)
+    target = paths.sample_group(profile_name, group)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **payload)
     return target
 
 
-def load_generated(paths: Paths, profile_name: str, group: str) -> tuple[np.ndarray, np.ndarray | None]:
+def stored_provenance(paths: Paths, profile_name: str, group: str) -> Provenance | None:
+    """The provenance a stored group records; None when the group or its record is missing."""
+    path = paths.sample_group(profile_name, group)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        if "provenance" not in data.files:
+            return None
+        return Provenance(**json.loads(str(data["provenance"])))
+
+
+def load_generated(
+    paths: Paths, profile_name: str, group: str, expected: Provenance | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Read one group back: (loops uint8 (N, 128, 93), codes (N, t) or None).
 
-    Raises MissingInputError naming notebook 05 when the group was never written.
+    With ``expected`` (what every notebook passes, through :mod:`loopgen.evaluation`), a group made by other
+    weights, data, seed, n or sampling raises MissingInputError saying what differs; a group never written
+    raises it too. Both name notebook 05.
     """
-    path = require(group_path(paths, profile_name, group), made_by=MADE_BY)
+    path = require(paths.sample_group(profile_name, group), made_by=MADE_BY)
+    if expected is not None:
+        stored = stored_provenance(paths, profile_name, group)
+        if stored != expected:
+            what = "; ".join(stored.differences(expected)) if stored else "no provenance recorded"
+            raise MissingInputError(
+                f"{path} was not made by this run's models (stored != expected: {what}): run notebook {MADE_BY} "
+                "again (same PROFILE and SEED)"
+            )
     with np.load(path, allow_pickle=False) as data:
         packed = data["packed"]
         loops = np.unpackbits(packed, axis=-1, count=N_COLUMNS)
@@ -105,7 +137,7 @@ def load_generated(paths: Paths, profile_name: str, group: str) -> tuple[np.ndar
 
 def available_groups(paths: Paths, profile_name: str) -> list[str]:
     """Groups already stored for a profile, in :data:`GROUPS` order first, then any others."""
-    folder = samples_dir(paths, profile_name)
+    folder = paths.sample_groups(profile_name)
     found = {p.stem for p in folder.glob("*.npz")} if folder.exists() else set()
     return [g for g in GROUPS if g in found] + sorted(found - set(GROUPS))
 
@@ -119,10 +151,10 @@ def export_midi(
     count: int = 4,
     tempo: float = 120,
 ) -> list[Path]:
-    """Write the first ``count`` loops of a group as MIDI files in :func:`midi_dir` (via loopgen.audio)."""
+    """Write the first ``count`` loops of a group as MIDI files in ``build/samples/<profile>/midi/<group>/``."""
     from loopgen import audio  # the audio module is optional for everything else here
 
-    folder = midi_dir(paths, profile_name, group)
+    folder = paths.sample_midi(profile_name, group)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for i, loop in enumerate(np.asarray(loops)[:count]):

@@ -1,4 +1,4 @@
-"""Every folder the project reads or writes, in one place.
+"""Every folder and file the project reads or writes, in one place.
 
 Notebooks talk to each other through files only, and only through these paths.
 The project root is ``$LOOPGEN_ROOT`` when set, else the checkout this package lives in
@@ -8,6 +8,7 @@ The project root is ``$LOOPGEN_ROOT`` when set, else the checkout this package l
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +25,23 @@ def _default_root() -> Path:
 
 # The checkout this package lives in: its notebooks are the sources papermill runs, whatever the root.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
-
-# Real-world MIDI for tests and comparisons; never copied into the repository. ``$LOOPGEN_SHARED_MIDI`` points
-# elsewhere (the default is ../shared/midi/dev beside the checkout, whatever ``$LOOPGEN_ROOT`` says: tests run
-# in an isolated root and still read the shared songs in place).
-SHARED_DEV_MIDI = Path(
-    os.environ.get("LOOPGEN_SHARED_MIDI") or Path(__file__).resolve().parents[3] / "shared" / "midi" / "dev"
-)
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 class MissingInputError(FileNotFoundError):
     """An input another notebook should have written is missing."""
+
+
+def below(parent: str, *parts: str, doc: str = "") -> property:
+    """A read-only property: the folder (or file) ``parts`` below the path property ``parent``."""
+    return property(lambda self: getattr(self, parent).joinpath(*parts), doc=doc)
+
+
+def plain_name(name: str, what: str) -> str:
+    """``name`` when it is a plain file name (letters, digits, ``_.+-``), else a ValueError."""
+    if not _PLAIN_NAME.match(name):
+        raise ValueError(f"{what} must be a plain file name (letters, digits, _ . + -); got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,11 @@ class Paths:
         object.__setattr__(self, "root", Path(self.root).resolve() if self.root else _default_root())
 
     # --- generated data (ignored by git) ---
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
+    data = below("root", "data")
+    checkpoints = below("data", "checkpoints", doc="Every trained model, keyed by what made it (loopgen.train).")
+    model_registry = below("data", "models.json", doc="``fit``'s registry of user-trained models (NAME -> dataset).")
+    lmd_dir = below("data", "lmd", doc="Where ``corpus download-lmd`` puts the Lakh MIDI Dataset.")
+    lmd_full = below("data", "lmd", "lmd_full", doc="LMD-full, the paper's corpus (profile ``paper``).")
 
     def corpus_dir(self, name: str) -> Path:
         """Folder of a generated demo corpus (MIDI files), e.g. ``corpus_dir('demo-300-s0')``."""
@@ -59,54 +68,47 @@ class Paths:
         """Folder of one extracted loop dataset (shards, manifest, report)."""
         return self.data / "loops" / name
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.data / "checkpoints"
-
-    @property
-    def model_registry(self) -> Path:
-        """``fit``'s registry of models trained on a user's MIDI folder (NAME -> dataset, profile)."""
-        return self.data / "models.json"
-
     def user_loops_dir(self, name: str) -> Path:
         """The loop dataset ``fit --name NAME`` extracts from a user's MIDI folder."""
-        return self.data / "loops" / f"user-{name}"
+        return self.loops_dir(f"user-{name}")
 
     @property
-    def lmd_dir(self) -> Path:
-        return self.data / "lmd"
+    def shared_dev_midi(self) -> Path:
+        """Real-world MIDI for tests and comparisons (never copied into the repository): ``$LOOPGEN_SHARED_MIDI``,
+        else ``shared/midi/dev`` beside the root."""
+        return Path(os.environ.get("LOOPGEN_SHARED_MIDI") or self.root.parent / "shared" / "midi" / "dev")
 
     # --- outputs ---
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
+    figures = below("root", "figures", doc="Every table and figure the notebooks write (loopgen.outputs).")
+    build = below("root", "build")
+    executed = below("build", "executed", doc="Executed copies of the notebooks (never over the source).")
+    samples = below("build", "samples", doc="Generated loops of each model (arrays, MIDI files).")
+    audio = below("build", "audio")
+    study = below("build", "study", doc="The listening-test study folders.")
 
     def figure(self, filename: str) -> Path:
         """Path of one output in ``figures/`` (PNG figure or CSV/Markdown table)."""
         return self.figures / filename
 
-    @property
-    def build(self) -> Path:
-        return self.root / "build"
+    def executed_dir(self, profile_name: str) -> Path:
+        """``build/executed/<profile>``: the executed notebooks of one profile's run."""
+        return self.executed / plain_name(profile_name, "profile name")
 
-    @property
-    def executed(self) -> Path:
-        """Executed copies of the notebooks (never over the source)."""
-        return self.build / "executed"
+    def sample_groups(self, profile_name: str) -> Path:
+        """``build/samples/<profile>``: every group of generated loops of one profile."""
+        return self.samples / plain_name(profile_name, "profile name")
 
-    @property
-    def samples(self) -> Path:
-        """Generated loops of each model (arrays, MIDI files)."""
-        return self.build / "samples"
+    def sample_group(self, profile_name: str, group: str) -> Path:
+        """``build/samples/<profile>/<group>.npz``: one group of generated loops (loopgen.generated)."""
+        return self.sample_groups(profile_name) / f"{plain_name(group, 'group name')}.npz"
 
-    @property
-    def audio(self) -> Path:
-        return self.build / "audio"
+    def sample_midi(self, profile_name: str, group: str) -> Path:
+        """``build/samples/<profile>/midi/<group>/``: a handful of MIDI files of one group."""
+        return self.sample_groups(profile_name) / "midi" / plain_name(group, "group name")
 
-    @property
-    def study(self) -> Path:
-        """The listening-test study folder."""
-        return self.build / "study"
+    def study_dir(self, profile_name: str) -> Path:
+        """``build/study/<profile>``: the default listening-test study folder of a profile."""
+        return self.study / plain_name(profile_name, "profile name")
 
     @property
     def notebooks(self) -> Path:
@@ -120,6 +122,11 @@ class Paths:
         for p in (self.data, self.checkpoints, self.figures, self.executed, self.samples, self.audio):
             p.mkdir(parents=True, exist_ok=True)
         return self
+
+
+# The shared real-world MIDI folder of the root in force at import (``Paths().shared_dev_midi``), for tests and
+# benchmarks that read the shared songs in place.
+SHARED_DEV_MIDI = Paths().shared_dev_midi
 
 
 def require(path: Path | str, made_by: str) -> Path:
