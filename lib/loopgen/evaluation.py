@@ -47,6 +47,7 @@ class Evaluation:
         self.data_dir = require(dataset.dataset_dir(self.paths, self.profile.corpus.name), made_by=dataset.MADE_BY)
         self._splits: dict[str, dataset.LoopSet] = {}
         self._models: dict[str, nn.Module] = {}
+        self._weights: dict[str, str] = {}
 
     # --- the dataset ---
     @cached_property
@@ -108,6 +109,11 @@ class Evaluation:
 
     def weights(self, model_name: str) -> str:
         """The checkpoints sampling ``model_name`` loads, and where their weights come from when not trained here."""
+        if model_name not in self._weights:
+            self._weights[model_name] = self._describe_weights(model_name)
+        return self._weights[model_name]
+
+    def _describe_weights(self, model_name: str) -> str:
         settings = self.profile.train
         keys = generate.checkpoint_keys(model_name, settings, data_key=self.data_key, seed=self.seed)
         parts = []

@@ -90,6 +90,10 @@ class Paths:
         """Path of one output in ``figures/`` (PNG figure or CSV/Markdown table)."""
         return self.figures / filename
 
+    def audio_file(self, filename: str) -> Path:
+        """Path of one rendered example in ``build/audio/`` (MIDI or WAV)."""
+        return self.audio / filename
+
     def executed_dir(self, profile_name: str) -> Path:
         """``build/executed/<profile>``: the executed notebooks of one profile's run."""
         return self.executed / plain_name(profile_name, "profile name")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from loopgen import metrics
 from loopgen.dataset import LoopSet, dataset_dir
+from loopgen.extract import list_midi_files
 from loopgen.loops import LoopParams
 from loopgen.paper import DATASET, TABLE3
 from loopgen.paths import MissingInputError, Paths
@@ -27,7 +28,12 @@ class MidiSource:
     corpus_name: str
 
     def dataset_dir(self, paths: Paths, params: LoopParams = LoopParams()) -> Path:
+        """The folder of the loop dataset extracted from this source with ``params``."""
         return dataset_dir(paths, self.corpus_name, params)
+
+    def midi_files(self) -> list[str]:
+        """The MIDI files extraction reads, relative to :attr:`midi_dir` (:func:`loopgen.extract.list_midi_files`)."""
+        return list_midi_files(self.midi_dir)
 
 
 def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, progress: bool = True) -> MidiSource:
@@ -56,13 +62,22 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
             folder, n_songs=corpus.n_songs, seed=corpus.seed, progress=progress, workers=profile.extract.workers
         )
         return MidiSource(folder, corpus.name)
-    folder = paths.lmd_dir / "lmd_full"
+    folder = paths.lmd_full
     if not folder.is_dir():
         raise MissingInputError(
             f"{folder} is missing: download LMD-full with `python -m loopgen corpus download-lmd {paths.lmd_dir}` "
             "(about 1.7 GB) or pass MIDI_DIR=/path/to/lmd_full to notebook 01."
         )
     return MidiSource(folder, corpus.name)
+
+
+def shared_dev_source(profile: Profile, paths: Paths) -> MidiSource | None:
+    """The shared real-world songs (:attr:`Paths.shared_dev_midi`), read up to the profile's
+    ``dev_compare_limit`` files, or None when the folder is not here."""
+    folder = paths.shared_dev_midi
+    if not folder.is_dir():
+        return None
+    return MidiSource(folder, f"shared-dev-{profile.extract.dev_compare_limit or 'all'}")
 
 
 # Rejection reasons checked before (or at) the time signature: a file that got past them is a 4/4 file.

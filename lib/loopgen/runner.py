@@ -97,7 +97,7 @@ def run(
 
     paths = paths or Paths()
     paths.ensure()
-    out_dir = paths.executed / profile
+    out_dir = paths.executed_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     _use_own_kernel()
     results = []
@@ -165,7 +165,7 @@ def cli_main(argv: list[str]) -> int:
     failed = [r.output_name for r, _, e in results if e is not None]
     if failed:
         print(f"\nFAILED notebooks ({len(failed)}): {', '.join(failed)}; executed copies with the traceback are in "
-              f"{Paths().executed / args.profile}")
+              f"{Paths().executed_dir(args.profile)}")
         return 1
     print(f"\nAll {len(results)} notebook runs succeeded; outputs in {Paths().figures}")
     return 0
