@@ -9,6 +9,11 @@ from loopgen import generated
 from loopgen.paths import MissingInputError, Paths
 
 
+def _made(n: int, **changes) -> generated.Provenance:
+    fields = dict(model="vq_vae", checkpoint="vq_vae abc, prior def", data_key="d1", seed=0, n=n, sampling="argmax")
+    return generated.Provenance(**{**fields, **changes})
+
+
 def _loops(n: int = 5, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.random((n, 128, 93)) < 0.05).astype(np.uint8)
@@ -18,7 +23,7 @@ def test_round_trip_with_codes(tmp_path):
     paths = Paths(tmp_path)
     loops = _loops()
     codes = np.random.default_rng(1).integers(0, 512, size=(5, 32))
-    path = generated.save_generated(paths, "smoke", "vq_vae_temp1", loops, codes)
+    path = generated.save_generated(paths, "smoke", "vq_vae_temp1", loops, codes, provenance=_made(5))
     assert path == tmp_path / "build" / "samples" / "smoke" / "vq_vae_temp1.npz"
     back, back_codes = generated.load_generated(paths, "smoke", "vq_vae_temp1")
     assert back.dtype == np.uint8 and np.array_equal(back, loops)
@@ -29,14 +34,14 @@ def test_round_trip_with_codes(tmp_path):
 def test_round_trip_without_codes_and_from_bool(tmp_path):
     paths = Paths(tmp_path)
     loops = _loops(3).astype(bool)
-    generated.save_generated(paths, "smoke", "cnn_vae", loops)
+    generated.save_generated(paths, "smoke", "cnn_vae", loops, provenance=_made(3))
     back, codes = generated.load_generated(paths, "smoke", "cnn_vae")
     assert codes is None and np.array_equal(back, loops.astype(np.uint8))
 
 
 def test_bit_packing_makes_the_file_small(tmp_path):
     loops = _loops(200)
-    path = generated.save_generated(Paths(tmp_path), "smoke", "training_set", loops)
+    path = generated.save_generated(Paths(tmp_path), "smoke", "training_set", loops, provenance=_made(200))
     # 200 loops x 128 steps x 12 packed bytes = 307,200 bytes before compression (vs 2.4 MB unpacked)
     assert path.stat().st_size < 200 * 128 * 12
 
@@ -49,13 +54,13 @@ def test_missing_group_names_notebook_05(tmp_path):
 def test_bad_inputs_are_rejected(tmp_path):
     paths = Paths(tmp_path)
     with pytest.raises(ValueError, match="shape"):
-        generated.save_generated(paths, "smoke", "cnn_vae", np.zeros((2, 64, 93)))
+        generated.save_generated(paths, "smoke", "cnn_vae", np.zeros((2, 64, 93)), provenance=_made(2))
     with pytest.raises(ValueError, match="binary"):
-        generated.save_generated(paths, "smoke", "cnn_vae", np.full((1, 128, 93), 0.3))
+        generated.save_generated(paths, "smoke", "cnn_vae", np.full((1, 128, 93), 0.3), provenance=_made(1))
     with pytest.raises(ValueError, match="codes"):
-        generated.save_generated(paths, "smoke", "vq_vae_argmax", _loops(2), codes=np.zeros((3, 32), int))
-    with pytest.raises(ValueError, match="plain file names"):
-        generated.save_generated(paths, "smoke", "../escape", _loops(1))
+        generated.save_generated(paths, "smoke", "vq_vae_argmax", _loops(2), codes=np.zeros((3, 32), int), provenance=_made(2))
+    with pytest.raises(ValueError, match="plain file name"):
+        generated.save_generated(paths, "smoke", "../escape", _loops(1), provenance=_made(1))
 
 
 def test_group_names_and_listing(tmp_path):
@@ -67,6 +72,22 @@ def test_group_names_and_listing(tmp_path):
         assert generated.temperature_group(t) in generated.GROUPS
     paths = Paths(tmp_path)
     assert generated.available_groups(paths, "smoke") == []
-    generated.save_generated(paths, "smoke", "vq_vae_temp2", _loops(1))
-    generated.save_generated(paths, "smoke", "training_set", _loops(1))
+    generated.save_generated(paths, "smoke", "vq_vae_temp2", _loops(1), provenance=_made(1))
+    generated.save_generated(paths, "smoke", "training_set", _loops(1), provenance=_made(1))
     assert generated.available_groups(paths, "smoke") == ["training_set", "vq_vae_temp2"]
+
+
+def test_a_reader_gets_only_the_provenance_it_expects(tmp_path):
+    paths = Paths(tmp_path)
+    made = _made(4)
+    generated.save_generated(paths, "smoke", "vq_vae_argmax", _loops(4), provenance=made)
+    assert generated.stored_provenance(paths, "smoke", "vq_vae_argmax") == made
+    assert generated.stored_provenance(paths, "smoke", "vq_vae_temp1") is None
+    loops, _ = generated.load_generated(paths, "smoke", "vq_vae_argmax", made)
+    assert len(loops) == 4
+    retrained = _made(4, checkpoint="vq_vae 123, prior 456")
+    with pytest.raises(MissingInputError, match="05_musical_metrics.ipynb") as err:
+        generated.load_generated(paths, "smoke", "vq_vae_argmax", retrained)
+    assert "checkpoint" in str(err.value) and "seed" not in str(err.value)
+    with pytest.raises(MissingInputError, match="seed: 0 != 1"):
+        generated.load_generated(paths, "smoke", "vq_vae_argmax", _made(4, seed=1))

@@ -157,13 +157,14 @@ def test_corpus_and_study_refuse_a_users_folder(tmp_path):
 @pytest.fixture
 def study_root(tmp_path) -> Path:
     """A project root holding the smoke profile's listening-test groups (as notebook 05 saves them)."""
-    from loopgen.generated import save_generated
+    from loopgen.generated import Provenance, save_generated
     from loopgen.listening import GROUPS
     from loopgen.paths import Paths
 
     rng = np.random.default_rng(3)
     for group in GROUPS:
-        save_generated(Paths(tmp_path), "smoke", group, rng.random((12, 128, 93)) < 0.03)
+        made = Provenance(group, "synthetic", "none", 0, 12, "uniform noise")
+        save_generated(Paths(tmp_path), "smoke", group, rng.random((12, 128, 93)) < 0.03, provenance=made)
     return tmp_path
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli, registry
 from loopgen.atomic import write_text
-from loopgen.paths import require
+from loopgen.paths import below, require
 from loopgen.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -61,33 +61,19 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 @dataclass(frozen=True)
 class StudyLayout:
-    """Where the files of one study folder live."""
+    """Where the files of one study folder live (the tree in the module docstring)."""
 
     root: Path
-
-    @property
-    def site(self) -> Path:
-        return self.root / "site"
-
-    @property
-    def key(self) -> Path:
-        return self.root / "key.csv"
-
-    @property
-    def private_seed(self) -> Path:
-        return self.root / "key.json"
-
-    @property
-    def ratings(self) -> Path:
-        return self.root / "ratings"
-
-    @property
-    def stimuli_json(self) -> Path:
-        return self.site / "stimuli.json"
-
-    @property
-    def index_html(self) -> Path:
-        return self.site / "index.html"
+    site = below("root", "site", doc="The static page: the only folder served to listeners.")
+    key = below("root", "key.csv", doc="PRIVATE: stimulus id -> group, source index.")
+    private_seed = below("root", "key.json", doc="PRIVATE: the selection seed.")
+    ratings = below("root", "ratings", doc="Every listener's downloaded ratings_<listener>.csv.")
+    readme = below("root", "README.md")
+    stimuli_json = below("site", "stimuli.json")
+    stimuli_js = below("site", "stimuli.js")
+    index_html = below("site", "index.html")
+    audio = below("site", "audio")
+    midi = below("site", "midi")
 
 
 # --- the listener's presentation order (mirrored in static/study.js) ---
@@ -212,8 +198,8 @@ def build_study(
     layout.root.mkdir(parents=True, exist_ok=True)
     if layout.site.exists():  # a rebuild replaces the page and its media, never the collected ratings
         shutil.rmtree(layout.site)
-    (layout.site / "audio").mkdir(parents=True)
-    (layout.site / "midi").mkdir(parents=True)
+    layout.audio.mkdir(parents=True)
+    layout.midi.mkdir(parents=True)
     layout.ratings.mkdir(exist_ok=True)
 
     use_audio = render_audio and audio.fluidsynth_available()
@@ -221,11 +207,11 @@ def build_study(
         log.warning("FluidSynth is not available: the study page will offer MIDI files instead of audio.")
 
     def media(stimulus_id: str, loop: np.ndarray) -> dict[str, str | None]:
-        audio.write_midi(loop, layout.site / "midi" / f"{stimulus_id}.mid", tempo=tempo, repeats=repeats)
+        audio.write_midi(loop, layout.midi / f"{stimulus_id}.mid", tempo=tempo, repeats=repeats)
         wav = None
         if use_audio:
             wav = audio.write_wav(
-                loop, layout.site / "audio" / f"{stimulus_id}.wav", fs=fs, tempo=tempo, repeats=repeats
+                loop, layout.audio / f"{stimulus_id}.wav", fs=fs, tempo=tempo, repeats=repeats
             )
         return {
             "id": stimulus_id,
@@ -252,7 +238,7 @@ def build_study(
     }
     text = json.dumps(page_data, indent=1)
     write_text(layout.stimuli_json, text + "\n")
-    write_text(layout.site / "stimuli.js", f"window.LOOPGEN_STUDY = {text};\n")
+    write_text(layout.stimuli_js, f"window.LOOPGEN_STUDY = {text};\n")
     for name in STATIC_FILES:
         write_text(layout.site / name, (STATIC_DIR / name).read_text(encoding="utf-8"))
 
@@ -271,7 +257,7 @@ def build_study(
     }
     write_text(layout.private_seed, json.dumps(private, indent=1) + "\n")
     readme = _readme(layout, len(ids), len(groups), per_group, audio_ok, seed_given=seed is not None)
-    write_text(layout.root / "README.md", readme)
+    write_text(layout.readme, readme)
     return layout.root
 
 
