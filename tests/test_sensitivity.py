@@ -23,30 +23,33 @@ def data():
     return _loops(16, 0), _loops(4, 1)
 
 
+def _runs(data, checkpoint_dir) -> sensitivity.Runs:
+    return sensitivity.Runs(*data, SETTINGS, data_key="k", checkpoint_dir=checkpoint_dir, device="cpu")
+
+
 def _check(finding: sensitivity.Finding, rows: int) -> None:
     assert len(finding.table) == rows and isinstance(finding.holds, bool)
     assert finding.verdict.startswith("Holds" if finding.holds else "Does not hold")
 
 
 def test_kl_weight(data, tmp_path):
-    f = sensitivity.kl_weight(*data, SETTINGS, data_key="k", checkpoint_dir=tmp_path, n_samples=8, device="cpu")
+    f = sensitivity.kl_weight(_runs(data, tmp_path), n_samples=8)
     _check(f, 3)
     assert list(f.table.index) == ["beta = 0.001", "beta = 1", "training set"]
 
 
 def test_commitment_weight_reuses_checkpoints(data, tmp_path):
-    f = sensitivity.commitment_weight(*data, SETTINGS, data_key="k", checkpoint_dir=tmp_path, device="cpu")
+    f = sensitivity.commitment_weight(_runs(data, tmp_path))
     _check(f, 3)
     assert len(list(tmp_path.glob("vq_vae*.pt"))) == 3
-    again = sensitivity.commitment_weight(*data, SETTINGS, data_key="k", checkpoint_dir=tmp_path, device="cpu")
+    again = sensitivity.commitment_weight(_runs(data, tmp_path))
     assert again.table.equals(f.table)
 
 
 def test_prior_compression_and_seed_spread(data, tmp_path):
-    f = sensitivity.prior_compression(*data, SETTINGS, data_key="k", checkpoint_dir=tmp_path, device="cpu")
+    f = sensitivity.prior_compression(_runs(data, tmp_path))
     _check(f, 2)
-    s = sensitivity.seed_spread(*data, SETTINGS, data_key="k", checkpoint_dir=tmp_path, seeds=(0, 1),
-                                n_samples=8, device="cpu")
+    s = sensitivity.seed_spread(_runs(data, tmp_path), seeds=(0, 1), n_samples=8)
     _check(s, 3)  # two seeds and the spread row
 
 

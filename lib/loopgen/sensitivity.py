@@ -41,8 +41,10 @@ class Finding:
     key: str = ""  # which of the paper's claims (``loopgen.paper.CLAIMS``)
 
 
-def _verdict(claim: str, holds: bool, reason: str) -> str:
-    return f"{'Holds' if holds else 'Does not hold'} on this run: {claim} ({reason})."
+def _finding(key: str, claim: str, table: pd.DataFrame, holds: bool, reason: str) -> Finding:
+    """The Finding of claim ``key``, its verdict worded from ``holds`` and ``reason``."""
+    verdict = f"{'Holds' if holds else 'Does not hold'} on this run: {claim} ({reason})."
+    return Finding(claim, table, holds, verdict, key=key)
 
 
 def distance_to_data(row: dict[str, float], reference: dict[str, float], keys=NOISE_METRICS) -> float:
@@ -51,33 +53,54 @@ def distance_to_data(row: dict[str, float], reference: dict[str, float], keys=NO
     return float(np.mean(parts))
 
 
-def _common(checkpoint_dir: Path | str, device, seed: int) -> dict:
-    return {"checkpoint_dir": checkpoint_dir, "device": device, "seed": seed, "progress": False}
+@dataclass(frozen=True)
+class Runs:
+    """What every check trains on: the loops, the (short) settings, the dataset's key, the checkpoint folder and
+    the device. Every training is checkpointed and reused like any other (:mod:`loopgen.train`)."""
+
+    train_loops: np.ndarray
+    val_loops: np.ndarray
+    settings: TrainSettings
+    data_key: str
+    checkpoint_dir: Path | str
+    device: object = None
+
+    def model(
+        self, name: str, *, seed: int, settings: TrainSettings | None = None, model_kwargs: dict | None = None
+    ) -> train.TrainResult:
+        """Train (or reuse) autoencoder ``name``."""
+        return train.train_model(
+            name, self.train_loops, self.val_loops, settings or self.settings, data_key=self.data_key,
+            model_kwargs=model_kwargs, checkpoint_dir=self.checkpoint_dir, device=self.device, seed=seed,
+            progress=False,
+        )
+
+    def prior(self, vq: train.TrainResult, codes: np.ndarray, *, seed: int, val_codes=None) -> train.TrainResult:
+        """Train (or reuse) the prior over ``codes``, the training loops' codes under ``vq``."""
+        return train.train_prior(
+            codes, self.settings, data_key=self.data_key, vq_key=vq.key, num_codes=vq.model.num_codes,
+            val_codes=val_codes, checkpoint_dir=self.checkpoint_dir, device=self.device, seed=seed, progress=False,
+        )
 
 
 def kl_weight(
-    train_loops: np.ndarray,
-    val_loops: np.ndarray,
-    settings: TrainSettings,
+    runs: Runs,
     *,
-    data_key: str,
-    checkpoint_dir: Path | str,
     model: str = "cnn_vae",
     small_beta: float = 1e-3,
     n_samples: int = 256,
     seed: int = 0,
-    device=None,
 ) -> Finding:
     """Continuous VAE ``model`` with the KL weight annealed to ``small_beta`` and to 1.
 
     Holds when beta ~ 0 reconstructs at least as well and its samples from N(0, I) are farther from the
     training set's metric row (HD, DB, UP, ND) than beta = 1's.
     """
+    train_loops, val_loops = runs.train_loops, runs.val_loops
     reference = metrics.metric_row(train_loops)
     rows = {}
     for beta in (small_beta, 1.0):
-        s = dataclasses.replace(settings, kl_beta_max=beta)
-        result = train.train_model(model, train_loops, val_loops, s, data_key=data_key, **_common(checkpoint_dir, device, seed))
+        result = runs.model(model, seed=seed, settings=dataclasses.replace(runs.settings, kl_beta_max=beta))
         samples = sample.sample_vae(result.model, n_samples, seed=seed)
         row = metrics.metric_row(samples)
         rows[f"beta = {beta:g}"] = {
@@ -89,76 +112,54 @@ def kl_weight(
     table = pd.DataFrame.from_dict(rows, orient="index")
     small, one = table.iloc[0], table.iloc[1]
     holds = bool(small["reconstruction error"] <= one["reconstruction error"] and small["distance to data"] > one["distance to data"])
-    claim = "beta ~ 0 reconstructs well but samples noisily"
     reason = (
         f"reconstruction error {small['reconstruction error']:.3g} vs {one['reconstruction error']:.3g}; samples' "
         f"distance to the data {small['distance to data']:.3g} vs {one['distance to data']:.3g} (beta ~ 0 vs 1)"
     )
-    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="kl_weight")
+    return _finding("kl_weight", "beta ~ 0 reconstructs well but samples noisily", table, holds, reason)
 
 
 def commitment_weight(
-    train_loops: np.ndarray,
-    val_loops: np.ndarray,
-    settings: TrainSettings,
+    runs: Runs,
     *,
-    data_key: str,
-    checkpoint_dir: Path | str,
     betas: tuple[float, ...] = (0.1, 0.25, 1.0),
     tolerance: float = 0.25,
     model_kwargs: dict | None = None,
     seed: int = 0,
-    device=None,
 ) -> Finding:
     """The VQ-VAE with commitment weight ``betas``; holds when the validation reconstruction errors' spread
     (max - min) / mean is at most ``tolerance``."""
     rows = {}
     for beta in betas:
         kwargs = {**(model_kwargs or {}), "beta": beta}
-        result = train.train_model(
-            "vq_vae", train_loops, val_loops, settings, data_key=data_key, model_kwargs=kwargs,
-            **_common(checkpoint_dir, device, seed),
-        )
-        x_hat = sample.reconstruct(result.model, val_loops)
+        result = runs.model("vq_vae", seed=seed, model_kwargs=kwargs)
+        x_hat = sample.reconstruct(result.model, runs.val_loops)
         rows[f"beta = {beta:g}"] = {
-            "reconstruction error": metrics.reconstruction_error(val_loops, x_hat),
+            "reconstruction error": metrics.reconstruction_error(runs.val_loops, x_hat),
             "perplexity (last epoch)": float(result.history["perplexity"].iloc[-1]),
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
     errors = table["reconstruction error"]
     spread = float((errors.max() - errors.min()) / max(errors.mean(), 1e-12))
     holds = spread <= tolerance
-    claim = "the commitment weight does not change reconstruction much"
     reason = f"spread of the reconstruction error (max - min) / mean = {spread:.0%}, threshold {tolerance:.0%}"
-    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="commitment_weight")
+    return _finding("commitment_weight", "the commitment weight does not change reconstruction much", table, holds, reason)
 
 
 def prior_compression(
-    train_loops: np.ndarray,
-    val_loops: np.ndarray,
-    settings: TrainSettings,
+    runs: Runs,
     *,
-    data_key: str,
-    checkpoint_dir: Path | str,
     variants: tuple[tuple[int, int, int], ...] = (VQ_DEFAULT, (64, 16, 512)),
     seed: int = 0,
-    device=None,
 ) -> Finding:
     """The prior trained on the codes of two VQ-VAE variants (t, L, K); holds when the more compressed one
     (fewer latent steps t) has the higher validation next-code accuracy and the lower cross-entropy."""
     rows = {}
     for t, L, K in variants:  # noqa: N806 - the paper's symbols
         kwargs = train.vq_kwargs_from(t, L, K)
-        vq = train.train_model(
-            "vq_vae", train_loops, val_loops, settings, data_key=data_key, model_kwargs=kwargs,
-            **_common(checkpoint_dir, device, seed),
-        )
-        codes = sample.encode_codes(vq.model, train_loops)
-        val_codes = sample.encode_codes(vq.model, val_loops)
-        prior = train.train_prior(
-            codes, settings, data_key=data_key, vq_key=vq.key, num_codes=K, val_codes=val_codes,
-            **_common(checkpoint_dir, device, seed),
-        )
+        vq = runs.model("vq_vae", seed=seed, model_kwargs=kwargs)
+        codes = sample.encode_codes(vq.model, runs.train_loops)
+        prior = runs.prior(vq, codes, seed=seed, val_codes=sample.encode_codes(vq.model, runs.val_loops))
         last = prior.history.iloc[-1]
         rows[f"t={t}, L={L}, K={K}"] = {
             "compression (cells per latent value)": 128 * 93 / (t * L),
@@ -170,43 +171,36 @@ def prior_compression(
     ordered = table.sort_values("compression (cells per latent value)", ascending=False)
     high, low = ordered.iloc[0], ordered.iloc[-1]
     holds = bool(high["prior val accuracy"] > low["prior val accuracy"] and high["prior val cross-entropy"] < low["prior val cross-entropy"])
-    claim = "a higher compression ratio makes the prior easier to model"
     reason = (
         f"next-code accuracy {high['prior val accuracy']:.3g} ({ordered.index[0]}) vs {low['prior val accuracy']:.3g} "
         f"({ordered.index[-1]}); cross-entropy {high['prior val cross-entropy']:.3g} vs {low['prior val cross-entropy']:.3g}"
     )
-    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="prior_compression")
+    return _finding("prior_compression", "a higher compression ratio makes the prior easier to model", table, holds, reason)
 
 
 def seed_spread(
-    train_loops: np.ndarray,
-    val_loops: np.ndarray,
-    settings: TrainSettings,
+    runs: Runs,
     *,
-    data_key: str,
-    checkpoint_dir: Path | str,
     seeds: tuple[int, ...] = (0, 1, 2),
     tolerance: float = 0.25,
     n_samples: int = 256,
     temperature: float = 1.0,
-    device=None,
 ) -> Finding:
     """The default VQ-VAE and its prior with several seeds: Table 1's reconstruction error and Table 3's row
     (samples at ``temperature``). Holds when every column's spread (max - min) / |mean| is at most ``tolerance``
     (columns whose mean is below 1e-3 are compared on an absolute 1e-3 scale)."""
     rows = {}
     for seed in seeds:
-        vq = train.train_model("vq_vae", train_loops, val_loops, settings, data_key=data_key, **_common(checkpoint_dir, device, seed))
-        codes = sample.encode_codes(vq.model, train_loops)
-        prior = train.train_prior(
-            codes, settings, data_key=data_key, vq_key=vq.key, num_codes=vq.model.num_codes,
-            **_common(checkpoint_dir, device, seed),
-        )
+        vq = runs.model("vq_vae", seed=seed)
+        codes = sample.encode_codes(vq.model, runs.train_loops)
+        prior = runs.prior(vq, codes, seed=seed)
         first = sample.first_code_distribution(codes, num_codes=vq.model.num_codes)
         gen_codes = sample.sample_codes(prior.model, n_samples, first, temperature=temperature, seed=seed)
         row = metrics.metric_row(sample.decode_codes(vq.model, gen_codes), gen_codes, codes)
         rows[f"seed {seed}"] = {
-            "reconstruction error": metrics.reconstruction_error(val_loops, sample.reconstruct(vq.model, val_loops)),
+            "reconstruction error": metrics.reconstruction_error(
+                runs.val_loops, sample.reconstruct(vq.model, runs.val_loops)
+            ),
             **{k: row[k] for k in ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "ND")},
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -214,9 +208,8 @@ def seed_spread(
     worst = spreads.idxmax()
     holds = bool(spreads.max() <= tolerance)
     table.loc["spread (max - min) / mean"] = spreads
-    claim = "results do not depend much on the seed"
     reason = f"largest spread {spreads[worst]:.0%} ({worst}) over {len(seeds)} seeds, threshold {tolerance:.0%}"
-    return Finding(claim, table, holds, _verdict(claim, holds, reason), key="seed_spread")
+    return _finding("seed_spread", "results do not depend much on the seed", table, holds, reason)
 
 
 # ------------------------------------------------------------------------------------- notebook 08 helpers
