@@ -263,7 +263,7 @@ def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: b
 def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str, paper_means: bool = True):
     """Figure 6: rating box plot per group; green median line, red triangle at the mean with its value above.
 
-    Drawn with seaborn: a box per group and, over it, every single rating as a jittered dot (ratings are
+    Drawn with seaborn: a box per group and, over it, every single rating as a dot, jittered (ratings are
     integers 1-5, so a box alone hides how many listeners gave each score). With ``paper_means`` the paper's
     two reported means are drawn as hollow black triangles for comparison. The title says "SIMULATED - not
     listener data" when ``simulated`` is true, and names the PROXY listener when it is ``"proxy"``.
@@ -287,7 +287,10 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str
             medianprops={"color": "green", "linewidth": 2},
             meanprops={"marker": "^", "markerfacecolor": "red", "markeredgecolor": "red", "markersize": 9},
         )
-    sns.stripplot(**style, color="0.25", size=2.5, alpha=0.35, jitter=0.22)
+    # each rating a dot, spread a little in both directions so that 20 equal ratings show as 20 dots
+    spread = np.random.default_rng(0).uniform(-0.15, 0.15, len(merged))
+    dots = {**style, "data": merged.assign(rating=merged["rating"] + spread)}
+    sns.stripplot(**dots, color="0.25", size=2.5, alpha=0.4, jitter=0.22)
     means = merged.groupby("group")["rating"].mean()
     for x, group in enumerate(order):
         ax.annotate(
