@@ -14,10 +14,11 @@ from urllib.parse import unquote
 import mido
 import numpy as np
 import pretty_midi
+import pypianoroll
 import pytest
 
 from loopgen import __main__ as entry
-from loopgen import generate, metrics, profiles
+from loopgen import audio, generate, metrics, profiles
 from loopgen.corpus import write_demo_corpus
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.extract import extract_file
@@ -129,6 +130,29 @@ def test_daw_midi_has_named_tracks_tempo_meter_exact_length_and_reads_back(dev_m
     assert 0 in find_loops(roll)
     again = extract_file(path)
     np.testing.assert_array_equal(again.loops[0], loop)
+
+
+def test_npz_is_a_pypianoroll_multitrack_holding_the_loop(song_loop, tmp_path):
+    path = loopfile.write_loop_npz(song_loop.loop, tmp_path / "loop.npz", bpm=96.0, repeats=2)
+    multitrack = pypianoroll.load(path)
+    assert multitrack.resolution == 4 and [t.name for t in multitrack.tracks] == ["Bass", "Drums"]
+    assert [t.is_drum for t in multitrack.tracks] == [False, True] and multitrack.get_length() == 256
+    np.testing.assert_array_equal(multitrack.tempo, 96.0)
+    assert np.flatnonzero(multitrack.downbeat).tolist() == list(range(0, 256, 16))
+    bass, drums = (t.pianoroll[:128] for t in multitrack.tracks)
+    back = np.concatenate([drums[:, list(audio.DRUM_PITCHES)], bass[:, 24:108]], axis=1).astype(np.uint8)
+    np.testing.assert_array_equal(back, song_loop.loop)
+    assert not bass[:, :24].any() and not bass[:, 108:].any()
+
+
+def test_our_unique_pitches_agree_with_pypianoroll():
+    """UP (distinct active columns) counted independently by pypianoroll on the exported Multitrack."""
+    rng = np.random.default_rng(3)
+    loops = (rng.random((6, 128, 93)) < rng.uniform(0.002, 0.05, (6, 1, 1))).astype(np.uint8)
+    theirs = [
+        sum(pypianoroll.n_pitches_used(t.pianoroll) for t in loopfile.loop_multitrack(loop).tracks) for loop in loops
+    ]
+    assert metrics.unique_pitch(loops) == pytest.approx(np.mean(theirs), abs=1e-12)
 
 
 def test_stems_split_bass_and_drums(song_loop, tmp_path):
@@ -350,6 +374,7 @@ def _check_page(out: Path, n_loops: int) -> None:
     assert links and all("://" not in link and not link.startswith("/") for link in links)  # relative only
     for link in links:
         assert (out / unquote(link)).is_file(), link
+    assert sum(link.endswith(".npz") for link in links) == n_loops  # every loop also as a pypianoroll Multitrack
 
 
 def test_page_links_every_file_with_loopability_and_audio(tmp_path, song_loop):

@@ -114,24 +114,23 @@ def non_empty(text: str) -> str:
     return text
 
 
-def existing_dir(text: str) -> Path:
-    """``type=`` for a folder that exists (not a file)."""
+def _existing(text: str, *, is_kind, kind: str) -> Path:
     path = Path(non_empty(text))
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{text} does not exist")
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    if not is_kind(path):
+        raise argparse.ArgumentTypeError(f"{text} is not a {kind}")
     return path
+
+
+def existing_dir(text: str) -> Path:
+    """``type=`` for a folder that exists (not a file)."""
+    return _existing(text, is_kind=Path.is_dir, kind="folder")
 
 
 def existing_file(text: str) -> Path:
     """``type=`` for a regular file that exists (not a folder)."""
-    path = Path(non_empty(text))
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text} does not exist")
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text} is not a file")
-    return path
+    return _existing(text, is_kind=Path.is_file, kind="file")
 
 
 def output_dir(text: str) -> Path:

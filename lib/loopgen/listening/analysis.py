@@ -5,7 +5,8 @@
 * :func:`analyse` gives per-group mean / median / std / count, the Kruskal-Wallis H test across groups
   (the paper's test, whose H and p are in ``loopgen.paper.LISTENING``) and pairwise two-sided Mann-Whitney U tests with Holm's
   correction for multiple comparisons.
-* :func:`plot_ratings` draws Figure 6: a box per group, median line, mean as a red triangle with its value.
+* :func:`plot_ratings` draws Figure 6 with seaborn: a box per group, every rating as a dot, the mean as a red
+  triangle with its value.
 """
 
 from __future__ import annotations
@@ -262,29 +263,39 @@ def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: b
 def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str, paper_means: bool = True):
     """Figure 6: rating box plot per group; green median line, red triangle at the mean with its value above.
 
-    With ``paper_means`` the paper's two reported means are drawn as hollow black triangles for comparison.
-    The title says "SIMULATED - not listener data" when ``simulated`` is true, and names the PROXY listener
-    when it is ``"proxy"``.
+    Drawn with seaborn: a box per group and, over it, every single rating as a dot, jittered (ratings are
+    integers 1-5, so a box alone hides how many listeners gave each score). With ``paper_means`` the paper's
+    two reported means are drawn as hollow black triangles for comparison. The title says "SIMULATED - not
+    listener data" when ``simulated`` is true, and names the PROXY listener when it is ``"proxy"``.
     """
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
     merged = _with_groups(ratings, key)
     order = [g for g in _group_order(key) if g in set(merged["group"])]
-    samples = [merged.loc[merged["group"] == g, "rating"].to_numpy(dtype=float) for g in order]
+    merged["rating"] = merged["rating"].astype(float)
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax.boxplot(
-        samples,
-        showmeans=True,
-        widths=0.55,
-        medianprops={"color": "green", "linewidth": 2},
-        meanprops={"marker": "^", "markerfacecolor": "red", "markeredgecolor": "red", "markersize": 9},
-        flierprops={"marker": "o", "markersize": 4, "alpha": 0.5},
-    )
-    for x, values in enumerate(samples, start=1):
-        mean = values.mean()
+    style = {"data": merged, "x": "group", "y": "rating", "order": order, "ax": ax}
+    with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated ``vert``
+        warnings.filterwarnings("ignore", message="vert: bool", category=DeprecationWarning)
+        sns.boxplot(
+            **style,
+            color="lightsteelblue",
+            width=0.55,
+            showmeans=True,
+            showfliers=False,
+            medianprops={"color": "green", "linewidth": 2},
+            meanprops={"marker": "^", "markerfacecolor": "red", "markeredgecolor": "red", "markersize": 9},
+        )
+    # each rating a dot, spread a little in both directions so that 20 equal ratings show as 20 dots
+    spread = np.random.default_rng(0).uniform(-0.15, 0.15, len(merged))
+    dots = {**style, "data": merged.assign(rating=merged["rating"] + spread)}
+    sns.stripplot(**dots, color="0.25", size=2.5, alpha=0.4, jitter=0.22)
+    means = merged.groupby("group")["rating"].mean()
+    for x, group in enumerate(order):
         ax.annotate(
-            f"{mean:.2f}",
-            (x, mean),
+            f"{means[group]:.2f}",
+            (x, means[group]),
             xytext=(0, 9),
             textcoords="offset points",
             ha="center",
@@ -296,7 +307,7 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str
         from loopgen.paper import LISTENING
 
         reported = {"training_set": LISTENING.training_set_mean, "vq_vae_temp1.2": LISTENING.vq_vae_mean}
-        shown = [(order.index(g) + 1, v) for g, v in reported.items() if g in order]
+        shown = [(order.index(g), v) for g, v in reported.items() if g in order]
         if shown:
             xs, ys = zip(*shown, strict=True)
             ax.plot(
@@ -310,11 +321,9 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str
                 label="paper's mean",
             )
             ax.legend(loc="lower left", fontsize=8)
-    ax.set_xticks(
-        range(1, len(order) + 1),
-        [f"{group_label(g)}\n(n={len(s)})" for g, s in zip(order, samples, strict=True)],
-        fontsize=8,
-    )
+    counts = merged["group"].value_counts()
+    ax.set_xticks(range(len(order)), [f"{group_label(g)}\n(n={counts[g]})" for g in order], fontsize=8)
+    ax.set_xlabel("")
     ax.set_ylim(0.5, 5.6)
     ax.set_yticks([1, 2, 3, 4, 5])
     ax.set_ylabel("rating (1-5): how much it sounds like music")

@@ -3,7 +3,8 @@
 Reading reuses the extractor (:mod:`loopgen.midi` + :mod:`loopgen.loops`), so a loop read here is exactly the
 array the training data holds. Writing makes one type-1 MIDI file per loop: a conductor track (tempo, 4/4),
 a track named "Bass" (GM program 34, channel 1) and a track named "Drums" (channel 10); every track ends exactly
-at the end of bar 8 x ``repeats``, so a DAW loops it without a gap.
+at the end of bar 8 x ``repeats``, so a DAW loops it without a gap. :func:`loop_multitrack` gives the same loop as a
+:class:`pypianoroll.Multitrack` (the field's pianoroll object, saved as ``.npz`` for research code).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pypianoroll
 
 from loopgen import BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR, audio
 from loopgen.atomic import atomic_path
@@ -119,9 +121,7 @@ def _track(name: str, events: list, end_tick: int, head: list | None = None) -> 
     return track
 
 
-def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
-    """``loop`` (128, 93) as a type-1 :class:`mido.MidiFile`: tempo + 4/4, "Bass" and "Drums" tracks,
-    every track ending exactly at bar ``8 * repeats``."""
+def _checked_binary_loop(loop: np.ndarray, bpm: float, repeats: int) -> np.ndarray:
     if not np.isfinite(bpm) or bpm <= 0:
         raise ValueError(f"bpm must be positive; got {bpm}")
     if repeats < 1:
@@ -129,7 +129,13 @@ def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.Mi
     loop = np.asarray(loop)
     if loop.shape != (LOOP_STEPS, N_COLUMNS):
         raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {loop.shape}")
-    roll = np.tile((loop > 0).astype(np.uint8), (int(repeats), 1))
+    return (loop > 0).astype(np.uint8)
+
+
+def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
+    """``loop`` (128, 93) as a type-1 :class:`mido.MidiFile`: tempo + 4/4, "Bass" and "Drums" tracks,
+    every track ending exactly at bar ``8 * repeats``."""
+    roll = np.tile(_checked_binary_loop(loop, bpm, repeats), (int(repeats), 1))
     end = len(roll) * STEP_TICKS
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
     midi.tracks.append(_track("loopgen loop", [], end, head=[
@@ -140,6 +146,38 @@ def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.Mi
     midi.tracks.append(_track("Bass", _bass_events(roll, audio.BASS_VELOCITY), end, head=[program]))
     midi.tracks.append(_track("Drums", _drum_events(roll, audio.DRUM_VELOCITY), end))
     return midi
+
+
+def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name: str = "loopgen loop") -> pypianoroll.Multitrack:
+    """``loop`` (128, 93) as a :class:`pypianoroll.Multitrack`: resolution 4 steps per quarter note, a "Bass"
+    and a "Drums" binary track over the 128 MIDI pitches (the same pitches as :func:`loop_midi`), a downbeat
+    every bar."""
+    roll = np.tile(_checked_binary_loop(loop, bpm, repeats), (int(repeats), 1)).astype(bool)
+    bass = np.zeros((len(roll), 128), dtype=bool)
+    bass[:, N_DRUM + audio.BASS_PITCH_OFFSET : N_COLUMNS + audio.BASS_PITCH_OFFSET] = roll[:, N_DRUM:]
+    drums = np.zeros((len(roll), 128), dtype=bool)
+    drums[:, list(audio.DRUM_PITCHES)] = roll[:, :N_DRUM]
+    downbeat = np.zeros(len(roll), dtype=bool)
+    downbeat[::STEPS_PER_BAR] = True
+    return pypianoroll.Multitrack(
+        name=name,
+        resolution=STEPS_PER_BAR // 4,  # 4/4: four quarter notes a bar
+        tempo=np.full(len(roll), float(bpm)),
+        downbeat=downbeat,
+        tracks=[
+            pypianoroll.BinaryTrack(name="Bass", program=audio.BASS_PROGRAM, is_drum=False, pianoroll=bass),
+            pypianoroll.BinaryTrack(name="Drums", program=0, is_drum=True, pianoroll=drums),
+        ],
+    )
+
+
+def write_loop_npz(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repeats: int = 1) -> Path:
+    """Write :func:`loop_multitrack` as pypianoroll's compressed ``.npz`` atomically; return the path."""
+    path = Path(path)
+    multitrack = loop_multitrack(loop, bpm, repeats, name=path.stem)
+    with atomic_path(path, suffix=".npz") as tmp:
+        pypianoroll.save(tmp, multitrack)
+    return path
 
 
 def write_loop_midi(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repeats: int = 1) -> Path:

@@ -4,7 +4,8 @@ Every command (``generate``, ``vary``, ``fit``) adds its loops with :func:`add_l
 
 * files are numbered on from what the folder already holds (``<prefix>_NNN``): a second run never
   overwrites the first;
-* each loop gets ``.mid`` (DAW-ready, :func:`loopfile.write_loop_midi`), ``.png`` (pianoroll), ``.wav`` and,
+* each loop gets ``.mid`` (DAW-ready, :func:`loopfile.write_loop_midi`), ``.npz`` (a pypianoroll Multitrack,
+  :func:`loopfile.write_loop_npz`), ``.png`` (pianoroll), ``.wav`` and,
   with ``stems``, ``_bass.wav`` / ``_drums.wav`` (when FluidSynth is installed);
 * ``loops.json`` lists every loop of the folder with what remakes it exactly (model, checkpoint keys,
   temperature, seed, the draw's batch size and index, ...);
@@ -91,6 +92,7 @@ def add_loops(
         number = numbers[name] = numbers[name] + 1 if name in numbers else next_number(out, name)
         stem = out / f"{name}_{number:03d}"
         loopfile.write_loop_midi(loop, stem.with_suffix(".mid"), bpm=bpm, repeats=repeats)
+        loopfile.write_loop_npz(loop, stem.with_suffix(".npz"), bpm=bpm, repeats=repeats)
         _pianoroll_png(loop, stem.with_suffix(".png"), f"{stem.name}  loopability {score:.2f}")
         wavs = loopfile.write_wavs(loop, stem, bpm=bpm, repeats=repeats, with_stems=with_stems) if wav else {}
         entry = {
@@ -98,6 +100,7 @@ def add_loops(
             "number": number,
             "run": run_id,
             "png": stem.name + ".png",
+            "npz": stem.name + ".npz",
             "wav": {part: p.name for part, p in wavs.items()},
             "loopability": round(float(score), 4),
             "bpm": bpm,
@@ -133,6 +136,8 @@ def _card(entry: dict) -> str:
         else '<p class="no-audio">no audio (FluidSynth not installed): download the MIDI</p>'
     )
     links = [f'<a class="mid" href="{_href(entry["file"])}" download>MIDI</a>']
+    if "npz" in entry:
+        links.append(f'<a class="npz" href="{_href(entry["npz"])}" download>pianoroll (.npz)</a>')
     for part in ("mix", "bass", "drums"):
         if part in wav:
             label = "WAV" if part == "mix" else f"{part} WAV"
@@ -169,7 +174,7 @@ audio {{ width: 100%; }}
 <h1>{html.escape(title)}</h1>
 <p>{len(loops)} loops. Loopability (0-1): how well bar 5 repeats bar 1 and bar 8 leads back into bar 1.
 Each MIDI file has "Bass" and "Drums" tracks, tempo and 4/4, and ends exactly on the loop's last bar.
-<code>loops.json</code> says how to make each loop again.</p>
+The <code>.npz</code> files are pypianoroll Multitracks (<code>pypianoroll.load(path)</code>). <code>loops.json</code> says how to make each loop again.</p>
 {cards}
 </body>
 </html>
