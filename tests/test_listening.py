@@ -332,7 +332,7 @@ def test_plot_ratings_title_says_simulated() -> None:
 
 
 def test_cli_builds_a_study_from_saved_groups(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(listening, "load_groups", lambda paths, profile_name: synthetic_groups(n=6))
+    monkeypatch.setattr(listening, "load_groups", lambda profile_name, seed: synthetic_groups(n=6))
     code = listening.cli_main(
         ["--profile", "smoke", "--out", str(tmp_path / "st"), "--per-group", "2", "--no-audio"]
     )
@@ -391,10 +391,16 @@ def test_stimulus_loops_and_discussion(built) -> None:
 def test_cli_reports_missing_samples_without_a_traceback(tmp_path, monkeypatch, capsys) -> None:
     from loopgen.paths import MissingInputError
 
-    def missing(paths, profile_name):
+    def missing(profile_name, seed):
         raise MissingInputError("training_set.npz is missing: run notebook 05_musical_metrics.ipynb first")
 
     monkeypatch.setattr(listening, "load_groups", missing)
     assert listening.cli_main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
     assert "05_musical_metrics" in capsys.readouterr().err
     assert not (tmp_path / "st").exists()
+
+
+def test_cli_without_a_dataset_names_notebook_01(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path / "empty_root"))
+    assert listening.cli_main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
+    assert "01_extract_loops" in capsys.readouterr().err

@@ -156,15 +156,23 @@ def test_corpus_and_study_refuse_a_users_folder(tmp_path):
 
 @pytest.fixture
 def study_root(tmp_path) -> Path:
-    """A project root holding the smoke profile's listening-test groups (as notebook 05 saves them)."""
-    from loopgen.generated import Provenance, save_generated
+    """A project root holding the smoke profile's listening-test groups as notebook 05 stores them: the
+    provenance of this root's run (a dataset manifest stands in for notebook 01's dataset)."""
+    from loopgen import dataset, profiles
+    from loopgen.evaluation import Evaluation
+    from loopgen.generated import save_generated
     from loopgen.listening import GROUPS
     from loopgen.paths import Paths
 
+    paths = Paths(tmp_path)
+    data_dir = dataset.dataset_dir(paths, profiles.get("smoke").corpus.name)
+    data_dir.mkdir(parents=True)
+    (data_dir / "manifest.json").write_text(json.dumps({"data_key": "synthetic", "counts": {"train": 12}}))
+    run = Evaluation("smoke", 0, paths)
     rng = np.random.default_rng(3)
     for group in GROUPS:
-        made = Provenance(group, "synthetic", "none", 0, 12, "uniform noise")
-        save_generated(Paths(tmp_path), "smoke", group, rng.random((12, 128, 93)) < 0.03, provenance=made)
+        made = run.provenance(group)
+        save_generated(paths, "smoke", group, rng.random((made.n, 128, 93)) < 0.03, provenance=made)
     return tmp_path
 
 
@@ -219,3 +227,18 @@ def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not list(out.rglob("*.tmp")) and not (out / ".partial").exists()
     assert json.loads((out / "report.json").read_text())["totals"]["files_scanned"] == 3
+
+
+def test_study_refuses_samples_of_another_run(study_root):
+    from dataclasses import replace
+
+    from loopgen.generated import load_generated, save_generated, stored_provenance
+    from loopgen.paths import Paths
+
+    paths = Paths(study_root)
+    loops, _ = load_generated(paths, "smoke", "cnn_vae")
+    older = replace(stored_provenance(paths, "smoke", "cnn_vae"), checkpoint="cnn_vae an-older-checkpoint")
+    save_generated(paths, "smoke", "cnn_vae", loops, provenance=older)
+    done = loopgen("study", "--profile", "smoke", "--out", str(study_root / "s"), "--no-audio", root=study_root)
+    assert done.returncode == 1 and "05_musical_metrics" in done.stderr and "an-older-checkpoint" in done.stderr
+    assert not (study_root / "s").exists()

@@ -63,11 +63,12 @@ __all__ = [
 ]
 
 
-def load_groups(paths, profile_name: str, groups: tuple[str, ...] = GROUPS) -> dict:
-    """The loops of each listening-test group, as saved by notebook 05 (``loopgen.generated``)."""
-    from loopgen.generated import load_generated
+def load_groups(profile_name: str, seed: int = 0, groups: tuple[str, ...] = GROUPS) -> dict:
+    """The loops of each listening-test group as notebook 05 stored them for this run (profile, seed, the
+    trained weights and data): another run's samples raise MissingInputError naming notebook 05."""
+    from loopgen.evaluation import Evaluation
 
-    return {group: load_generated(paths, profile_name, group)[0] for group in groups}
+    return Evaluation(profile_name, seed).stored_groups(groups)
 
 
 def cli_main(argv: list[str]) -> int:
@@ -91,6 +92,9 @@ def cli_main(argv: list[str]) -> int:
         help="FOR REPRODUCIBLE DEMOS ONLY: anyone who knows it can recompute the key. Default: a secret "
         "random seed, saved only in the private key.json",
     )
+    parser.add_argument(
+        "--samples-seed", type=cli.seed_int, default=0, help="the SEED notebook 05 generated the groups with (0)"
+    )
     parser.add_argument("--tempo", type=cli.float_in(20.0, 400.0), default=120.0, help="BPM, 20-400")
     parser.add_argument("--repeats", type=cli.int_in(1, 64), default=2, help="times each loop plays (1-64)")
     parser.add_argument("--no-audio", action="store_true", help="write MIDI only, no WAV")
@@ -101,10 +105,10 @@ def cli_main(argv: list[str]) -> int:
 
     profile = profiles.get(args.profile)
     paths = Paths()
-    out = args.out or paths.study / profile.name
+    out = args.out or paths.study_dir(profile.name)
     cli.check_output_folder(out, made_by_us=made_by_study, what="study folder", force=args.force)
     try:
-        groups = load_groups(paths, profile.name)
+        groups = load_groups(profile.name, args.samples_seed)
     except MissingInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
