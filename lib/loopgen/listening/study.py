@@ -42,10 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli, registry
+from loopgen import audio, cli, registry
 from loopgen.atomic import write_text
 from loopgen.paths import require
 from loopgen.seed import seed_everything
+from loopgen.validate import check_loops
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,6 @@ def listener_order(stimulus_ids: Sequence[str], listener_id: str, study_seed: in
 
 
 # --- choosing the stimuli ---
-def _validated_loops(name: str, loops: np.ndarray) -> np.ndarray:
-    arr = np.asarray(loops)
-    if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(
-            f"group {name!r}: loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}"
-        )
-    return arr >= 0.5
-
-
 def _pick(rng: np.random.Generator, loops: np.ndarray, n: int, group: str) -> list[int]:
     """``n`` seeded indices, distinct loops first (the training set repeats loops); duplicates only if needed."""
     if n > len(loops):
@@ -187,7 +179,10 @@ def build_study(
         raise ValueError("no groups given")
     if familiarisation and familiarisation_source not in groups:
         raise ValueError(f"familiarisation source {familiarisation_source!r} is not one of {list(groups)}")
-    validated = {name: _validated_loops(name, loops) for name, loops in groups.items()}
+    validated = {
+        name: check_loops(loops, name=f"group {name!r}", allow_empty=True, binarize_at=0.5)
+        for name, loops in groups.items()
+    }
     layout = StudyLayout(Path(out_dir))
     cli.check_output_folder(layout.root, made_by_us=made_by_study, what="study folder", force=force)
     if layout.site.exists() and not made_by_study(layout.root):

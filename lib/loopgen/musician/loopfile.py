@@ -14,7 +14,16 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from loopgen import BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR, audio
+from loopgen import (
+    BARS_PER_LOOP,
+    BASS_PITCH_OFFSET,
+    DRUM_CHANNEL,
+    LOOP_STEPS,
+    N_COLUMNS,
+    N_DRUM,
+    STEPS_PER_BAR,
+    audio,
+)
 from loopgen.atomic import atomic_path
 from loopgen.cli import UserError
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
@@ -23,7 +32,6 @@ from loopgen.midi import MidiRejected, read_notes
 TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
 STEP_TICKS = audio.STEP_TICKS
 BASS_CHANNEL = 0
-DRUM_CHANNEL = 9
 
 # One line per rejection reason, in a musician's words.
 REASON_MESSAGES = {
@@ -54,7 +62,7 @@ def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams
     the 8 bars from ``start_bar`` (1-based, as a DAW counts). Raises :class:`UserError` with one line."""
     path = Path(path)
     try:
-        roll = song_roll(read_notes(path, "fast", **params.read_limits()), params)
+        roll = song_roll(read_notes(path, "fast", params.limits), params)
     except MidiRejected as rejection:
         why = REASON_MESSAGES.get(rejection.reason, rejection.reason)
         detail = f" ({rejection.detail})" if rejection.detail else ""
@@ -88,7 +96,7 @@ def _bass_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Messag
     """Consecutive active steps of one pitch make one note (as the extractor reads them back)."""
     events = []
     for column in range(N_DRUM, N_COLUMNS):
-        pitch = column + audio.BASS_PITCH_OFFSET
+        pitch = column + BASS_PITCH_OFFSET
         edges = np.diff(np.concatenate(([0], roll[:, column].astype(np.int8), [0])))
         for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
             events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
