@@ -54,7 +54,7 @@ def check_loops(
     bad = (arr != 0) & (arr != 1)
     if bad.any():
         raise ValueError(
-            f"{name} must be binary (0/1); found {arr[bad].flat[0]!r} (binarise model outputs first: "
+            f"{name} must be binary (0/1); found {arr[bad].flat[0].item()!r} (binarise model outputs first: "
             "metrics.binarize(probs) keeps sigmoid >= 0.5)"
         )
     return arr.astype(np.uint8)
