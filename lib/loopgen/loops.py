@@ -212,15 +212,18 @@ def find_loops(roll: np.ndarray, params: LoopParams = LoopParams()) -> list[int]
     n_bars = roll.shape[0] // STEPS_PER_BAR
     if n_bars < BARS_PER_LOOP:
         return []
-    every_step = np.lib.stride_tricks.sliding_window_view(roll[: n_bars * STEPS_PER_BAR], LOOP_STEPS, axis=0)
-    windows = every_step[:: STEPS_PER_BAR * params.stride_bars].transpose(0, 2, 1)  # a view (n, 128, 93)
+    roll = roll[: n_bars * STEPS_PER_BAR]
+    every_step = np.lib.stride_tricks.sliding_window_view(roll, (LOOP_STEPS, N_COLUMNS))[:, 0]
+    windows = every_step[:: STEPS_PER_BAR * params.stride_bars]  # a view (n, 128, 93), no copy
     starts = np.arange(len(windows)) * params.stride_bars
     # 1. bar 1 vs bar 5; 2.-3. kick + crash and some bass at step 0
     repeat = repetition_distance(windows) / BAR_CELLS < params.hamming_threshold
     ok = repeat & starts_with_kick_and_crash(windows) & starts_with_bass(windows)
-    # 4. enough music: active cells over the 8 bars
-    ok &= np.count_nonzero(windows[:, :, :N_DRUM], axis=(1, 2)) >= params.min_drum_cells
-    ok &= np.count_nonzero(windows[:, :, N_DRUM:], axis=(1, 2)) >= params.min_bass_cells
+    # 4. enough music: active cells over the 8 bars (running totals per bar)
+    for columns, least in ((slice(None, N_DRUM), params.min_drum_cells), (slice(N_DRUM, None), params.min_bass_cells)):
+        per_bar = np.count_nonzero(roll[:, columns].reshape(n_bars, -1), axis=1)
+        running = np.concatenate([[0], np.cumsum(per_bar)])
+        ok &= running[starts + BARS_PER_LOOP] - running[starts] >= least
     return [int(k) for k in starts[ok]]
 
 
