@@ -18,7 +18,6 @@ from loopgen import (
     BARS_PER_LOOP,
     BASS_PITCH_OFFSET,
     DRUM_CHANNEL,
-    LOOP_STEPS,
     N_COLUMNS,
     N_DRUM,
     STEPS_PER_BAR,
@@ -28,6 +27,7 @@ from loopgen.atomic import atomic_path
 from loopgen.cli import UserError
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
 from loopgen.midi import MidiRejected, read_notes
+from loopgen.validate import check_loops
 
 TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
 STEP_TICKS = audio.STEP_TICKS
@@ -134,10 +134,8 @@ def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.Mi
         raise ValueError(f"bpm must be positive; got {bpm}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
-    loop = np.asarray(loop)
-    if loop.shape != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {loop.shape}")
-    roll = np.tile((loop > 0).astype(np.uint8), (int(repeats), 1))
+    loop = check_loops(loop, name="loop", one=True, binarize_at=0.5)
+    roll = np.tile(loop.astype(np.uint8), (int(repeats), 1))
     end = len(roll) * STEP_TICKS
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
     midi.tracks.append(_track("loopgen loop", [], end, head=[
