@@ -181,10 +181,11 @@ def continue_codes(
     ``t - p`` codes are drawn as in :func:`sample_codes`. An empty prefix draws the first code from
     ``first_probs`` (required then).
     """
-    prefix = np.asarray(prefix, dtype=np.int64).reshape(-1)
+    prefix = np.asarray(prefix, dtype=np.int64).reshape(1, -1)
+    prefix = check_codes(prefix, name="prefix", num_codes=prior.num_codes, min_steps=0)[0]
     t = prior.seq_len
-    if len(prefix) > t or (len(prefix) and (prefix.min() < 0 or prefix.max() >= prior.num_codes)):
-        raise ValueError(f"prefix must hold at most {t} codes in 0..{prior.num_codes - 1}")
+    if len(prefix) > t:
+        raise ValueError(f"prefix must hold at most {t} codes; got {len(prefix)}")
     if n < 1:
         raise ValueError("n must be at least 1")
     if temperature is not None and temperature <= 0:
