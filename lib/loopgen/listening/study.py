@@ -44,6 +44,7 @@ import pandas as pd
 
 from loopgen import audio, cli, registry
 from loopgen.atomic import write_text
+from loopgen.dataset import pack_loops
 from loopgen.paths import require
 from loopgen.seed import seed_everything
 from loopgen.validate import check_loops
@@ -133,7 +134,7 @@ def _pick(rng: np.random.Generator, loops: np.ndarray, n: int, group: str) -> li
     """``n`` seeded indices, distinct loops first (the training set repeats loops); duplicates only if needed."""
     if n > len(loops):
         raise ValueError(f"group {group!r} has {len(loops)} loops; the study needs {n}")
-    flat = np.packbits(loops.reshape(len(loops), -1), axis=1)
+    flat = pack_loops(loops)
     _, first_index = np.unique(flat, axis=0, return_index=True)
     distinct = rng.permutation(np.sort(first_index))
     if len(distinct) >= n:
