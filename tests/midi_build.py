@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mido
 
-from loopgen.midi.notes import DRUM_CHANNEL
+from loopgen import DRUM_CHANNEL
 
 Event = tuple[int, mido.Message | mido.MetaMessage]  # (absolute tick, message without time)
 

@@ -26,6 +26,10 @@ def test_pack_roundtrip():
     packed = pack_loops(loops)
     assert packed.shape == (5, 1488) and packed.dtype == np.uint8
     assert np.array_equal(unpack_loops(packed), loops)
+    with pytest.raises(ValueError, match=r"\(N, 1488\)"):  # e.g. bits packed along the columns instead
+        unpack_loops(np.packbits(loops, axis=-1))
+    with pytest.raises(ValueError, match="binary"):
+        pack_loops(loops * 2)
 
 
 def test_load_loops_matches_extraction(dataset):

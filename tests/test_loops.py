@@ -15,7 +15,7 @@ from loopgen.loops import (
     song_roll,
     ticks_to_steps,
 )
-from loopgen.midi import MidiRejected, NoteTable
+from loopgen.midi import MidiRejected, NoteTable, ReadLimits
 
 TPQ = 4  # one tick per sixteenth-note step: ticks are steps
 
@@ -204,6 +204,10 @@ def test_params_key_and_validation():
     assert LoopParams().key() == LoopParams().key() and len(LoopParams().key()) == 8
     assert LoopParams(stride_bars=8).key() != LoopParams().key()
     assert LoopParams().as_dict()["hamming_threshold"] == 0.0015
+    custom = LoopParams(stride_bars=2, limits=ReadLimits(max_notes=10))
+    assert custom.as_dict()["max_notes"] == 10 and "limits" not in custom.as_dict()  # manifests stay flat
+    assert LoopParams.from_dict(custom.as_dict()) == custom
+    assert LoopParams().key() == "2dfe4fa2"  # existing dataset folders (named by the key) keep their names
     with pytest.raises(ValueError):
         LoopParams(bass_tracks="some")
     with pytest.raises(ValueError):

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 from loopgen.corpus.smf import vlq
-from loopgen.loops import LoopParams, song_roll
-from loopgen.midi import MidiRejected, NoteTable, read_notes
+from loopgen.loops import song_roll
+from loopgen.midi import MidiRejected, NoteTable, ReadLimits, read_notes
 from loopgen.paths import SHARED_DEV_MIDI
 from midi_build import note_events, song_tracks, write_song, write_tracks
 
 
 def read_both(path: Path, **limits) -> NoteTable | str:
-    """Read with both backends, check they agree, return the table or the rejection reason."""
+    """Read with both backends (``limits``: fields of ReadLimits), check they agree; the table or the reason."""
     results = []
     for backend in ("fast", "reference"):
         try:
-            results.append(read_notes(path, backend, **limits))
+            results.append(read_notes(path, backend, ReadLimits(**limits)))
         except MidiRejected as rejection:
             results.append(rejection.reason)
     fast, reference = results
@@ -240,9 +240,8 @@ def test_backends_agree_on_real_files():
     files = sorted(SHARED_DEV_MIDI.rglob("*.mid"))[::8]  # 150 of 1,200, across the genres
     assert len(files) >= 100
     outcomes = {}
-    params = LoopParams()
     for path in files:
-        result = read_both(path, **params.read_limits())
+        result = read_both(path)
         outcomes[path.name] = result if isinstance(result, str) else "read"
     assert list(outcomes.values()).count("read") > len(files) // 2
 

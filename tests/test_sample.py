@@ -71,7 +71,7 @@ def test_codes_round_trip_equals_vq_reconstruction(vq, loops):
     np.testing.assert_array_equal(decoded, sample.reconstruct(vq, loops))
     with pytest.raises(ValueError, match="latent steps"):
         sample.decode_codes(vq, codes[:, :16])
-    with pytest.raises(ValueError, match="codes must lie"):
+    with pytest.raises(ValueError, match="codes outside 0..63"):
         sample.decode_codes(vq, codes + 64)
 
 
@@ -136,3 +136,11 @@ def test_code_frequencies_count_codes_per_latent_step():
     # step 0: code 0 twice, code 3 once; step 1: code 2 twice, code 1 once
     np.testing.assert_array_equal(freq, [[2, 0, 0, 1], [0, 1, 2, 0]])
     assert freq.sum() == codes.size
+
+
+def test_continue_codes_checks_its_prefix(prior):
+    with pytest.raises(ValueError, match=r"prefix holds codes outside 0\.\.63: found 3\.\.64"):
+        sample.continue_codes(prior, [3, 64], 2)
+    with pytest.raises(ValueError, match="at most 32 codes; got 33"):
+        sample.continue_codes(prior, [0] * 33, 2)
+    assert sample.continue_codes(prior, [5, 6], 3, seed=1)[:, :2].tolist() == [[5, 6]] * 3

@@ -13,8 +13,12 @@ LOOP_STEPS = STEPS_PER_BAR * BARS_PER_LOOP  # 128
 N_DRUM = 9
 N_BASS = 84
 N_COLUMNS = N_DRUM + N_BASS  # 93
-BASS_LOWEST_PITCH = 24  # C1; column = pitch - 15
+BAR_CELLS = STEPS_PER_BAR * N_COLUMNS  # 1488: HD and the bar-1/bar-5 rule divide by this
+LOOP_CELLS = LOOP_STEPS * N_COLUMNS  # 11904: the reconstruction error divides by this
+BASS_LOWEST_PITCH = 24  # C1
 BASS_HIGHEST_PITCH = 107  # B7
+BASS_PITCH_OFFSET = BASS_LOWEST_PITCH - N_DRUM  # 15: bass column c <-> MIDI pitch c + 15
+DRUM_CHANNEL = 9  # MIDI channel 10 (0-based 9): the General MIDI drum channel
 DRUM_NAMES = (
     "kick",
     "snare",

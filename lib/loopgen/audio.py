@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pretty_midi
 
-from loopgen import BASS_LOWEST_PITCH, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen import BASS_PITCH_OFFSET, N_COLUMNS, N_DRUM, STEPS_PER_BAR
 from loopgen.atomic import atomic_path
+from loopgen.validate import check_loops
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,9 @@ BASS_VELOCITY = 80
 DRUM_VELOCITY = 100
 # One canonical General MIDI note per drum column (spec section 1 order), each mapping back to its column.
 DRUM_PITCHES = (36, 38, 42, 45, 46, 48, 49, 50, 51)
-BASS_PITCH_OFFSET = BASS_LOWEST_PITCH - N_DRUM  # 15: column c <-> pitch c + 15
 DEFAULT_SAMPLE_RATE = 22050
 
 _warned_no_audio = False
-
-
-def _as_binary_loop(loop: Any) -> np.ndarray:
-    """Validate a loop-shaped array and binarise it (values >= 0.5 are on)."""
-    arr = np.asarray(loop)
-    if arr.ndim != 2 or arr.shape[1] != N_COLUMNS or arr.shape[0] == 0:
-        raise ValueError(f"a loop must have shape (steps, {N_COLUMNS}); got {arr.shape}")
-    if arr.dtype == bool:
-        return arr
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"a loop must be numeric or boolean; got dtype {arr.dtype}")
-    if np.isnan(arr).any():
-        raise ValueError("a loop must not contain NaN")
-    return arr >= 0.5
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
@@ -75,7 +61,7 @@ def loop_to_midi(loop: np.ndarray, tempo: float = 120.0, repeats: int = 1) -> pr
         raise ValueError(f"tempo must be positive; got {tempo}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
-    roll = np.tile(_as_binary_loop(loop), (int(repeats), 1))
+    roll = np.tile(check_loops(loop, name="loop", one=True, binarize_at=0.5), (int(repeats), 1))
     pm = pretty_midi.PrettyMIDI(resolution=TICKS_PER_QUARTER, initial_tempo=float(tempo))
     pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     seconds_per_step = 60.0 / float(tempo) / 4.0

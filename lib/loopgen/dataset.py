@@ -2,8 +2,8 @@
 
 A dataset folder (written by :func:`loopgen.extract.extract`) holds ``manifest.json`` (written last:
 its presence means "finished"), ``report.json`` (every input file accounted for), ``index.npz``
-(per loop: source path, start bar, split) and ``shard_*.npy`` (loops bit-packed with ``np.packbits``,
-one row of 1488 bytes per (128, 93) loop).
+(per loop: source path, start bar, split) and ``shard_*.npy`` (loops bit-packed by :func:`pack_loops`,
+one row of 1488 bytes per (128, 93) loop: the one packed form of loops on disk).
 """
 
 from __future__ import annotations
@@ -14,23 +14,28 @@ from pathlib import Path
 
 import numpy as np
 
-from . import LOOP_STEPS, N_COLUMNS
+from . import LOOP_CELLS, LOOP_STEPS, N_COLUMNS
 from .loops import SPLITS, LoopParams
 from .paths import Paths, require
+from .validate import check_loops
 
-LOOP_CELLS = LOOP_STEPS * N_COLUMNS  # 11904 bits = 1488 bytes packed
 MADE_BY = "01_extract_loops.ipynb"
+PACKED_BYTES = LOOP_CELLS // 8  # 1488 bytes per packed loop
 
 
 def pack_loops(loops: np.ndarray) -> np.ndarray:
-    """(N, 128, 93) 0/1 array -> (N, 1488) uint8, bits packed row by row."""
-    loops = np.asarray(loops, dtype=np.uint8).reshape(-1, LOOP_CELLS)
-    return np.packbits(loops, axis=1)
+    """(N, 128, 93) 0/1 loops -> (N, 1488) uint8: each loop's cells in row-major order, 8 to a byte."""
+    loops = check_loops(loops, allow_empty=True)
+    return np.packbits(loops.reshape(len(loops), LOOP_CELLS), axis=1)
 
 
 def unpack_loops(packed: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`pack_loops`."""
-    packed = np.asarray(packed, dtype=np.uint8).reshape(len(packed), -1)
+    """Inverse of :func:`pack_loops`: (N, 1488) uint8 -> (N, 128, 93) uint8 0/1."""
+    packed = np.asarray(packed)
+    if packed.ndim != 2 or packed.shape[1] != PACKED_BYTES or packed.dtype != np.uint8:
+        raise ValueError(
+            f"packed loops must be uint8 of shape (N, {PACKED_BYTES}); got {packed.dtype} {packed.shape}"
+        )
     return np.unpackbits(packed, axis=1, count=LOOP_CELLS).reshape(-1, LOOP_STEPS, N_COLUMNS)
 
 

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from . import LOOP_STEPS, N_COLUMNS, __version__, cli
 from .atomic import atomic_path, exclusive_lock
-from .dataset import pack_loops
+from .dataset import PACKED_BYTES, pack_loops
 from .loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
 from .midi import BACKENDS, REASONS, MidiRejected, read_notes
 
@@ -72,7 +72,7 @@ def extract_file(path: str | Path, params: LoopParams = LoopParams(), backend: s
     """Spec sections 2-3 for one file; never raises for a bad file (the reason is recorded)."""
     empty = np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
     try:
-        notes = read_notes(path, backend, **params.read_limits())
+        notes = read_notes(path, backend, params.limits)
         roll = song_roll(notes, params)
         starts = find_loops(roll, params)
     except MidiRejected as rejection:
@@ -224,7 +224,7 @@ def _process_chunk(
     index: int, midi_dir: str, rel_paths: list[str], params: dict, backend: str, partial: str
 ) -> tuple[int, int]:
     """Extract one chunk of files and save it atomically; return (chunk index, files done)."""
-    loop_params = LoopParams(**params)
+    loop_params = LoopParams.from_dict(params)
     packed, file_index, start_bar, records = [], [], [], []
     for i, rel in enumerate(rel_paths):
         result = extract_file(Path(midi_dir) / rel, loop_params, backend)
@@ -234,7 +234,7 @@ def _process_chunk(
             file_index.extend([i] * len(result.start_bars))
             start_bar.extend(result.start_bars)
     arrays = dict(
-        packed=np.concatenate(packed) if packed else np.zeros((0, LOOP_STEPS * N_COLUMNS // 8), np.uint8),
+        packed=np.concatenate(packed) if packed else np.zeros((0, PACKED_BYTES), np.uint8),
         file_index=np.asarray(file_index, dtype=np.int32),
         start_bar=np.asarray(start_bar, dtype=np.int32),
         records=np.asarray(json.dumps(records)),
@@ -335,7 +335,7 @@ def _finalize(
         records.extend(chunk_records)
     records.extend([rel, {"rejected": "unreadable"}, detail] for rel, detail in listing.rejected.items())
     records.sort(key=lambda record: record[0])
-    packed = np.concatenate(packed) if packed else np.zeros((0, LOOP_STEPS * N_COLUMNS // 8), np.uint8)
+    packed = np.concatenate(packed) if packed else np.zeros((0, PACKED_BYTES), np.uint8)
     start_bar = np.concatenate(start_bars).astype(np.int32) if start_bars else np.zeros(0, np.int32)
     source = np.asarray(sources, dtype=str)
     split = assign_splits(source)
@@ -374,7 +374,7 @@ def _finalize(
         "loopgen_version": __version__,
         "written_by": "loopgen.extract",
         **identity,
-        "params_key": LoopParams(**identity["params"]).key(),
+        "params_key": LoopParams.from_dict(identity["params"]).key(),
         "counts": counts,
         "content_hash": content_hash,
         "data_key": content_hash[:16],

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from . import (
+    BAR_CELLS,
     BARS_PER_LOOP,
     BASS_HIGHEST_PITCH,
     BASS_LOWEST_PITCH,
+    BASS_PITCH_OFFSET,
     CRASH,
     KICK,
     LOOP_STEPS,
@@ -25,17 +27,9 @@ from . import (
     N_DRUM,
     STEPS_PER_BAR,
 )
-from .midi.notes import (
-    DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_MAX_NOTES,
-    DEFAULT_MAX_TICKS,
-    DEFAULT_MIN_TICKS_PER_QUARTER,
-    MidiRejected,
-    NoteTable,
-)
+from .midi.notes import MidiRejected, NoteTable, ReadLimits
 
-BAR_CELLS = STEPS_PER_BAR * N_COLUMNS  # 1488
-BASS_COLUMN_OFFSET = BASS_LOWEST_PITCH - N_DRUM  # column = pitch - 15
+REPEATED_BARS = (0, 4)  # spec 3 rule 1 and the HD metric: "the first and fifth bar"
 
 # Drum components in column order: kick, snare, closed hi-hat, low tom, open hi-hat, mid tom, crash,
 # high tom, ride (loopgen.DRUM_NAMES).
@@ -81,7 +75,11 @@ def drum_lookup(name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LoopParams:
-    """Every extraction choice of the spec (defaults = the spec's) plus safety caps."""
+    """Every extraction choice of the spec (defaults = the spec's) plus safety caps.
+
+    :meth:`as_dict` (what dataset manifests store and :meth:`key` hashes) lists the read limits inline,
+    as flat as the fields were before they moved into :class:`ReadLimits`; :meth:`from_dict` reads it back.
+    """
 
     hamming_threshold: float = 0.0015  # bar 1 vs bar 5, fraction of 1488 cells, strictly below
     stride_bars: int = 1
@@ -91,10 +89,7 @@ class LoopParams:
     bass_tracks: str = "all"  # "all" bass instruments merged, or the "first" in pretty_midi's order
     drum_map: str = "default"  # "default" (authors' code) or "magenta"
     # safety caps: a file beyond one is rejected as "too_large" / "bad_resolution"
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    max_notes: int = DEFAULT_MAX_NOTES
-    max_ticks: int = DEFAULT_MAX_TICKS
-    min_ticks_per_quarter: int = DEFAULT_MIN_TICKS_PER_QUARTER
+    limits: ReadLimits = ReadLimits()
     max_bars: int = 4000  # song-roll length cap (at 60 bpm, over two hours)
 
     def __post_init__(self) -> None:
@@ -105,21 +100,24 @@ class LoopParams:
             raise ValueError("stride_bars must be >= 1")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Every parameter by name, the read limits' fields inline (in field order)."""
+        flat: dict = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            flat.update(asdict(value) if isinstance(value, ReadLimits) else {item.name: value})
+        return flat
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> LoopParams:
+        """The parameters of an :meth:`as_dict` dict (a dataset manifest's ``params``)."""
+        limit_names = {item.name for item in fields(ReadLimits)}
+        limits = ReadLimits(**{k: v for k, v in values.items() if k in limit_names})
+        return cls(**{k: v for k, v in values.items() if k not in limit_names}, limits=limits)
 
     def key(self) -> str:
         """Short stable hash of the parameters (8 hex characters), to name dataset folders."""
         text = json.dumps(self.as_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-    def read_limits(self) -> dict:
-        """The caps that :func:`loopgen.midi.read_notes` takes as keywords."""
-        return dict(
-            max_file_bytes=self.max_file_bytes,
-            max_notes=self.max_notes,
-            max_ticks=self.max_ticks,
-            min_ticks_per_quarter=self.min_ticks_per_quarter,
-        )
 
 
 def ticks_to_steps(ticks: np.ndarray, ticks_per_quarter: int) -> np.ndarray:
@@ -157,7 +155,7 @@ def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray
         raise MidiRejected("no_bass")
     bass_first = ticks_to_steps(notes.bass_start[keep], tpq)
     bass_last = np.maximum(ticks_to_steps(notes.bass_end[keep], tpq), bass_first + 1) - 1
-    bass_column = notes.bass_pitch[keep] - BASS_COLUMN_OFFSET
+    bass_column = notes.bass_pitch[keep] - BASS_PITCH_OFFSET
 
     # Drums (rule 4): mapped hits at their start step.
     component = drum_lookup(params.drum_map)[notes.drum_pitch]
@@ -193,28 +191,39 @@ def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray
     return roll
 
 
+def repetition_distance(loops: np.ndarray) -> np.ndarray:
+    """Per loop of (N, 128, 93): the cells that differ between bar 1 and bar 5 (spec 3 rule 1; HD)."""
+    first, fifth = (loops[:, k * STEPS_PER_BAR : (k + 1) * STEPS_PER_BAR] for k in REPEATED_BARS)
+    return np.count_nonzero((first != fifth).reshape(len(loops), -1), axis=1)
+
+
+def starts_with_kick_and_crash(loops: np.ndarray) -> np.ndarray:
+    """Per loop of (N, 128, 93): kick and crash both on at step 0 (spec 3 rule 2; FND)."""
+    return (loops[:, 0, KICK] != 0) & (loops[:, 0, CRASH] != 0)
+
+
+def starts_with_bass(loops: np.ndarray) -> np.ndarray:
+    """Per loop of (N, 128, 93): some bass pitch on at step 0 (spec 3 rule 3; FNB)."""
+    return loops[:, 0, N_DRUM:].any(axis=1)
+
+
 def find_loops(roll: np.ndarray, params: LoopParams = LoopParams()) -> list[int]:
     """Spec section 3: start bars of the 8-bar windows of ``roll`` that are loops."""
     n_bars = roll.shape[0] // STEPS_PER_BAR
-    n_windows = n_bars - BARS_PER_LOOP + 1
-    if n_windows <= 0:
+    if n_bars < BARS_PER_LOOP:
         return []
-    bars = roll[: n_bars * STEPS_PER_BAR].reshape(n_bars, STEPS_PER_BAR, N_COLUMNS).astype(bool)
-    starts = np.arange(0, n_windows, params.stride_bars)
-    # 1. bar 1 vs bar 5 of the window
-    distance = (bars[starts] != bars[starts + 4]).sum(axis=(1, 2)) / BAR_CELLS
-    repeat = distance < params.hamming_threshold
-    # 2.-3. kick + crash and some bass at step 0
-    first = bars[starts, 0]
-    drum_start = first[:, KICK] & first[:, CRASH]
-    bass_start = first[:, N_DRUM:].any(axis=1)
-    # 4. enough music: active cells over the 8 bars
-    drum_per_bar = np.concatenate([[0], np.cumsum(bars[:, :, :N_DRUM].sum(axis=(1, 2)))])
-    bass_per_bar = np.concatenate([[0], np.cumsum(bars[:, :, N_DRUM:].sum(axis=(1, 2)))])
-    drum_cells = drum_per_bar[starts + BARS_PER_LOOP] - drum_per_bar[starts]
-    bass_cells = bass_per_bar[starts + BARS_PER_LOOP] - bass_per_bar[starts]
-    enough = (drum_cells >= params.min_drum_cells) & (bass_cells >= params.min_bass_cells)
-    ok = repeat & drum_start & bass_start & enough
+    roll = roll[: n_bars * STEPS_PER_BAR]
+    every_step = np.lib.stride_tricks.sliding_window_view(roll, (LOOP_STEPS, N_COLUMNS))[:, 0]
+    windows = every_step[:: STEPS_PER_BAR * params.stride_bars]  # a view (n, 128, 93), no copy
+    starts = np.arange(len(windows)) * params.stride_bars
+    # 1. bar 1 vs bar 5; 2.-3. kick + crash and some bass at step 0
+    repeat = repetition_distance(windows) / BAR_CELLS < params.hamming_threshold
+    ok = repeat & starts_with_kick_and_crash(windows) & starts_with_bass(windows)
+    # 4. enough music: active cells over the 8 bars (running totals per bar)
+    for columns, least in ((slice(None, N_DRUM), params.min_drum_cells), (slice(N_DRUM, None), params.min_bass_cells)):
+        per_bar = np.count_nonzero(roll[:, columns].reshape(n_bars, -1), axis=1)
+        running = np.concatenate([[0], np.cumsum(per_bar)])
+        ok &= running[starts + BARS_PER_LOOP] - running[starts] >= least
     return [int(k) for k in starts[ok]]
 
 

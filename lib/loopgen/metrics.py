@@ -19,11 +19,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from loopgen import BARS_PER_LOOP, CRASH, KICK, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen import BAR_CELLS, BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen.dataset import pack_loops
+from loopgen.loops import repetition_distance, starts_with_bass, starts_with_kick_and_crash
+from loopgen.validate import check_codes, check_loops
 
-BAR_CELLS = STEPS_PER_BAR * N_COLUMNS  # 1488: the Hamming distance of HD is divided by this
-LOOP_CELLS = LOOP_STEPS * N_COLUMNS  # 11904: the reconstruction error divides by this
-HD_BARS = (0, 4)  # "the first and fifth bar"
 METRIC_KEYS = ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "UP/bar", "ND")
 EXTRA_KEYS = ("empty_bar_rate", "drum_pattern_consistency")
 
@@ -43,34 +43,9 @@ OS_US_NOTE = (
 
 
 # --------------------------------------------------------------------------- input checks
-def as_loops(x: np.ndarray, *, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a uint8 array of shape (N, 128, 93) holding only 0 and 1 (a view when possible).
-
-    Raises ValueError for an empty batch, a wrong shape or any value other than 0/1.
-    """
-    arr = np.asarray(x)
-    if arr.ndim == 2 and arr.shape == (LOOP_STEPS, N_COLUMNS):
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"{name} must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (0 loops): there is nothing to measure")
-    if arr.dtype == np.bool_:
-        return arr.view(np.uint8)
-    if arr.dtype == np.uint8:
-        if arr.max() > 1:
-            raise ValueError(f"{name} must be binary (0/1); found the value {int(arr.max())}")
-        return arr
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name} must hold numbers 0/1; got dtype {arr.dtype}")
-    bad = (arr != 0) & (arr != 1)
-    if bad.any():
-        example = arr[bad].flat[0]
-        raise ValueError(
-            f"{name} must be binary (0/1); found {example!r}. Binarise model outputs first "
-            "(metrics.binarize(probs) keeps sigmoid >= 0.5)."
-        )
-    return arr.astype(np.uint8)
+def _loops(x: np.ndarray, name: str = "x") -> np.ndarray:
+    """The batch as uint8 0/1 (N, 128, 93); one (128, 93) loop counts as a batch of one."""
+    return check_loops(x, name=name, single_as_batch=True)
 
 
 def binarize(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -78,72 +53,69 @@ def binarize(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return (np.asarray(probs) >= threshold).astype(np.uint8)
 
 
-def _as_codes(codes: np.ndarray, *, name: str) -> np.ndarray:
-    arr = np.asarray(codes)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, latent_steps); got {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 code sequences)")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer code indices; got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
-
-
-# --------------------------------------------------------------------------- loop properties
-def ham_dist(x: np.ndarray) -> float:
-    """HD: mean over loops of Hamming(bar 1, bar 5) / 1488."""
-    x = as_loops(x)
-    a, b = (x[:, k * STEPS_PER_BAR : (k + 1) * STEPS_PER_BAR] for k in HD_BARS)
-    per_loop = np.count_nonzero((a != b).reshape(len(x), -1), axis=1) / BAR_CELLS
-    return float(per_loop.mean())
-
-
-def first_note_drum(x: np.ndarray) -> float:
-    """FND: fraction of loops with kick and crash both on at step 0."""
-    x = as_loops(x)
-    return float(((x[:, 0, KICK] == 1) & (x[:, 0, CRASH] == 1)).mean())
-
-
-def first_note_bass(x: np.ndarray) -> float:
-    """FNB: fraction of loops with some bass pitch on at step 0."""
-    x = as_loops(x)
-    return float((x[:, 0, N_DRUM:].max(axis=1) == 1).mean())
-
-
+# --------------------------------------------------------------------------- the rules, per loop
+# Each rule is computed once, here; the per-metric functions average it and :func:`_row_chunk` sums it.
 def _bass_counts(x: np.ndarray) -> np.ndarray:
     """Number of bass pitches on at each step, (N, 128) uint8 (at most 84, so uint8 cannot overflow)."""
     return x[:, :, N_DRUM:].sum(axis=-1, dtype=np.uint8)
 
 
-def dup_bass(x: np.ndarray) -> float:
-    """DB: fraction of all N x 128 time steps at which more than one bass pitch is on."""
-    x = as_loops(x)
-    return float((_bass_counts(x) > 1).mean())
-
-
-# --------------------------------------------------------------------------- musical style
 def _bar_occupancy(x: np.ndarray) -> np.ndarray:
     """(N, 8, 93) uint8: 1 where a column is active somewhere in that bar."""
     return x.reshape(len(x), BARS_PER_LOOP, STEPS_PER_BAR, N_COLUMNS).max(axis=2)
 
 
+def _duplicate_bass_steps(bass_counts: np.ndarray) -> np.ndarray:
+    """(N, 128) bool: more than one bass pitch on at that step (DB)."""
+    return bass_counts > 1
+
+
+def _distinct_columns(bars: np.ndarray) -> np.ndarray:
+    """(N,): distinct active columns over the whole loop (UP), from :func:`_bar_occupancy`."""
+    return bars.max(axis=1).sum(axis=1)
+
+
+def _distinct_columns_per_bar(bars: np.ndarray) -> np.ndarray:
+    """(N, 8): distinct active columns in each bar (UP/bar), from :func:`_bar_occupancy`."""
+    return bars.sum(axis=2)
+
+
+def _active_steps(x: np.ndarray, bass_counts: np.ndarray) -> np.ndarray:
+    """(N, 128) bool: some column (drum or bass) is on at that step (ND)."""
+    return (x[:, :, :N_DRUM].max(axis=-1) > 0) | (bass_counts > 0)
+
+
+# --------------------------------------------------------------------------- loop properties
+def ham_dist(x: np.ndarray) -> float:
+    """HD: mean over loops of Hamming(bar 1, bar 5) / 1488."""
+    per_loop = repetition_distance(_loops(x)) / BAR_CELLS
+    return float(per_loop.mean())
+
+
+def first_note_drum(x: np.ndarray) -> float:
+    """FND: fraction of loops with kick and crash both on at step 0."""
+    return float(starts_with_kick_and_crash(_loops(x)).mean())
+
+
+def first_note_bass(x: np.ndarray) -> float:
+    """FNB: fraction of loops with some bass pitch on at step 0."""
+    return float(starts_with_bass(_loops(x)).mean())
+
+
+def dup_bass(x: np.ndarray) -> float:
+    """DB: fraction of all N x 128 time steps at which more than one bass pitch is on."""
+    return float(_duplicate_bass_steps(_bass_counts(_loops(x))).mean())
+
+
+# --------------------------------------------------------------------------- musical style
 def unique_pitch(x: np.ndarray) -> float:
     """UP: mean over loops of the number of distinct active columns in the whole 8-bar loop."""
-    x = as_loops(x)
-    return float(_bar_occupancy(x).max(axis=1).sum(axis=1).mean())
+    return float(_distinct_columns(_bar_occupancy(_loops(x))).mean())
 
 
 def unique_pitch_per_bar(x: np.ndarray) -> float:
     """UP/bar: distinct active columns per bar, averaged over bars and loops."""
-    x = as_loops(x)
-    return float(_bar_occupancy(x).sum(axis=2).mean())
-
-
-def _active_steps(x: np.ndarray, bass_counts: np.ndarray | None = None) -> np.ndarray:
-    """(N, 128) bool: some column (drum or bass) is on at that step."""
-    if bass_counts is None:
-        bass_counts = _bass_counts(x)
-    return (x[:, :, :N_DRUM].max(axis=-1) > 0) | (bass_counts > 0)
+    return float(_distinct_columns_per_bar(_bar_occupancy(_loops(x))).mean())
 
 
 def note_density(x: np.ndarray) -> float:
@@ -151,8 +123,8 @@ def note_density(x: np.ndarray) -> float:
 
     Every bar has 16 steps, so this equals the fraction of all N x 128 steps that are active.
     """
-    x = as_loops(x)
-    return float(_active_steps(x).mean())
+    x = _loops(x)
+    return float(_active_steps(x, _bass_counts(x)).mean())
 
 
 # --------------------------------------------------------------------------- creativeness (VQ-VAE)
@@ -162,8 +134,8 @@ def _row_keys(codes: np.ndarray) -> list[bytes]:
 
 def overlap_sample(gen_codes: np.ndarray, train_codes: np.ndarray) -> float:
     """OS: fraction of generated code sequences equal to some training loop's code sequence."""
-    gen = _as_codes(gen_codes, name="gen_codes")
-    train = _as_codes(train_codes, name="train_codes")
+    gen = check_codes(gen_codes, name="gen_codes")
+    train = check_codes(train_codes, name="train_codes")
     if gen.shape[1] != train.shape[1]:
         raise ValueError(
             f"gen_codes have {gen.shape[1]} latent steps but train_codes have {train.shape[1]}: "
@@ -175,22 +147,21 @@ def overlap_sample(gen_codes: np.ndarray, train_codes: np.ndarray) -> float:
 
 def unique_sample(codes: np.ndarray) -> float:
     """US: number of distinct code sequences / number of sequences."""
-    arr = _as_codes(codes, name="codes")
+    arr = check_codes(codes)
     return len(set(_row_keys(arr))) / len(arr)
 
 
 def unique_loops(x: np.ndarray) -> float:
     """Distinct loops / loops, on the decoded arrays (the data-space analogue of US)."""
-    x = as_loops(x)
-    packed = np.packbits(x.reshape(len(x), -1), axis=1)
-    return len({row.tobytes() for row in packed}) / len(x)
+    packed = pack_loops(_loops(x))
+    return len({row.tobytes() for row in packed}) / len(packed)
 
 
 # --------------------------------------------------------------------------- model metric
 def reconstruction_error(x: np.ndarray, x_hat: np.ndarray) -> float:
     """Mean over loops of Hamming(input, reconstruction) / (128 x 93) (paper Tables 1 and 2)."""
-    x = as_loops(x, name="x")
-    x_hat = as_loops(x_hat, name="x_hat")
+    x = _loops(x, name="x")
+    x_hat = _loops(x_hat, name="x_hat")
     if x.shape != x_hat.shape:
         raise ValueError(f"x and x_hat differ in shape: {x.shape} vs {x_hat.shape}")
     return float(np.count_nonzero(x != x_hat) / x.size)
@@ -199,7 +170,7 @@ def reconstruction_error(x: np.ndarray, x_hat: np.ndarray) -> float:
 # --------------------------------------------------------------------------- muspy-style extras
 def empty_bar_rate(x: np.ndarray) -> float:
     """Fraction of the N x 8 bars in which no column is active at all."""
-    x = as_loops(x)
+    x = _loops(x)
     return float((_bar_occupancy(x).max(axis=2) == 0).mean())
 
 
@@ -209,7 +180,7 @@ def drum_pattern_consistency(x: np.ndarray) -> float:
     The similarity of two bars is 1 - Hamming(drum cells) / (16 x 9); averaged over the 28 pairs and the
     loops. Computed from per-cell counts: a cell on in ``c`` of 8 bars disagrees in ``c * (8 - c)`` pairs.
     """
-    x = as_loops(x)
+    x = _loops(x)
     drums = x[:, :, :N_DRUM].reshape(len(x), BARS_PER_LOOP, STEPS_PER_BAR * N_DRUM)
     on = drums.sum(axis=1, dtype=np.int64)  # (N, 144): in how many bars each cell is on
     disagreements = (on * (BARS_PER_LOOP - on)).sum(axis=1)
@@ -220,17 +191,15 @@ def drum_pattern_consistency(x: np.ndarray) -> float:
 # --------------------------------------------------------------------------- the whole row
 def _row_chunk(x: np.ndarray) -> dict[str, float]:
     """Sums (not means) of every per-loop quantity over one chunk, from two passes over the data."""
-    n = len(x)
     bars = _bar_occupancy(x)
     bass_counts = _bass_counts(x)
-    a, b = (x[:, k * STEPS_PER_BAR : (k + 1) * STEPS_PER_BAR] for k in HD_BARS)
     return {
-        "HD": np.count_nonzero((a != b).reshape(n, -1), axis=1).sum() / BAR_CELLS,
-        "FND": float(((x[:, 0, KICK] == 1) & (x[:, 0, CRASH] == 1)).sum()),
-        "FNB": float((bass_counts[:, 0] > 0).sum()),
-        "DB": float((bass_counts > 1).sum()) / LOOP_STEPS,
-        "UP": float(bars.max(axis=1).sum()),
-        "UP/bar": float(bars.sum()) / BARS_PER_LOOP,
+        "HD": repetition_distance(x).sum() / BAR_CELLS,
+        "FND": float(starts_with_kick_and_crash(x).sum()),
+        "FNB": float(starts_with_bass(x).sum()),
+        "DB": float(_duplicate_bass_steps(bass_counts).sum()) / LOOP_STEPS,
+        "UP": float(_distinct_columns(bars).sum()),
+        "UP/bar": float(_distinct_columns_per_bar(bars).sum()) / BARS_PER_LOOP,
         "ND": float(_active_steps(x, bass_counts).sum()) / LOOP_STEPS,
     }
 
@@ -247,7 +216,7 @@ def metric_row(
     ``gen_codes`` are the latent code sequences of the loops in ``x`` (US needs only these);
     OS also needs ``train_codes``. The batch is processed in chunks of ``chunk`` loops.
     """
-    x = as_loops(x)
+    x = _loops(x)
     n = len(x)
     totals: dict[str, float] = {}
     for start in range(0, n, chunk):
@@ -329,7 +298,7 @@ def loopability(x: np.ndarray) -> np.ndarray:
     differences visible) and when bar 8, which leads into the next bar 1, matches bar 4, which leads into
     bar 5. ``1 - (d15 + d48) / 2``.
     """
-    x = as_loops(x)
+    x = _loops(x)
     bars = x.reshape(len(x), BARS_PER_LOOP, STEPS_PER_BAR, N_COLUMNS)
     repetition = _bar_distance(bars[:, 0], bars[:, 4])
     wrap = _bar_distance(bars[:, 3], bars[:, 7])

@@ -23,12 +23,12 @@ from loopgen import (
     BASS_LOWEST_PITCH,
     DRUM_NAMES,
     LOOP_STEPS,
-    N_COLUMNS,
     N_DRUM,
     STEPS_PER_BAR,
 )
 from loopgen.atomic import atomic_path
 from loopgen.paths import Paths
+from loopgen.validate import check_loops
 
 DRUM_COLOR = "#c0392b"
 BASS_COLOR = "#2e6da4"
@@ -58,13 +58,6 @@ def _bass_range(loop: np.ndarray, pitch_range: tuple[int, int] | None) -> tuple[
     return max(low, BASS_LOWEST_PITCH), min(high, BASS_HIGHEST_PITCH)
 
 
-def _check_loop(loop: np.ndarray) -> np.ndarray:
-    arr = np.asarray(loop)
-    if arr.shape != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}")
-    return arr > 0
-
-
 def pianoroll(
     loop: np.ndarray,
     ax: Axes | None = None,
@@ -78,7 +71,7 @@ def pianoroll(
     Drums are red cells (one row per component), bass pitches blue, bar lines every 16 steps.
     ``pitch_range`` (lowest, highest MIDI pitch) fixes the bass window; by default it fits the notes.
     """
-    on = _check_loop(loop)
+    on = check_loops(loop, name="loop", one=True, binarize_at=0.5)
     low, high = _bass_range(on, pitch_range)
     bass = on[:, N_DRUM + low - BASS_LOWEST_PITCH : N_DRUM + high - BASS_LOWEST_PITCH + 1]
     image = np.concatenate(

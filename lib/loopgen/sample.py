@@ -16,6 +16,7 @@ from torch import nn
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models import VQVAE, CodePrior, ContinuousVAE
+from loopgen.validate import check_codes, check_loops
 
 DEFAULT_BATCH = 512
 
@@ -31,20 +32,13 @@ def _eval_mode(model: nn.Module) -> Iterator[torch.device]:
         model.train(was_training)
 
 
-def _as_loops(loops: np.ndarray) -> np.ndarray:
-    loops = np.asarray(loops)
-    if loops.ndim != 3 or loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}), got {loops.shape}")
-    return loops
-
-
 def _binary(logits: torch.Tensor) -> np.ndarray:
     return (logits >= 0).to(torch.uint8).cpu().numpy()
 
 
 def reconstruct(model: nn.Module, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Each loop through encoder and decoder (posterior mean for VAEs, nearest codes for the VQ-VAE)."""
-    loops = _as_loops(loops)
+    loops = check_loops(loops, allow_empty=True)
     out = np.zeros(loops.shape, dtype=np.uint8)
     with _eval_mode(model) as device:
         for s in range(0, len(loops), batch_size):
@@ -68,7 +62,7 @@ def sample_vae(model: ContinuousVAE, n: int, seed: int = 0, batch_size: int = DE
 
 def encode_codes(vq: VQVAE, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Code indices ``int64 (N, t)`` of loops (the codebook is not updated)."""
-    loops = _as_loops(loops)
+    loops = check_loops(loops, allow_empty=True)
     out = np.zeros((len(loops), vq.latent_steps), dtype=np.int64)
     with _eval_mode(vq) as device:
         for s in range(0, len(loops), batch_size):
@@ -77,18 +71,20 @@ def encode_codes(vq: VQVAE, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) 
     return out
 
 
-def _as_codes(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
-    codes = np.asarray(codes)
-    if codes.ndim != 2:
-        raise ValueError(f"codes must have shape (N, t), got {codes.shape}")
-    if codes.size and (codes.min() < 0 or (num_codes is not None and codes.max() >= num_codes)):
-        raise ValueError(f"codes must lie in 0..{'K-1' if num_codes is None else num_codes - 1}")
-    return codes.astype(np.int64, copy=False)
+def _next_code(
+    logits: torch.Tensor, temperature: float | None, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(B, 1) next codes from the prior's last-step logits (B, K): argmax, or drawn at ``temperature``."""
+    logits = logits.float()
+    if temperature is None:
+        return logits.argmax(dim=-1, keepdim=True)
+    p = torch.softmax(logits / temperature, dim=-1).cpu()
+    return torch.multinomial(p, 1, generator=generator).to(device)
 
 
 def decode_codes(vq: VQVAE, codes: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """Loops ``uint8 (N, 128, 93)`` decoded from code indices ``(N, t)``."""
-    codes = _as_codes(codes, vq.num_codes)
+    codes = check_codes(codes, num_codes=vq.num_codes, allow_empty=True)
     if codes.shape[1] != vq.latent_steps:
         raise ValueError(f"this VQ-VAE decodes {vq.latent_steps} latent steps, got {codes.shape[1]}")
     out = np.zeros((len(codes), LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
@@ -101,9 +97,7 @@ def decode_codes(vq: VQVAE, codes: np.ndarray, batch_size: int = DEFAULT_BATCH) 
 
 def first_code_distribution(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
     """Empirical distribution ``(K,)`` of the first code over a set of code sequences (paper: p(z_0))."""
-    codes = _as_codes(codes, num_codes)
-    if len(codes) == 0:
-        raise ValueError("no code sequences to count")
+    codes = check_codes(codes, num_codes=num_codes)
     k = int(codes.max()) + 1 if num_codes is None else int(num_codes)
     counts = np.bincount(codes[:, 0], minlength=k).astype(np.float64)
     return counts / counts.sum()
@@ -140,12 +134,7 @@ def sample_codes(
             state = None
             for _ in range(prior.seq_len - 1):
                 logits, state = prior(current, state)
-                logits = logits[:, -1].float()
-                if temperature is None:
-                    current = logits.argmax(dim=-1, keepdim=True)
-                else:
-                    p = torch.softmax(logits / temperature, dim=-1).cpu()
-                    current = torch.multinomial(p, 1, generator=generator).to(device)
+                current = _next_code(logits[:, -1], temperature, generator, device)
                 seq.append(current)
             out[s : s + len(current)] = torch.cat(seq, dim=1).cpu().numpy()
     return out
@@ -158,7 +147,7 @@ def copy_code_span(
 
     The paper copies latent steps 0, 1 onto 16, 17 (t = 32: bar 1 onto bar 5) to strengthen the repetition.
     """
-    codes = _as_codes(codes)
+    codes = check_codes(codes, allow_empty=True)
     (a, b), (c, d) = src, dst
     t = codes.shape[1]
     if not (0 <= a < b <= t and 0 <= c < d <= t) or b - a != d - c:
@@ -170,7 +159,7 @@ def copy_code_span(
 
 def code_frequencies(codes: np.ndarray, num_codes: int | None = None) -> np.ndarray:
     """Counts ``(t, K)``: how often each code appears at each latent time step (paper Figures 4-5)."""
-    codes = _as_codes(codes, num_codes)
+    codes = check_codes(codes, num_codes=num_codes, allow_empty=True)
     k = (int(codes.max()) + 1 if codes.size else 0) if num_codes is None else int(num_codes)
     t = codes.shape[1]
     flat = codes + np.arange(t)[None, :] * k
@@ -192,10 +181,11 @@ def continue_codes(
     ``t - p`` codes are drawn as in :func:`sample_codes`. An empty prefix draws the first code from
     ``first_probs`` (required then).
     """
-    prefix = np.asarray(prefix, dtype=np.int64).reshape(-1)
+    prefix = np.asarray(prefix, dtype=np.int64).reshape(1, -1)
+    prefix = check_codes(prefix, name="prefix", num_codes=prior.num_codes, min_steps=0)[0]
     t = prior.seq_len
-    if len(prefix) > t or (len(prefix) and (prefix.min() < 0 or prefix.max() >= prior.num_codes)):
-        raise ValueError(f"prefix must hold at most {t} codes in 0..{prior.num_codes - 1}")
+    if len(prefix) > t:
+        raise ValueError(f"prefix must hold at most {t} codes; got {len(prefix)}")
     if n < 1:
         raise ValueError("n must be at least 1")
     if temperature is not None and temperature <= 0:
@@ -213,12 +203,7 @@ def continue_codes(
         start = torch.from_numpy(np.tile(prefix, (n, 1))).to(device)
         logits, state = prior(start)
         for step in range(len(prefix), t):
-            last = logits[:, -1].float()
-            if temperature is None:
-                current = last.argmax(dim=-1, keepdim=True)
-            else:
-                p = torch.softmax(last / temperature, dim=-1).cpu()
-                current = torch.multinomial(p, 1, generator=generator).to(device)
+            current = _next_code(logits[:, -1], temperature, generator, device)
             out[:, step] = current[:, 0].cpu().numpy()
             if step + 1 < t:
                 logits, state = prior(current, state)
@@ -227,7 +212,7 @@ def continue_codes(
 
 def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> np.ndarray:
     """``log p(z_start .. z_{t-1} | earlier codes)`` under the prior for each sequence: float64 (N,)."""
-    codes = _as_codes(codes, prior.num_codes)
+    codes = check_codes(codes, num_codes=prior.num_codes, allow_empty=True)
     if not 1 <= start <= codes.shape[1]:
         raise ValueError(f"start must lie in 1..{codes.shape[1]}")
     with _eval_mode(prior) as device:

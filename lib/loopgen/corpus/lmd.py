@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from loopgen.atomic import write_text
+
 # The official address given on https://colinraffel.com/projects/lmd/ ("LMD-full").
 LMD_FULL_URL = "http://hog.ee.columbia.edu/craffel/lmd/lmd_full.tar.gz"
 # The LMD page publishes no checksum, so there is no default: pass the MD5 you trust.
@@ -153,9 +155,7 @@ def download_lmd(
         if progress:
             print(f"unpacking {archive} into {dest}", file=sys.stderr)
         safe_extract(archive, dest)
-        tmp = done_mark.with_suffix(".tmp")
-        tmp.write_text(md5 + "\n")
-        os.replace(tmp, done_mark)
+        write_text(done_mark, md5 + "\n")
     return dest
 
 

@@ -42,10 +42,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import LOOP_STEPS, N_COLUMNS, audio, cli, registry
+from loopgen import audio, cli, registry
 from loopgen.atomic import write_text
+from loopgen.dataset import pack_loops
 from loopgen.paths import below, require
 from loopgen.seed import seed_everything
+from loopgen.validate import check_loops
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +116,11 @@ def listener_order(stimulus_ids: Sequence[str], listener_id: str, study_seed: in
 
 
 # --- choosing the stimuli ---
-def _validated_loops(name: str, loops: np.ndarray) -> np.ndarray:
-    arr = np.asarray(loops)
-    if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(
-            f"group {name!r}: loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}"
-        )
-    return arr >= 0.5
-
-
 def _pick(rng: np.random.Generator, loops: np.ndarray, n: int, group: str) -> list[int]:
     """``n`` seeded indices, distinct loops first (the training set repeats loops); duplicates only if needed."""
     if n > len(loops):
         raise ValueError(f"group {group!r} has {len(loops)} loops; the study needs {n}")
-    flat = np.packbits(loops.reshape(len(loops), -1), axis=1)
+    flat = pack_loops(loops)
     _, first_index = np.unique(flat, axis=0, return_index=True)
     distinct = rng.permutation(np.sort(first_index))
     if len(distinct) >= n:
@@ -173,7 +166,10 @@ def build_study(
         raise ValueError("no groups given")
     if familiarisation and familiarisation_source not in groups:
         raise ValueError(f"familiarisation source {familiarisation_source!r} is not one of {list(groups)}")
-    validated = {name: _validated_loops(name, loops) for name, loops in groups.items()}
+    validated = {
+        name: check_loops(loops, name=f"group {name!r}", allow_empty=True, binarize_at=0.5)
+        for name, loops in groups.items()
+    }
     layout = StudyLayout(Path(out_dir))
     cli.check_output_folder(layout.root, made_by_us=made_by_study, what="study folder", force=force)
     if layout.site.exists() and not made_by_study(layout.root):

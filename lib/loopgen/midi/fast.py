@@ -18,18 +18,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .notes import (
-    BASS_PROGRAMS,
-    DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_MAX_NOTES,
-    DEFAULT_MAX_TICKS,
-    DEFAULT_MIN_TICKS_PER_QUARTER,
-    DRUM_CHANNEL,
-    MidiRejected,
-    NoteTable,
-    check_file_size,
-    check_read_limits,
-)
+from loopgen import DRUM_CHANNEL
+
+from .notes import BASS_PROGRAMS, MidiRejected, NoteTable, ReadLimits
 
 # mido checks a time-signature denominator 2**k with ``math.log(2**k, 2) == int(...)``, which fails
 # for some k through rounding; those files are unreadable to mido, so they must be here too.
@@ -85,6 +76,19 @@ def _read_varint(data, pos, n):
             value = (value << 7) | (byte & 0x7F)
         if byte < 0x80:
             return value, pos, True
+
+
+@numba.njit(cache=True, nogil=True)
+def _read_data_length(data, pos, n):
+    """Return (length, position after it, error code or 0) for the data of a meta or sysex event."""
+    length, pos, ok = _read_varint(data, pos, n)
+    if not ok:
+        return length, pos, 1
+    if length > _MAX_MESSAGE_LENGTH:
+        return length, pos, 7
+    if pos + length > n:
+        return length, pos, 1
+    return length, pos, 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -184,15 +188,8 @@ def _parse(data, note_cap, bad_denominator, message_length):  # noqa: C901 - one
                     break
                 meta_type = data[pos]
                 pos += 1
-                length, pos, ok = _read_varint(data, pos, n)
-                if not ok:
-                    error = 1
-                    break
-                if length > _MAX_MESSAGE_LENGTH:
-                    error = 7
-                    break
-                if pos + length > n:
-                    error = 1
+                length, pos, error = _read_data_length(data, pos, n)
+                if error:
                     break
                 d = pos
                 pos += length
@@ -238,15 +235,8 @@ def _parse(data, note_cap, bad_denominator, message_length):  # noqa: C901 - one
                         error = 8
                         break
             elif status == 0xF0 or status == 0xF7:  # sysex (a running-status data byte is dropped)
-                length, pos, ok = _read_varint(data, pos, n)
-                if not ok:
-                    error = 1
-                    break
-                if length > _MAX_MESSAGE_LENGTH:
-                    error = 7
-                    break
-                if pos + length > n:
-                    error = 1
+                length, pos, error = _read_data_length(data, pos, n)
+                if error:
                     break
                 a = pos
                 b = pos + length
@@ -336,31 +326,17 @@ def _parse(data, note_cap, bad_denominator, message_length):  # noqa: C901 - one
     )  # fmt: skip
 
 
-def read_notes_fast(
-    path: str | os.PathLike,
-    *,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    max_notes: int = DEFAULT_MAX_NOTES,
-    max_ticks: int = DEFAULT_MAX_TICKS,
-    min_ticks_per_quarter: int = DEFAULT_MIN_TICKS_PER_QUARTER,
-) -> NoteTable:
+def read_notes_fast(path: str | os.PathLike, limits: ReadLimits = ReadLimits()) -> NoteTable:
     """Read ``path`` with the compiled parser; same table and same rejections as the reference."""
     path = Path(path)
-    check_file_size(path, max_file_bytes)
+    limits.check_file_size(path)
     data = np.fromfile(path, dtype=np.uint8)
     (error, tpq, last_tick, n_note_on, n_notes, start, end, pitch, channel, program, instrument, n_ts, ts) = (
-        _parse(data, max_notes, _BAD_DENOMINATOR_EXPONENT, _MESSAGE_LENGTH)
+        _parse(data, limits.max_notes, _BAD_DENOMINATOR_EXPONENT, _MESSAGE_LENGTH)
     )
     if error:
         raise MidiRejected("unreadable", _ERRORS[int(error)])
-    check_read_limits(
-        int(tpq),
-        int(last_tick),
-        int(n_note_on),
-        max_notes=max_notes,
-        max_ticks=max_ticks,
-        min_ticks_per_quarter=min_ticks_per_quarter,
-    )
+    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on))
     start, end, pitch = start[:n_notes], end[:n_notes], pitch[:n_notes]
     channel, program, instrument = channel[:n_notes], program[:n_notes], instrument[:n_notes]
     is_drum = channel == DRUM_CHANNEL

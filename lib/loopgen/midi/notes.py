@@ -12,14 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Safety caps shared by both backends (and the defaults of ``loops.LoopParams``).
-DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024  # LMD-full's largest real songs are well below 1 MB
-DEFAULT_MAX_NOTES = 200_000  # note-on events (velocity > 0) in the whole file
-DEFAULT_MAX_TICKS = 10_000_000  # pretty_midi's own limit: an event at tick >= 1e7 means "likely corrupt"
-DEFAULT_MIN_TICKS_PER_QUARTER = 1  # SMPTE time division (negative) and 0 are refused
-
 BASS_PROGRAMS = range(32, 40)  # General MIDI 33-40 (0-based 32-39): the bass family
-DRUM_CHANNEL = 9  # MIDI channel 10
 
 # Every rejection reason, in the order the checks are made (a file gets the first that applies).
 REASONS: dict[str, str] = {
@@ -49,28 +42,37 @@ class MidiRejected(Exception):
         self.detail = detail
 
 
-def check_file_size(path: os.PathLike | str, max_file_bytes: int) -> None:
-    """Refuse a file bigger than ``max_file_bytes`` before reading it (both backends)."""
-    size = os.stat(path).st_size
-    if size > max_file_bytes:
-        raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={max_file_bytes}")
+@dataclass(frozen=True)
+class ReadLimits:
+    """The safety caps of reading one MIDI file, the same for both backends (a field of ``LoopParams``).
 
-
-def check_read_limits(
-    tpq: int, last_tick: int, n_note_on: int, *, max_notes: int, max_ticks: int, min_ticks_per_quarter: int
-) -> None:
-    """The rejections both backends apply once a file has parsed, in this order.
-
-    ``last_tick`` is the tick of the last event over all tracks, -1 when no track holds an event.
+    A file beyond a cap is rejected as "too_large" (or "bad_resolution"), before or right after parsing.
     """
-    if tpq < min_ticks_per_quarter:
-        raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
-    if last_tick < 0:
-        raise MidiRejected("no_tracks", "the file holds no track with any event")
-    if last_tick >= max_ticks:
-        raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={max_ticks}")
-    if n_note_on > max_notes:
-        raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={max_notes}")
+
+    max_file_bytes: int = 4 * 1024 * 1024  # LMD-full's largest real songs are well below 1 MB
+    max_notes: int = 200_000  # note-on events (velocity > 0) in the whole file
+    max_ticks: int = 10_000_000  # pretty_midi's own limit: an event at tick >= 1e7 means "likely corrupt"
+    min_ticks_per_quarter: int = 1  # SMPTE time division (negative) and 0 are refused
+
+    def check_file_size(self, path: os.PathLike | str) -> None:
+        """Refuse a file bigger than ``max_file_bytes`` before reading it."""
+        size = os.stat(path).st_size
+        if size > self.max_file_bytes:
+            raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={self.max_file_bytes}")
+
+    def check_parsed(self, tpq: int, last_tick: int, n_note_on: int) -> None:
+        """The rejections both backends apply once a file has parsed, in this order.
+
+        ``last_tick`` is the tick of the last event over all tracks, -1 when no track holds an event.
+        """
+        if tpq < self.min_ticks_per_quarter:
+            raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
+        if last_tick < 0:
+            raise MidiRejected("no_tracks", "the file holds no track with any event")
+        if last_tick >= self.max_ticks:
+            raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={self.max_ticks}")
+        if n_note_on > self.max_notes:
+            raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={self.max_notes}")
 
 
 def _int_array(values=()) -> np.ndarray:

@@ -15,17 +15,7 @@ from pathlib import Path
 import mido
 import pretty_midi
 
-from .notes import (
-    BASS_PROGRAMS,
-    DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_MAX_NOTES,
-    DEFAULT_MAX_TICKS,
-    DEFAULT_MIN_TICKS_PER_QUARTER,
-    MidiRejected,
-    NoteTable,
-    check_file_size,
-    check_read_limits,
-)
+from .notes import BASS_PROGRAMS, MidiRejected, NoteTable, ReadLimits
 
 
 class _TickIdentity:
@@ -53,17 +43,10 @@ def _denominator(value: int) -> int:
     return value if value < 2**63 else 0
 
 
-def read_notes_reference(
-    path: str | os.PathLike,
-    *,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    max_notes: int = DEFAULT_MAX_NOTES,
-    max_ticks: int = DEFAULT_MAX_TICKS,
-    min_ticks_per_quarter: int = DEFAULT_MIN_TICKS_PER_QUARTER,
-) -> NoteTable:
+def read_notes_reference(path: str | os.PathLike, limits: ReadLimits = ReadLimits()) -> NoteTable:
     """Read ``path`` with mido + pretty_midi; raise :class:`MidiRejected` for a refused file."""
     path = Path(path)
-    check_file_size(path, max_file_bytes)
+    limits.check_file_size(path)
     try:
         midi = mido.MidiFile(filename=path, charset="latin1")
     except Exception as exc:  # noqa: BLE001 - any parse failure is a rejection, never a crash
@@ -81,14 +64,7 @@ def read_notes_reference(
                 time_signatures.append((tick, msg.numerator, _denominator(msg.denominator)))
         if len(track):
             last_tick = max(last_tick, tick)
-    check_read_limits(
-        int(tpq),
-        int(last_tick),
-        int(n_note_on),
-        max_notes=max_notes,
-        max_ticks=max_ticks,
-        min_ticks_per_quarter=min_ticks_per_quarter,
-    )
+    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on))
 
     # pretty_midi fails on an empty track (max of an empty list); an empty track holds nothing anyway.
     midi.tracks = [track for track in midi.tracks if len(track)]

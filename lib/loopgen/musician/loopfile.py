@@ -16,16 +16,24 @@ import mido
 import numpy as np
 import pypianoroll
 
-from loopgen import BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR, audio
+from loopgen import (
+    BARS_PER_LOOP,
+    BASS_PITCH_OFFSET,
+    DRUM_CHANNEL,
+    N_COLUMNS,
+    N_DRUM,
+    STEPS_PER_BAR,
+    audio,
+)
 from loopgen.atomic import atomic_path
 from loopgen.cli import UserError
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
 from loopgen.midi import MidiRejected, read_notes
+from loopgen.validate import check_loops
 
 TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
 STEP_TICKS = audio.STEP_TICKS
 BASS_CHANNEL = 0
-DRUM_CHANNEL = 9
 
 # One line per rejection reason, in a musician's words.
 REASON_MESSAGES = {
@@ -56,7 +64,7 @@ def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams
     the 8 bars from ``start_bar`` (1-based, as a DAW counts). Raises :class:`UserError` with one line."""
     path = Path(path)
     try:
-        roll = song_roll(read_notes(path, "fast", **params.read_limits()), params)
+        roll = song_roll(read_notes(path, "fast", params.limits), params)
     except MidiRejected as rejection:
         why = REASON_MESSAGES.get(rejection.reason, rejection.reason)
         detail = f" ({rejection.detail})" if rejection.detail else ""
@@ -90,7 +98,7 @@ def _bass_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Messag
     """Consecutive active steps of one pitch make one note (as the extractor reads them back)."""
     events = []
     for column in range(N_DRUM, N_COLUMNS):
-        pitch = column + audio.BASS_PITCH_OFFSET
+        pitch = column + BASS_PITCH_OFFSET
         edges = np.diff(np.concatenate(([0], roll[:, column].astype(np.int8), [0])))
         for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
             events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
@@ -126,10 +134,7 @@ def _checked_binary_loop(loop: np.ndarray, bpm: float, repeats: int) -> np.ndarr
         raise ValueError(f"bpm must be positive; got {bpm}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
-    loop = np.asarray(loop)
-    if loop.shape != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {loop.shape}")
-    return (loop > 0).astype(np.uint8)
+    return check_loops(loop, name="loop", one=True, binarize_at=0.5).astype(np.uint8)
 
 
 def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
@@ -154,7 +159,7 @@ def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name
     every bar."""
     roll = np.tile(_checked_binary_loop(loop, bpm, repeats), (int(repeats), 1)).astype(bool)
     bass = np.zeros((len(roll), 128), dtype=bool)
-    bass[:, N_DRUM + audio.BASS_PITCH_OFFSET : N_COLUMNS + audio.BASS_PITCH_OFFSET] = roll[:, N_DRUM:]
+    bass[:, N_DRUM + BASS_PITCH_OFFSET : N_COLUMNS + BASS_PITCH_OFFSET] = roll[:, N_DRUM:]
     drums = np.zeros((len(roll), 128), dtype=bool)
     drums[:, list(audio.DRUM_PITCHES)] = roll[:, :N_DRUM]
     downbeat = np.zeros(len(roll), dtype=bool)

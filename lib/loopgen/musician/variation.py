@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, STEPS_PER_BAR, cli, profiles, sample
+from loopgen import BARS_PER_LOOP, LOOP_STEPS, STEPS_PER_BAR, cli, profiles, sample
 from loopgen.musician import draws, loopfile, page
 from loopgen.musician.trained import TrainedVQ, load_vq
 from loopgen.paths import Paths
+from loopgen.validate import check_loops
 
 DEFAULT_CANDIDATES = 16
 
@@ -72,9 +73,7 @@ def vary(
 ) -> Variations:
     """``n`` variations of ``loop`` (128, 93) that regenerate bars ``bars`` (1-based, inclusive) and keep the rest
     bit for bit; see the module docstring for how the bars after a middle span condition the choice."""
-    loop = np.asarray(loop, dtype=np.uint8)
-    if loop.shape != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"a loop has shape ({LOOP_STEPS}, {N_COLUMNS}); got {loop.shape}")
+    loop = check_loops(loop, name="loop", one=True)
     a, b = bar_span(f"{bars[0]}-{bars[1]}")
     if n < 1 or candidates < 1:
         raise ValueError("n and candidates must be at least 1")
