@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import LOOP_STEPS, N_COLUMNS, registry
+from loopgen import registry
 from loopgen.atomic import atomic_path
+from loopgen.dataset import pack_loops, unpack_loops
 from loopgen.paths import MissingInputError, Paths, require
+from loopgen.validate import check_codes, check_loops
 
 MADE_BY = "05_musical_metrics.ipynb"
 GROUPS: tuple[str, ...] = (
@@ -73,23 +75,15 @@ def save_generated(
 ) -> Path:
     """Store ``loops`` (N, 128, 93) 0/1, optional ``codes`` (N, t) and the ``provenance`` of one group; return
     the file."""
-    arr = np.asarray(loops)
-    if arr.ndim != 3 or arr.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"loops must have shape (N, {LOOP_STEPS}, {N_COLUMNS}); got {arr.shape}")
-    if arr.dtype != np.bool_ and ((arr != 0) & (arr != 1)).any():
-        raise ValueError("loops must be binary (0/1): binarise model outputs first (metrics.binarize)")
+    arr = check_loops(loops, name="loops", allow_empty=True)
     payload: dict[str, np.ndarray] = {
-        "packed": np.packbits(arr.astype(bool), axis=-1),
+        "packed": pack_loops(arr),
         "n_loops": np.array(len(arr)),
         "group": np.array(group),
         "provenance": np.array(json.dumps(asdict(provenance), sort_keys=True)),
     }
     if codes is not None:
-        c = np.asarray(codes)
-        if c.ndim != 2 or len(c) != len(arr) or not np.issubdtype(c.dtype, np.integer):
-            raise ValueError(
-                f"codes must be integers of shape ({len(arr)}, latent_steps); got {c.shape} {c.dtype}"
-            )
+        c = check_codes(codes, name="codes", rows=len(arr), allow_empty=True)
         payload["codes"] = c.astype(np.int32 if c.max(initial=0) < 2**31 else np.int64)
     target = paths.sample_group(profile_name, group)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
@@ -128,10 +122,11 @@ def load_generated(
             )
     with np.load(path, allow_pickle=False) as data:
         packed = data["packed"]
-        loops = np.unpackbits(packed, axis=-1, count=N_COLUMNS)
         codes = data["codes"] if "codes" in data.files else None
-    if loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise MissingInputError(f"{path} does not hold (N, 128, 93) loops: rerun {MADE_BY}")
+    try:
+        loops = unpack_loops(packed)
+    except ValueError as err:  # e.g. a file of an older loopgen, packed along the columns
+        raise MissingInputError(f"{path} does not hold loops in the current format ({err}): rerun {MADE_BY}") from None
     return loops, codes
 
 
