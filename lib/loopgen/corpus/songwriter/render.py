@@ -253,7 +253,8 @@ class _Renderer:
                 if section.has_drums:
                     self.drum_bar(pos, section, b)
                 if section.has_bass:
-                    chord = BassChord(_in_register(base, root_pc), _in_register(base, next_pc), plan.minor)
+                    root, next_root = _in_register(base, root_pc), _in_register(base, next_pc)
+                    chord = BassChord.over(root, next_root, plan.minor)
                     self.bass_bar(pos, chord, section.bass_style, b % section.phrase == section.phrase - 1)
                 self.harmony_bar(pos, root_pc, section, motif)
                 pos += self.bar_steps

@@ -218,28 +218,20 @@ BassNote = tuple[float, float, int]  # (position in sixteenth steps, length in s
 
 @dataclass(frozen=True)
 class BassChord:
-    """The pitches a bass pattern draws on in one bar: this bar's root and the next bar's."""
+    """The pitches a bass pattern draws on in one bar: this bar's chord tones and the next bar's root."""
 
     root: int
+    third: int
+    fifth: int
+    seventh: int  # the scale's seventh degree (minor: the flat seventh)
+    octave: int
     next_root: int
-    minor: bool
 
-    @property
-    def third(self) -> int:
-        return self.root + (3 if self.minor else 4)
-
-    @property
-    def fifth(self) -> int:
-        return self.root + 7
-
-    @property
-    def seventh(self) -> int:
-        """The scale's seventh degree (minor: the flat seventh)."""
-        return self.root + (10 if self.minor else 11)
-
-    @property
-    def octave(self) -> int:
-        return self.root + 12
+    @classmethod
+    def over(cls, root: int, next_root: int, minor: bool) -> BassChord:
+        """The chord on ``root`` in a major or minor key, moving on to ``next_root``."""
+        third, seventh = (3, 10) if minor else (4, 11)
+        return cls(root, root + third, root + 7, root + seventh, root + 12, next_root)
 
     def fifth_below(self, otherwise: int) -> int:
         """The fifth an octave down if that is still on the bass, else ``otherwise``."""
@@ -282,26 +274,13 @@ BASS_STYLES: dict[str, BassStyle] = {
         lambda c: [(0, 4, c.root), (4, 4, c.third), (8, 4, c.fifth), (12, 4, _walking_approach(c))]
     ),
     "syncopated": BassStyle(
-        lambda c: [
-            (0, 3, c.root),
-            (3, 3, c.root),
-            (6, 2, c.fifth),
-            (8, 3, c.root),
-            (11, 3, c.octave),
-            (14, 2, c.fifth),
-        ],
+        lambda c: [(0, 3, c.root), (3, 3, c.root), (6, 2, c.fifth), (8, 3, c.root), (11, 3, c.octave),
+                   (14, 2, c.fifth)],
         articulation=0.85,
     ),
     "funk": BassStyle(
-        lambda c: [
-            (0, 2, c.root),
-            (3, 1, c.octave),
-            (6, 1, c.root),
-            (7, 1, c.seventh),
-            (10, 2, c.fifth),
-            (12, 1, c.octave),
-            (14, 1, c.root),
-        ],
+        lambda c: [(0, 2, c.root), (3, 1, c.octave), (6, 1, c.root), (7, 1, c.seventh), (10, 2, c.fifth),
+                   (12, 1, c.octave), (14, 1, c.root)],
         articulation=0.6,
     ),
     "hiphop": BassStyle(
@@ -322,7 +301,7 @@ BASS_STYLES: dict[str, BassStyle] = {
             for offset, length in ((0, 8 / 3), (8 / 3, 4 / 3))
         ]
     ),
-}
+}  # fmt: skip
 
 
 def odd_meter_bass(chord: BassChord, bar_steps: int) -> list[BassNote]:
