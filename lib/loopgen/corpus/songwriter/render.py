@@ -179,12 +179,9 @@ class _Renderer:
     ) -> None:
         plan = self.plan
         bar = self.bar_steps
-        third = 3 if plan.minor and root_pc in (0, 5, 7) else 4
-        if plan.minor and root_pc in (3, 8, 10):
-            third = 4
-        chord = [60 + (plan.key + root_pc) % 12, 0, 0]
-        chord[1] = chord[0] + third
-        chord[2] = chord[0] + 7
+        third = 3 if plan.minor and root_pc in (0, 5, 7) else 4  # minor i, iv, v; major chords elsewhere
+        root = 60 + (plan.key + root_pc) % 12
+        chord = [root, root + third, root + 7]
         for inst in plan.instruments:
             if inst == "piano":
                 hits = (0, 6, 8, 14) if plan.genre in ("pop", "funk", "hiphop") else (0, 4, 8, 12)

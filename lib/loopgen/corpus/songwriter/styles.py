@@ -336,6 +336,7 @@ PROGRESSIONS = {
     "blues": [(0, 0, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7), (0, 5, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7)],
 }
 
+# The key signature of each major key by its tonic pitch class: sharps (> 0) or flats (< 0).
 KEY_SHARPS = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 5: -1, 10: -2, 3: -3, 8: -4, 1: -5, 6: 6}
 
 # How repetitive a song's harmony is, and how often: 4-bar cycles loop, 8-bar forms mostly do not.
