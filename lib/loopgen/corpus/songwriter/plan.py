@@ -203,7 +203,7 @@ def _draw_progressions(rng: np.random.Generator, genre: str, minor: bool) -> dic
         elif harmony == "slow":  # two bars per chord
             a, b, c, d = fam4[int(rng.integers(len(fam4)))]
             prog = (a, a, b, b) if rng.random() < 0.6 else (a, a, b, b, c, c, d, d)
-        elif harmony == "cycle8" and kind in ("verse", "bridge", "solo") or rng.random() < 0.15:
+        elif (harmony == "cycle8" and kind in ("verse", "bridge", "solo")) or rng.random() < 0.15:
             prog = fam8[int(rng.integers(len(fam8)))]
         else:
             prog = fam4[int(rng.integers(len(fam4)))]
@@ -228,6 +228,7 @@ def _draw_bass_styles(rng: np.random.Generator, genre: str, default: str) -> dic
 
 
 def _draw_section_bars(rng: np.random.Generator, name: str, progression: tuple[int, ...]) -> int:
+    """A section's length in bars (a blues section is one or two 12-bar choruses)."""
     if name == "prechorus":
         bars = PRECHORUS_BARS
     else:
