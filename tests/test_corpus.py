@@ -20,6 +20,7 @@ from loopgen.corpus import (
     render_song,
     write_demo_corpus,
 )
+from loopgen.corpus.songwriter.styles import BASS_STYLES, GENRES, GROOVES, BassChord
 
 N_SMALL = 40
 BASS_PROGRAMS = range(32, 40)
@@ -69,6 +70,41 @@ def test_deterministic_bytes(small_corpus: Path, tmp_path: Path) -> None:
     assert _hashes(fewer) == {k: v for k, v in _hashes(small_corpus).items() if k < "song_00012"}
     other = write_demo_corpus(tmp_path / "other", 12, seed=1, progress=False)
     assert sum(_hashes(other)[k] == _hashes(fewer)[k] for k in _hashes(fewer)) == 0
+
+
+# sha256 over (plan summary, MIDI bytes) of songs 0-79 of seed 0 and 0-19 of seed 5, written by the
+# songwriter of GENERATOR_VERSION 2: every genre, bass style and song feature, and most defects.
+PINNED_SONGS_SHA256 = "4c3bfc67aebff3b70ae177aafd2206fad169af137917fa9749dcfdf7f5fe69e4"
+
+
+def test_songs_are_byte_identical_to_the_pinned_version() -> None:
+    digest = hashlib.sha256()
+    for seed, n_songs in ((0, 80), (5, 20)):
+        for index in range(n_songs):
+            plan = plan_song(seed, index)
+            digest.update(json.dumps(plan.summary()).encode())
+            digest.update(render_song(plan, seed))
+    # A change here changes every demo corpus: bump GENERATOR_VERSION and re-pin on purpose.
+    assert (GENERATOR_VERSION, digest.hexdigest()) == ("2", PINNED_SONGS_SHA256)
+
+
+def test_style_tables_agree() -> None:
+    assert set(GROOVES) == set(GENRES)
+    for genre, grooves in GROOVES.items():
+        assert set(grooves) == {"verse", "chorus"}, genre
+        for groove in grooves["verse"] + grooves["chorus"]:
+            assert {len(p) for p in groove.values()} == {12 if genre == "shuffle" else 16}, genre
+    named = {s for g in GENRES.values() for s in g.bass_styles} | {"whole", "half", "quarters"}
+    assert named == set(BASS_STYLES)
+    # every style plays one 4/4 bar, in order, on or around its chord
+    chord = BassChord.over(root=40, next_root=45, minor=False)
+    for name, style in BASS_STYLES.items():
+        notes = style.notes(chord)
+        starts = [pos for pos, _, _ in notes]
+        assert starts == sorted(starts) and starts[-1] < 16, name
+        assert all(pos + length <= 16 for pos, length, _ in notes), name
+        assert all(chord.fifth - 12 <= pitch <= chord.octave for _, _, pitch in notes), name
+    assert [p for _, _, p in BASS_STYLES["walking"].notes(chord)] == [40, 44, 47, 44]  # semitone below A
 
 
 def test_idempotent_and_rewrites_when_stale(tmp_path: Path) -> None:
