@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 
+from loopgen import DRUM_CHANNEL
 from loopgen.corpus.smf import Track, encode_file
 from loopgen.corpus.songwriter.plan import Section, SongPlan
 from loopgen.corpus.songwriter.styles import (
@@ -40,7 +41,6 @@ from loopgen.corpus.songwriter.styles import (
     odd_meter_bass,
 )
 
-DRUM_CHANNEL = 9
 Note = tuple[float, float, int, float]  # (start step, end step, pitch, velocity)
 
 
