@@ -8,13 +8,13 @@ The CSV keeps full precision; the Markdown file is for reading, with the notes b
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from loopgen import metrics
+from loopgen import metrics, paper
 from loopgen.atomic import write_text
 from loopgen.paths import Paths
 from loopgen.profiles import open_choices_note
@@ -166,47 +166,57 @@ def _increasing(values: pd.Series) -> bool:
     return bool(len(values) >= 2 and (np.diff(values.to_numpy()) > 0).all())
 
 
+def _paper_span(table: pd.DataFrame, labels: Iterable[str], column: str) -> str:
+    """The paper's span of ``column`` over the rows ``labels`` of one of its tables, formatted like ours."""
+    return _span(table.loc[list(labels), column].astype(float))
+
+
+def _listed(values: Iterable[float]) -> str:
+    return ", ".join(format_number(v) for v in values)
+
+
+# Table 3's claims that set the continuous VAEs against VQ-VAE on one column: (column, statement, holds).
+# ``{cont}`` and ``{vq}`` become "our span; paper span".
+_CONTRASTS: tuple[tuple[str, str, Callable[[pd.Series, pd.Series], bool]], ...] = (
+    ("FNB", "VQ-VAE keeps FNB near 1 ({vq}) while the continuous VAEs lose it ({cont})",
+     lambda cont, vq: vq.min() > cont.max()),
+    ("DB", "The continuous VAEs duplicate bass notes more often (DB {cont}) than VQ-VAE (DB {vq})",
+     lambda cont, vq: cont.min() > vq.max()),
+    ("ND", "The continuous VAEs play fewer notes (ND {cont}) than VQ-VAE (ND {vq})",
+     lambda cont, vq: cont.max() < vq.min()),
+)
+
+
 def discussion_table3(ours: pd.DataFrame) -> list[str]:
-    """The paper's claims about Table 3, each stated with this run's numbers and 'holds' / 'does not hold'.
+    """The paper's claims about Table 3, each stated with this run's numbers beside the paper's
+    (:data:`loopgen.paper.TABLE3`) and 'holds' / 'does not hold'.
 
     ``ours`` is indexed by the paper's row labels with the metric columns (HD FND FNB DB OS US UP ND).
     A claim whose rows are missing from ``ours`` is left out.
     """
-    out: list[str] = []
+    theirs = paper.TABLE3
     cont = {c: _present(ours, CONTINUOUS_LABELS, c) for c in ("HD", "FND", "FNB", "DB", "ND")}
     vq = {c: _present(ours, VQ_LABELS, c) for c in ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "ND")}
-    if len(cont["FNB"]) and len(vq["FNB"]):
-        out.append(
-            claim(
-                f"VQ-VAE keeps FNB near 1 ({_span(vq['FNB'])}; paper 0.97-0.98) while the continuous VAEs lose it "
-                f"({_span(cont['FNB'])}; paper 0.41-0.71)",
-                vq["FNB"].min() > cont["FNB"].max(),
-            )
-        )
+    contrasts = []
+    for column, statement, holds in _CONTRASTS:
+        if len(cont[column]) and len(vq[column]):
+            spans = {
+                "cont": f"{_span(cont[column])}; paper {_paper_span(theirs, CONTINUOUS_LABELS, column)}",
+                "vq": f"{_span(vq[column])}; paper {_paper_span(theirs, VQ_LABELS, column)}",
+            }
+            contrasts.append(claim(statement.format(**spans), holds(cont[column], vq[column])))
+    out = contrasts[:1]  # FNB first, then the drum start, then the other contrasts (the paper's order)
     generated = pd.concat([cont["FND"], vq["FND"]])
     if len(generated):
+        every = (*CONTINUOUS_LABELS, *VQ_LABELS)
         out.append(
             claim(
-                f"Every model keeps the drum start: FND {_span(generated)} (paper 0.96-1.00), at least 0.9",
+                f"Every model keeps the drum start: FND {_span(generated)} (paper {_paper_span(theirs, every, 'FND')}), "
+                "at least 0.9",
                 generated.min() >= 0.9,
             )
         )
-    if len(cont["DB"]) and len(vq["DB"]):
-        out.append(
-            claim(
-                f"The continuous VAEs duplicate bass notes more often (DB {_span(cont['DB'])}; paper 1.51e-2-4.44e-2) "
-                f"than VQ-VAE (DB {_span(vq['DB'])}; paper 1.10e-3-3.09e-3)",
-                cont["DB"].min() > vq["DB"].max(),
-            )
-        )
-    if len(cont["ND"]) and len(vq["ND"]):
-        out.append(
-            claim(
-                f"The continuous VAEs play fewer notes (ND {_span(cont['ND'])}; paper 0.73-0.77) than VQ-VAE "
-                f"(ND {_span(vq['ND'])}; paper 0.88-0.94)",
-                cont["ND"].max() < vq["ND"].min(),
-            )
-        )
+    out += contrasts[1:]
     hd_all = pd.concat([cont["HD"], vq["HD"]])
     if "NonAR LSTM-VAE" in hd_all.index and "VQ-VAE (argmax)" in hd_all.index:
         others = hd_all.drop(["VQ-VAE (argmax)"])
@@ -217,34 +227,38 @@ def discussion_table3(ours: pd.DataFrame) -> list[str]:
                 others.idxmin() == "NonAR LSTM-VAE" and hd_all["VQ-VAE (argmax)"] < hd_all["NonAR LSTM-VAE"],
             )
         )
+    paper_vq = theirs.loc[list(VQ_LABELS)]
     if len(vq["US"]) == len(VQ_LABELS):
         out.append(
             claim(
-                f"Raising the temperature makes VQ-VAE samples more unique: US {', '.join(format_number(v) for v in vq['US'])} "
-                "for argmax, 1, 1.5, 2 (paper 4.08e-3, 0.50, 0.90, 0.99)",
+                f"Raising the temperature makes VQ-VAE samples more unique: US {_listed(vq['US'])} "
+                f"for argmax, 1, 1.5, 2 (paper {_listed(paper_vq['US'])})",
                 _increasing(vq["US"]),
             )
         )
         out.append(
             claim(
-                f"Argmax sampling mostly repeats itself: US {format_number(vq['US'].iloc[0])} (paper 4.08e-3), below 0.1",
+                f"Argmax sampling mostly repeats itself: US {format_number(vq['US'].iloc[0])} "
+                f"(paper {format_number(paper_vq['US'].iloc[0])}), below 0.1",
                 vq["US"].iloc[0] < 0.1,
             )
         )
     if len(vq["OS"]) == len(VQ_LABELS):
         out.append(
             claim(
-                f"...and copies the training set less: OS {', '.join(format_number(v) for v in vq['OS'])} "
-                "(paper 0.28, 7.97e-2, 2.45e-2, 2.89e-3), falling with temperature",
+                f"...and copies the training set less: OS {_listed(vq['OS'])} "
+                f"(paper {_listed(paper_vq['OS'])}), falling with temperature",
                 _increasing(-vq["OS"]),
             )
         )
     if len(vq["HD"]) == len(VQ_LABELS) and len(vq["UP"]) == len(VQ_LABELS):
+        hd, up = paper_vq["HD"], paper_vq["UP"]
         out.append(
             claim(
-                f"...at the price of loop structure and simplicity: HD {', '.join(format_number(v) for v in vq['HD'])} "
-                f"and UP {', '.join(format_number(v) for v in vq['UP'])} rise with temperature "
-                "(paper HD 1.44e-3 to 1.82e-2, UP 8.77 to 14.05)",
+                f"...at the price of loop structure and simplicity: HD {_listed(vq['HD'])} "
+                f"and UP {_listed(vq['UP'])} rise with temperature "
+                f"(paper HD {format_number(hd.iloc[0])} to {format_number(hd.iloc[-1])}, "
+                f"UP {format_number(up.iloc[0])} to {format_number(up.iloc[-1])})",
                 _increasing(vq["HD"]) and _increasing(vq["UP"]),
             )
         )
@@ -283,8 +297,9 @@ def discussion_table4(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
         b, a = float(before.loc["VQ-VAE (argmax)", "HD"]), float(after.loc["VQ-VAE (argmax)", "HD"])
         out.append(
             claim(
-                f"For argmax sampling the copy does not help (HD {format_number(b)} -> {format_number(a)}; "
-                "paper 1.44e-3 -> 1.56e-3)",
+                f"For argmax sampling the copy does not help (HD {format_number(b)} -> {format_number(a)}; paper "
+                f"{format_number(paper.TABLE3.loc['VQ-VAE (argmax)', 'HD'])} -> "
+                f"{format_number(paper.TABLE4.loc['VQ-VAE (argmax)', 'HD'])})",
                 a >= b,
             )
         )
@@ -299,8 +314,9 @@ def discussion_table1(ours: pd.DataFrame, column: str = "reconstruction_error") 
         return []
     return [
         claim(
-            f"Because its codes are finite, VQ-VAE reconstructs worse ({format_number(errors['VQ-VAE'])}; paper 5.11e-3) "
-            f"than every continuous VAE ({_span(cont)}; paper 3.37e-3-3.81e-3)",
+            f"Because its codes are finite, VQ-VAE reconstructs worse ({format_number(errors['VQ-VAE'])}; paper "
+            f"{format_number(paper.TABLE1.loc['VQ-VAE', column])}) than every continuous VAE ({_span(cont)}; paper "
+            f"{_paper_span(paper.TABLE1, CONTINUOUS_LABELS, column)})",
             bool(errors["VQ-VAE"] > cont.max()),
         )
     ]
