@@ -83,6 +83,11 @@ class Runs:
         )
 
 
+def _vs(first: pd.Series, second: pd.Series, column: str) -> str:
+    """``"<first's value> vs <second's>"`` of ``column``, 3 significant digits (how every verdict compares)."""
+    return f"{first[column]:.3g} vs {second[column]:.3g}"
+
+
 def kl_weight(
     runs: Runs,
     *,
@@ -113,8 +118,8 @@ def kl_weight(
     small, one = table.iloc[0], table.iloc[1]
     holds = bool(small["reconstruction error"] <= one["reconstruction error"] and small["distance to data"] > one["distance to data"])
     reason = (
-        f"reconstruction error {small['reconstruction error']:.3g} vs {one['reconstruction error']:.3g}; samples' "
-        f"distance to the data {small['distance to data']:.3g} vs {one['distance to data']:.3g} (beta ~ 0 vs 1)"
+        f"reconstruction error {_vs(small, one, 'reconstruction error')}; samples' distance to the data "
+        f"{_vs(small, one, 'distance to data')} (beta ~ 0 vs 1)"
     )
     return _finding("kl_weight", "beta ~ 0 reconstructs well but samples noisily", table, holds, reason)
 
@@ -173,7 +178,7 @@ def prior_compression(
     holds = bool(high["prior val accuracy"] > low["prior val accuracy"] and high["prior val cross-entropy"] < low["prior val cross-entropy"])
     reason = (
         f"next-code accuracy {high['prior val accuracy']:.3g} ({ordered.index[0]}) vs {low['prior val accuracy']:.3g} "
-        f"({ordered.index[-1]}); cross-entropy {high['prior val cross-entropy']:.3g} vs {low['prior val cross-entropy']:.3g}"
+        f"({ordered.index[-1]}); cross-entropy {_vs(high, low, 'prior val cross-entropy')}"
     )
     return _finding("prior_compression", "a higher compression ratio makes the prior easier to model", table, holds, reason)
 
