@@ -17,6 +17,7 @@ numbers ("holds on this run" / "does not hold on this run"). The thresholds are 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,15 @@ class Runs:
         )
 
 
-def _vs(first: pd.Series, second: pd.Series, column: str) -> str:
-    """``"<first's value> vs <second's>"`` of ``column``, 3 significant digits (how every verdict compares)."""
-    return f"{first[column]:.3g} vs {second[column]:.3g}"
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt}
+
+
+def _contrast(table: pd.DataFrame, first: str, second: str, expected: dict[str, str]) -> tuple[bool, dict[str, str]]:
+    """Row ``first`` against row ``second``: whether ``first <op> second`` holds on every ``column: op`` of
+    ``expected``, and each column's ``"<first> vs <second>"`` (3 significant digits) for the verdict."""
+    a, b = table.loc[first], table.loc[second]
+    holds = all(_COMPARE[op](a[column], b[column]) for column, op in expected.items())
+    return bool(holds), {column: f"{a[column]:.3g} vs {b[column]:.3g}" for column in expected}
 
 
 def kl_weight(
@@ -115,11 +122,10 @@ def kl_weight(
         }
     rows["training set"] = {**{k: reference[k] for k in NOISE_METRICS}, "distance to data": 0.0}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    small, one = table.iloc[0], table.iloc[1]
-    holds = bool(small["reconstruction error"] <= one["reconstruction error"] and small["distance to data"] > one["distance to data"])
+    holds, vs = _contrast(table, table.index[0], table.index[1], {"reconstruction error": "<=", "distance to data": ">"})
     reason = (
-        f"reconstruction error {_vs(small, one, 'reconstruction error')}; samples' distance to the data "
-        f"{_vs(small, one, 'distance to data')} (beta ~ 0 vs 1)"
+        f"reconstruction error {vs['reconstruction error']}; samples' distance to the data {vs['distance to data']} "
+        "(beta ~ 0 vs 1)"
     )
     return _finding("kl_weight", "beta ~ 0 reconstructs well but samples noisily", table, holds, reason)
 
@@ -174,11 +180,12 @@ def prior_compression(
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
     ordered = table.sort_values("compression (cells per latent value)", ascending=False)
-    high, low = ordered.iloc[0], ordered.iloc[-1]
-    holds = bool(high["prior val accuracy"] > low["prior val accuracy"] and high["prior val cross-entropy"] < low["prior val cross-entropy"])
+    high, low = ordered.index[0], ordered.index[-1]
+    holds, vs = _contrast(ordered, high, low, {"prior val accuracy": ">", "prior val cross-entropy": "<"})
+    accuracy = ordered["prior val accuracy"]
     reason = (
-        f"next-code accuracy {high['prior val accuracy']:.3g} ({ordered.index[0]}) vs {low['prior val accuracy']:.3g} "
-        f"({ordered.index[-1]}); cross-entropy {_vs(high, low, 'prior val cross-entropy')}"
+        f"next-code accuracy {accuracy[high]:.3g} ({high}) vs {accuracy[low]:.3g} ({low}); "
+        f"cross-entropy {vs['prior val cross-entropy']}"
     )
     return _finding("prior_compression", "a higher compression ratio makes the prior easier to model", table, holds, reason)
 
