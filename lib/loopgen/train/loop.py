@@ -282,11 +282,11 @@ class _Call:
 
     data_key: str
     checkpoint_dir: Path | str
-    seed: int
-    device: torch.device | str | None
-    force: bool
-    progress: bool
-    max_epochs_this_call: int | None
+    seed: int = 0
+    device: torch.device | str | None = None
+    force: bool = False
+    progress: bool = True
+    max_epochs_this_call: int | None = None
 
 
 def _train(
@@ -364,18 +364,14 @@ def train_prior(
     num_codes: int,
     val_codes: np.ndarray | None = None,
     model_kwargs: dict | None = None,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    force: bool = False,
-    progress: bool = True,
-    max_epochs_this_call: int | None = None,
+    **options,
 ) -> TrainResult:
     """Train the LSTM prior on VQ-VAE code sequences ``codes`` (N, t) for ``settings.prior_epochs``.
 
     ``vq_key`` is the VQ-VAE's checkpoint key (``TrainResult.key``); ``num_codes`` its codebook size K.
+    ``options`` are :func:`train_model`'s: ``seed``, ``device``, ``force``, ``progress``, ``max_epochs_this_call``.
     History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
     """
-    call = _Call(data_key, checkpoint_dir, seed, device, force, progress, max_epochs_this_call)
-    return _train("prior", codes, val_codes, settings, call,
+    return _train("prior", codes, val_codes, settings, _Call(data_key, checkpoint_dir, **options),
                   check=lambda array, what: data.check_codes(array, num_codes, what), names=("codes", "val_codes"),
                   model_kwargs={"num_codes": int(num_codes), **(model_kwargs or {})}, vq_key=vq_key)
