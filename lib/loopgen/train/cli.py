@@ -91,7 +91,8 @@ def _cli(argv: list[str] | None) -> int:
         )
         train_codes = sample.encode_codes(vq, train)
         prior_kwargs = {"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])}
-        with training_lock(checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)):
+        target = checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
+        with training_lock(target):
             result = train_prior(
                 train_codes,
                 profile.train,
@@ -106,7 +107,8 @@ def _cli(argv: list[str] | None) -> int:
         model_kwargs = vq_kwargs if args.model == "vq_vae" else None
         with training_lock(checkpoint_path(args.model, profile.train, model_kwargs=model_kwargs, **common)):
             result = train_model(
-                args.model, train, val, profile.train, model_kwargs=model_kwargs, device=device, force=args.force, **common
+                args.model, train, val, profile.train, model_kwargs=model_kwargs, device=device, force=args.force,
+                **common,
             )
     if not distributed.is_main():
         return 0

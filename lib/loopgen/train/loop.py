@@ -126,7 +126,8 @@ def fit(run: Run) -> TrainResult:
         row["seconds"] = time.perf_counter() - t0
         _end_epoch(run, st, epoch, row)
         if bar is not None:
-            bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "perplexity", "val_recon_error", "accuracy") if k in row})
+            shown = ("loss", "perplexity", "val_recon_error", "accuracy")
+            bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
             bar.update(1)
     if bar is not None:
         bar.close()
@@ -147,17 +148,18 @@ def fit(run: Run) -> TrainResult:
 
 def _start(run: Run) -> _State:
     """Seed, build the model, optimiser and schedule; resume from the run's checkpoint when there is one."""
-    epochs = epochs_for(run.name, run.settings)
+    settings = run.settings
+    epochs = epochs_for(run.name, settings)
     if epochs < 1:
         raise ValueError(f"{run.name}: the settings give {epochs} epochs; need at least 1")
     seed_everything(run.seed)
     model = build(run.name, **run.model_kwargs).to(run.device)
     if isinstance(model, ARLSTMVAE):
         model.init_output_bias(float(run.train_data.float().mean()))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=run.settings.lr_max, weight_decay=run.settings.weight_decay)
-    batch_size = batch_size_for(run.name, run.settings)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
+    batch_size = batch_size_for(run.name, settings)
     steps_per_epoch = len(data.batches(torch.arange(len(run.train_data)), batch_size))
-    scheduler = make_scheduler(optimiser, run.settings, epochs * steps_per_epoch)
+    scheduler = make_scheduler(optimiser, settings, epochs * steps_per_epoch)
     st = _State(model, optimiser, scheduler, epochs, batch_size, steps_per_epoch)
     if run.path.exists() and run.force:
         run.path.unlink()
@@ -201,7 +203,8 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int) -> dict
         batch_index = distributed.local_slice(batches[i_batch])  # this rank's share (all of it on one)
         batch = run.train_data[batch_index].to(run.device, non_blocking=True)
         with device_mod.autocast(run.device, run.settings.precision):
-            loss, terms = train_step(batch if run.name == "prior" else batch.float(), _kl_beta(run, st, step), model_epoch)
+            x = batch if run.name == "prior" else batch.float()  # the prior reads code indices
+            loss, terms = train_step(x, _kl_beta(run, st, step), model_epoch)
         st.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if run.settings.grad_clip:
@@ -236,8 +239,8 @@ def _end_epoch(run: Run, st: _State, epoch: int, row: dict[str, float]) -> None:
     """Keep the best epoch's weights (``keep_best``), add ``row`` to the history and write the checkpoint."""
     val_loss = row.get("val_loss" if run.name == "prior" else "val_recon")
     if run.settings.keep_best and val_loss is not None and (st.best is None or val_loss < st.best["loss"]):
-        state = st.model.state_dict()
-        st.best = {"loss": float(val_loss), "epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in state.items()}}
+        weights = {k: v.detach().clone() for k, v in st.model.state_dict().items()}
+        st.best = {"loss": float(val_loss), "epoch": epoch + 1, "model": weights}
     for k in list(st.history) + [k for k in row if k not in st.history]:
         st.history.setdefault(k, [float("nan")] * epoch)
         st.history[k].append(float(row.get(k, float("nan"))))
@@ -303,7 +306,9 @@ def _train(
 ) -> TrainResult:
     """The one path of every training: data, shipped weights, the checkpoint's key and path, then :func:`fit`."""
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
-    train_data, val_data = data.prepare(train, val, settings, check=check, names=names, seed=call.seed, device=device)
+    train_data, val_data = data.prepare(
+        train, val, settings, check=check, names=names, seed=call.seed, device=device
+    )
     kwargs = dict(model_kwargs)
     if name == "prior":  # its sequence length is the codes' (unless given)
         kwargs = {"seq_len": int(train_data.shape[1]), **kwargs}
