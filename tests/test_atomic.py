@@ -36,3 +36,17 @@ def test_suffix_is_kept_for_format_sniffing(tmp_path):
         assert tmp.suffix == ".png"
         tmp.write_bytes(b"x")
     assert (tmp_path / "fig.png").read_bytes() == b"x"
+
+
+def test_a_temporary_named_with_the_pid_tells_a_live_writer_from_a_killed_one(tmp_path):
+    target = tmp_path / "model.pt"
+    with atomic.atomic_path(target, with_pid=True) as tmp:
+        assert tmp.name.startswith(".model.pt.") and tmp.name.endswith(f".{os.getpid()}.tmp")
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    dead = tmp_path / ".model.pt.abc.999999999.tmp"  # no such process
+    alive = tmp_path / f".model.pt.abc.{os.getppid()}.tmp"  # a live writer's (this test's parent)
+    for path in (dead, alive):
+        path.write_bytes(b"half")
+    assert atomic.remove_stale_temporaries(tmp_path, ".*.pt.*.tmp", pid_group=-2) == [dead]
+    assert alive.exists()

@@ -11,6 +11,7 @@ import torch
 
 from loopgen import profiles, shipped, train
 from loopgen.profiles import TrainSettings
+from loopgen.train.checkpoint import weight_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,7 +47,7 @@ def test_recipe_changes_the_key_of_its_model_only():
     assert train.checkpoint_key("cnn_vae", s, data_key="d") != train.checkpoint_key("cnn_vae", BASE, data_key="d")
     assert train.checkpoint_key("vq_vae", s, data_key="d") == train.checkpoint_key("vq_vae", BASE, data_key="d")
     # the plain settings (smoke, paper) keep the keys they had before recipes existed
-    plain = train._weight_settings("vq_vae", BASE)
+    plain = weight_settings("vq_vae", BASE)
     assert not {"warmup_steps", "grad_clip", "keep_best"} & set(plain)
 
 

@@ -11,6 +11,7 @@ from loopgen import LOOP_STEPS, N_COLUMNS, metrics, paper, registry, sample, tab
 from loopgen.models.base import ContinuousVAE
 from loopgen.models.blocks import GaussianHead
 from loopgen.profiles import TrainSettings
+from loopgen.train.checkpoint import weight_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -59,7 +60,7 @@ def test_a_toy_model_registered_in_one_place_goes_through_the_whole_pipeline(toy
 
     result = train.train_model("toy_vae", loops[:32], loops[32:], settings, data_key="toy", checkpoint_dir=tmp_path, progress=False)
     assert result.finished and result.checkpoint.name.startswith("toy_vae-")
-    assert "kl_anneal_fraction" in train._weight_settings("toy_vae", settings)  # a Gaussian latent: KL keyed
+    assert "kl_anneal_fraction" in weight_settings("toy_vae", settings)  # a Gaussian latent: KL keyed
     model, history = train.load_trained("toy_vae", settings, data_key="toy", checkpoint_dir=tmp_path)
     assert len(history) == 2
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from loopgen import profiles, train
+from loopgen.train import loop
 
 
 class Killed(Exception):
@@ -35,7 +36,7 @@ def test_a_run_killed_inside_an_epoch_resumes_there_and_ends_as_the_uninterrupte
     settings = _settings(checkpoint_minutes=1e-9)  # a checkpoint after every step
     reference = _prior(settings, tmp_path / "ref")
 
-    real_save = train._atomic_save
+    real_save = loop.save_checkpoint
     saves = []
 
     def save_then_kill(obj, path):
@@ -44,10 +45,10 @@ def test_a_run_killed_inside_an_epoch_resumes_there_and_ends_as_the_uninterrupte
         if len(saves) == 4:  # killed after the 4th step of the first epoch (6 steps per epoch)
             raise Killed
 
-    monkeypatch.setattr(train, "_atomic_save", save_then_kill)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_kill)
     with pytest.raises(Killed):
         _prior(settings, tmp_path / "run")
-    monkeypatch.setattr(train, "_atomic_save", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     ckpt = train.read_checkpoint(next((tmp_path / "run").glob("*.pt")))
     assert ckpt["epoch"] == 0 and ckpt["partial"]["step_in_epoch"] == 4
 

@@ -22,13 +22,17 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: Path | str, suffix: str = ".tmp", *, with_pid: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0666 less the umask).
 
     ``suffix`` lets writers that pick a format from the file name (``savefig``, ``np.save``) see the right one.
+    ``with_pid`` puts this process's id just before the suffix (``.<name>.<random>.<pid><suffix>``), so that
+    :func:`remove_stale_temporaries` (``pid_group=-2``) can tell a live writer's temporary from a killed one's.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if with_pid:
+        suffix = f".{os.getpid()}{suffix}"
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)

@@ -2,7 +2,7 @@
 
 ``torchrun --nproc-per-node N -m loopgen train --model vq_vae --profile paper`` starts N processes; each calls
 :func:`init_from_env` (``loopgen.train`` does), which joins the process group (NCCL on CUDA, gloo on CPU) and
-pins process ``LOCAL_RANK`` to GPU ``LOCAL_RANK``. Then, in ``loopgen.train._fit``:
+pins process ``LOCAL_RANK`` to GPU ``LOCAL_RANK``. Then, in ``loopgen.train.loop.fit``:
 
 * **The same global batch as one process.** Every rank builds the same seeded batch order; each takes its
   contiguous slice of every global batch (:func:`local_slice`). DDP averages the gradients over the ranks, so

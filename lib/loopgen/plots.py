@@ -201,6 +201,70 @@ def _history_frame(history: object) -> pd.DataFrame:
     )
 
 
+def plot_history(history: pd.DataFrame, *, title: str = "", paper_value: float | None = None) -> Figure:
+    """Training curves of one run as a matplotlib Figure with three panels.
+
+    Left: training loss terms per loop (or the prior's cross-entropy). Middle: validation reconstruction
+    error (or the prior's next-code accuracy), with the paper's value as a dashed line when given. Right:
+    VQ-VAE codebook use (perplexity, dead codes), or the schedules (KL weight, teacher forcing, learning rate).
+    """
+    h = history
+    if "epoch" not in h or not len(h):
+        raise ValueError("empty history: nothing to plot")
+    x = h["epoch"].to_numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    is_prior = "accuracy" in h
+
+    ax = axes[0]
+    terms = ["loss", "val_loss"] if is_prior else [c for c in ("recon", "kl", "commitment") if c in h]
+    for c in terms:
+        ax.plot(x, h[c], marker=".", label=c)
+    ax.set_ylabel("cross-entropy per code" if is_prior else "per loop (sum over cells)")
+    ax.set_yscale("log")
+    ax.set_title("training loss", fontsize=9)
+    ax.legend(fontsize=7)
+
+    ax = axes[1]
+    if is_prior:
+        for c in ("accuracy", "val_accuracy"):
+            if c in h:
+                ax.plot(x, h[c], marker=".", label=c)
+        ax.set_ylabel("next-code accuracy (teacher forcing)")
+    elif "val_recon_error" in h:
+        ax.plot(x, h["val_recon_error"], marker=".", label="ours (validation)")
+        ax.set_yscale("log")
+        ax.set_ylabel("Hamming error / (128 x 93)")
+    if paper_value is not None:
+        ax.axhline(paper_value, color="k", ls="--", lw=1, label=f"paper: {paper_value:.3g}")
+    ax.set_title("validation", fontsize=9)
+    ax.legend(fontsize=7)
+
+    ax = axes[2]
+    if "perplexity" in h:
+        ax.plot(x, h["perplexity"], marker=".", color="C2", label="perplexity")
+        ax.set_ylabel("perplexity (codes in use)")
+        twin = ax.twinx()
+        twin.plot(x, h["dead_codes"], marker=".", color="C3", label="dead codes")
+        twin.set_ylabel("codes unused in the epoch")
+        lines = ax.get_lines() + twin.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=7)
+        ax.set_title("codebook use", fontsize=9)
+    else:
+        for c, label in (("kl_beta", "KL weight beta"), ("teacher_prob", "teacher forcing p")):
+            if c in h:
+                ax.plot(x, h[c], marker=".", label=label)
+        ax.plot(x, h["lr"] / h["lr"].max(), marker=".", label="learning rate / max")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title("schedules", fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def save_fig(
     fig: Figure, filename: str, *, paths: Paths | None = None, folder: Path | str | None = None, dpi: int = DPI
 ) -> Path:

@@ -1,0 +1,94 @@
+"""One training loop for every model: AdamW, cosine learning rate, KL annealing, checkpoints that resume.
+
+The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 5e-6 (2,000 epochs, batch
+2,048); the continuous VAEs anneal the KL weight beta from 0 to 1. The package, one job per module:
+
+* :mod:`~loopgen.train.schedule`: epochs and batch size per model, the cosine learning rate (with an optional
+  warm-up) stepped after every batch, the KL weight rising linearly over ``kl_anneal_fraction`` of the steps;
+* :mod:`~loopgen.train.checkpoint`: checkpoint keys and file names, RNG states, atomic saving, safe reading,
+  the training lock;
+* :mod:`~loopgen.train.data`: the one data-preparation path (checks, seeded subsets, epoch order, batches);
+* :mod:`~loopgen.train.loop`: :func:`train_model` (autoencoders) and :func:`train_prior` share one entry path
+  into :func:`~loopgen.train.loop.fit`, the loop; :mod:`~loopgen.train.evaluate` measures each epoch;
+* :mod:`~loopgen.train.recipes`: the recipe table, training notes and the shipped weights of
+  :mod:`loopgen.shipped`;
+* :mod:`~loopgen.train.load`: :func:`load_trained`, whose error names the notebook that trains the model;
+* :mod:`~loopgen.train.cli`: ``python -m loopgen train`` (also under ``torchrun``, see :mod:`loopgen.distributed`).
+
+The settings also choose the encoder width, the AR output bias, the VQ dead-code restart and loss reduction
+(:func:`with_settings`) and the numeric precision (``loopgen.device.autocast``); every choice the paper leaves
+open is listed in ``loopgen.profiles.OPEN_CHOICES``. Training curves are drawn by
+:func:`loopgen.plots.plot_history` (also importable from here).
+"""
+
+from __future__ import annotations
+
+from loopgen.profiles import TrainSettings
+from loopgen.train.checkpoint import (
+    ARCHITECTURE_VERSION,
+    CHECKPOINT_FORMAT,
+    TEMP_PATTERN,
+    CheckpointError,
+    checkpoint_key,
+    checkpoint_path,
+    model_config,
+    read_checkpoint,
+    resolved_kwargs,
+    training_lock,
+    vq_kwargs_from,
+    with_settings,
+)
+from loopgen.train.cli import cli_main
+from loopgen.train.load import PRIOR_NOTEBOOK, TRAIN_NOTEBOOK, load_trained
+from loopgen.train.loop import TrainResult, train_model, train_prior
+from loopgen.train.recipes import recipe_table, training_notes, weights_source
+from loopgen.train.schedule import (
+    batch_size_for,
+    cosine_lr,
+    epochs_for,
+    kl_beta_at,
+    make_scheduler,
+    warmup_cosine_lr,
+)
+
+__all__ = [
+    "ARCHITECTURE_VERSION",
+    "CHECKPOINT_FORMAT",
+    "PRIOR_NOTEBOOK",
+    "TEMP_PATTERN",
+    "TRAIN_NOTEBOOK",
+    "CheckpointError",
+    "TrainResult",
+    "TrainSettings",
+    "batch_size_for",
+    "checkpoint_key",
+    "checkpoint_path",
+    "cli_main",
+    "cosine_lr",
+    "epochs_for",
+    "kl_beta_at",
+    "load_trained",
+    "make_scheduler",
+    "model_config",
+    "plot_history",
+    "read_checkpoint",
+    "recipe_table",
+    "resolved_kwargs",
+    "train_model",
+    "train_prior",
+    "training_lock",
+    "training_notes",
+    "vq_kwargs_from",
+    "warmup_cosine_lr",
+    "weights_source",
+    "with_settings",
+]
+
+
+def __getattr__(name: str):
+    """``train.plot_history`` (notebooks 02 and 03) without importing matplotlib with the training code."""
+    if name == "plot_history":
+        from loopgen.plots import plot_history
+
+        return plot_history
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,122 @@
+"""``python -m loopgen train``: train one model on the extracted loops of a profile (also under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from loopgen import cli, distributed, profiles
+from loopgen import device as device_mod
+from loopgen.models import MODELS
+from loopgen.paths import MissingInputError, Paths
+from loopgen.train.checkpoint import checkpoint_key, checkpoint_path, training_lock, vq_kwargs_from
+from loopgen.train.load import load_trained
+from loopgen.train.loop import train_model, train_prior
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``.
+
+    Also under ``torchrun --nproc-per-node N -m loopgen train ...`` (DistributedDataParallel, one process per
+    GPU; see :mod:`loopgen.distributed`)."""
+    try:
+        return _cli(argv)
+    except MissingInputError as err:  # the usual first-run case: one line naming the notebook to run
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _vq_latent_steps(text: str) -> int:
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value not in (8, 16, 32, 64, 128):
+        raise argparse.ArgumentTypeError(f"must be one of 8, 16, 32, 64, 128 (got {text!r})")
+    return value
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = cli.parser("train", description="train one model on the extracted loops")
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--t", type=_vq_latent_steps, default=None, help="VQ-VAE latent time steps (32 or 64)")
+    parser.add_argument("--L", type=cli.int_in(1, 1024), default=None, help="VQ-VAE latent dimension (16 or 32)")
+    parser.add_argument("--K", type=cli.int_in(2, 65536), default=None, help="VQ-VAE codebook size (256 or 512)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0)
+    parser.add_argument("--force", action="store_true", help="retrain even if a finished checkpoint exists")
+    parser.add_argument(
+        "--device", default=None, choices=("cpu", "cuda", "mps"), help="default: the best available"
+    )
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise cli.UsageError("--device cuda: no CUDA device is available here (use cpu)")
+    if args.device == "mps" and not torch.backends.mps.is_available():
+        raise cli.UsageError("--device mps: no Apple GPU is available here (use cpu)")
+    if args.model != "vq_vae" and args.model != "prior" and (args.t or args.L or args.K):
+        raise cli.UsageError(f"--t, --L and --K are VQ-VAE settings; --model {args.model} takes none")
+    return args
+
+
+def _cli(argv: list[str] | None) -> int:
+    from loopgen import dataset
+
+    args = _parse(argv)
+    profile = profiles.get(args.profile)
+    paths = Paths()
+    data_dir = dataset.dataset_dir(paths, profile.corpus.name)
+    if not (data_dir / "manifest.json").exists():
+        raise MissingInputError(
+            f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile})."
+        )
+    paths.ensure()
+    data = dataset.load_loops(data_dir)
+    train = data.loops[data.split == "train"]
+    val = data.loops[data.split == "val"]
+    # under torchrun: join the process group, one GPU per process (see loopgen.distributed)
+    device = distributed.init_from_env(args.device) or device_mod.pick_device(args.device)
+    if distributed.is_main():
+        ranks = f" x {distributed.world_size()} processes (DDP)" if distributed.active() else ""
+        print(
+            f"{args.model}: {len(train)} training / {len(val)} validation loops, "
+            f"device {device_mod.describe_device(device, profile.train.precision)}{ranks}"
+        )
+    common = {"data_key": data.data_key, "checkpoint_dir": paths.checkpoints, "seed": args.seed}
+    vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
+    if args.model == "prior":
+        from loopgen import sample
+
+        vq, _ = load_trained("vq_vae", profile.train, model_kwargs=vq_kwargs, device=device, **common)
+        vq_key = checkpoint_key(
+            "vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed
+        )
+        train_codes = sample.encode_codes(vq, train)
+        prior_kwargs = {"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])}
+        target = checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
+        with training_lock(target):
+            result = train_prior(
+                train_codes,
+                profile.train,
+                vq_key=vq_key,
+                num_codes=vq.num_codes,
+                val_codes=sample.encode_codes(vq, val) if len(val) else None,
+                device=device,
+                force=args.force,
+                **common,
+            )
+    else:
+        model_kwargs = vq_kwargs if args.model == "vq_vae" else None
+        with training_lock(checkpoint_path(args.model, profile.train, model_kwargs=model_kwargs, **common)):
+            result = train_model(
+                args.model, train, val, profile.train, model_kwargs=model_kwargs, device=device, force=args.force,
+                **common,
+            )
+    if not distributed.is_main():
+        return 0
+    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+    state = (
+        "reused"
+        if result.reused
+        else f"trained {result.epochs_this_call} epochs in {result.seconds_this_call:.1f} s"
+    )
+    print(f"{result.checkpoint} ({state}); last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    return 0

@@ -1,0 +1,84 @@
+"""The one data-preparation path of every training: check, subsample, batch.
+
+``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets (the same ones on every call);
+each epoch reshuffles the training set with a generator seeded by (seed, epoch), so a resumed run sees the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen.profiles import TrainSettings
+
+
+def check_loops(loops: np.ndarray, what: str) -> np.ndarray:
+    """``loops`` as (N, 128, 93) 0/1 ``uint8``; a clear error naming ``what`` otherwise."""
+    loops = np.asarray(loops)
+    if loops.ndim != 3 or loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
+        raise ValueError(f"{what} must have shape (N, {LOOP_STEPS}, {N_COLUMNS}), got {loops.shape}")
+    if len(loops) == 0:
+        raise ValueError(f"{what} is empty: nothing to train on (did extraction find any loops?)")
+    return loops.astype(np.uint8, copy=False)
+
+
+def check_codes(codes: np.ndarray, num_codes: int, what: str) -> np.ndarray:
+    """``codes`` as (N, t) ``int64`` in 0..num_codes-1 with t >= 2; a clear error naming ``what`` otherwise."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] < 2:
+        raise ValueError(f"{what} must have shape (N, t) with t >= 2, got {codes.shape}")
+    if len(codes) == 0:
+        raise ValueError(f"{what} is empty")
+    if codes.min() < 0 or codes.max() >= num_codes:
+        raise ValueError(f"{what} holds codes outside 0..{num_codes - 1}")
+    return codes.astype(np.int64)
+
+
+def subsample(n: int, limit: int | None, seed: int, salt: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``limit`` out of ``n`` (all when limit is None or >= n)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, salt])
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def prepare(
+    train: np.ndarray,
+    val: np.ndarray | None,
+    settings: TrainSettings,
+    *,
+    check: Callable[[np.ndarray, str], np.ndarray],
+    names: tuple[str, str],
+    seed: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training and validation tensors: each set checked by ``check`` (``names`` in its errors), cut to
+    the settings' seeded subset; on CUDA the whole of both is held on the GPU. No validation set gives None."""
+
+    def tensor(array: np.ndarray, what: str, limit: int | None, salt: int) -> torch.Tensor:
+        array = check(array, what)
+        data = torch.from_numpy(np.ascontiguousarray(array[subsample(len(array), limit, seed, salt)]))
+        return data.to(device) if device.type == "cuda" else data
+
+    train_data = tensor(train, names[0], settings.max_train_loops, 1)
+    if val is None or not len(val):
+        return train_data, None
+    return train_data, tensor(val, names[1], settings.max_val_loops, 2)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the ``n`` training examples in ``epoch`` (seeded by seed and epoch only)."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.randperm(n, generator=g)
+
+
+def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``order`` in batches of ``batch_size``; a last batch of one example is dropped (batchnorm needs two)."""
+    chunks = list(torch.split(order, batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < 2:  # batchnorm needs two examples
+        chunks = chunks[:-1]
+    return chunks

@@ -1,0 +1,100 @@
+"""Loading a finished model, with a message naming the notebook (and its parameters) that makes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from loopgen import registry
+from loopgen.models import MODELS, build
+from loopgen.paths import MissingInputError
+from loopgen.profiles import PROFILES, TrainSettings
+from loopgen.train.checkpoint import (
+    checkpoint_key,
+    checkpoint_path,
+    model_config,
+    read_checkpoint,
+    resolved_kwargs,
+)
+from loopgen.train.recipes import shipped_settings, weights_source
+
+TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
+PRIOR_NOTEBOOK = "03_train_prior.ipynb"
+
+
+def _profile_of(settings: TrainSettings) -> str:
+    for pname, profile in PROFILES.items():
+        if profile.train == settings:
+            return pname
+    return "<your profile>"
+
+
+def _how_to_make(
+    name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None
+) -> str:
+    profile = _profile_of(settings)
+    if name == "prior":
+        vq = model_config("vq_vae", vq_kwargs)
+        extra = ""
+        if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != registry.VQ_DEFAULT:
+            extra = " (for this VQ-VAE variant)"
+        return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{extra}"
+    params = f"-p PROFILE {profile} -p MODEL {name}"
+    if name == "vq_vae":
+        c = model_config("vq_vae", model_kwargs)
+        params += f" -p VQ_T {c['latent_steps']} -p VQ_L {c['latent_dim']} -p VQ_K {c['num_codes']}"
+    return f"run notebook {TRAIN_NOTEBOOK} with {params}"
+
+
+def load_trained(
+    name: str,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    model_kwargs: dict | None = None,
+    checkpoint_dir: Path | str,
+    seed: int = 0,
+    vq_key: str | None = None,
+    vq_kwargs: dict | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Module, pd.DataFrame]:
+    """The finished model ``name`` trained under these settings on this dataset, in eval mode, and its history.
+
+    For ``name="prior"`` give the VQ-VAE either by ``vq_key`` or by ``vq_kwargs`` (default: the paper's
+    t=32, L=16, K=512); the prior's K and t follow from that VQ-VAE. Raises
+    :class:`loopgen.paths.MissingInputError` naming the notebook (and its parameters) that trains it.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    kwargs = dict(model_kwargs or {})
+    if weights_source(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed) != "trained here":
+        settings = shipped_settings(name, settings)
+    if name == "prior":
+        vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
+        if vq_key is None:
+            vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
+        kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
+    path = checkpoint_path(
+        name,
+        settings,
+        data_key=data_key,
+        checkpoint_dir=checkpoint_dir,
+        model_kwargs=kwargs,
+        seed=seed,
+        vq_key=vq_key,
+    )
+    how = _how_to_make(name, settings, kwargs, vq_kwargs)
+    if not path.exists():
+        raise MissingInputError(f"no trained {name} at {path}: {how}.")
+    ckpt = read_checkpoint(path, device)
+    if not ckpt.get("finished"):
+        raise MissingInputError(
+            f"{path} is unfinished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs): {how} to finish it."
+        )
+    model = build(name, **resolved_kwargs(name, settings, kwargs)).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, pd.DataFrame(ckpt["history"])
