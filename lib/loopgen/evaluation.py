@@ -35,16 +35,17 @@ CONTINUOUS = "N(0, I)"
 class Evaluation:
     """One profile's run as the notebooks see it: its paths, seed, dataset splits and trained models.
 
-    Opening seeds every generator (:func:`loopgen.seed.seed_everything`) and creates the output folders; a missing
-    dataset raises :class:`loopgen.paths.MissingInputError` naming notebook 01.
+    Opening checks the dataset (missing: :class:`loopgen.paths.MissingInputError` naming notebook 01, nothing
+    written), then creates the output folders and seeds every generator (:func:`loopgen.seed.seed_everything`).
     """
 
     def __init__(self, profile: str | Profile, seed: int = 0, paths: Paths | None = None) -> None:
         self.profile = profiles.get(profile) if isinstance(profile, str) else profile
         self.seed = seed
-        self.paths = (paths or Paths()).ensure()
-        self.rng = seed_everything(seed)
+        self.paths = paths or Paths()
         self.data_dir = require(dataset.dataset_dir(self.paths, self.profile.corpus.name), made_by=dataset.MADE_BY)
+        self.paths.ensure()  # only once the run's dataset is there: a failed start writes nothing
+        self.rng = seed_everything(seed)
         self._splits: dict[str, dataset.LoopSet] = {}
         self._models: dict[str, nn.Module] = {}
         self._weights: dict[str, str] = {}

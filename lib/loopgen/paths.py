@@ -72,6 +72,10 @@ class Paths:
         """The loop dataset ``fit --name NAME`` extracts from a user's MIDI folder."""
         return self.loops_dir(f"user-{name}")
 
+    def user_model_dir(self, name: str) -> Path:
+        """What ``fit --name NAME`` keeps of the model it trains (beside ``models.json``)."""
+        return self.data / "models" / plain_name(name, "model name")
+
     @property
     def shared_dev_midi(self) -> Path:
         """Real-world MIDI for tests and comparisons (never copied into the repository): ``$LOOPGEN_SHARED_MIDI``,

@@ -59,7 +59,7 @@ def fit(
     train_prior(codes, settings, data_key=data.data_key, vq_key=vq.key, checkpoint_dir=paths.checkpoints,
                 num_codes=vq.model.num_codes, val_codes=val_codes, progress=progress)
     return trained.register(paths, name, dataset=folder, profile=profile.name, report_totals=totals,
-                            out_dir=paths.data / "models" / name)
+                            out_dir=paths.user_model_dir(name))
 
 
 def cli_main(argv: list[str]) -> int:

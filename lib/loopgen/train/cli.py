@@ -63,13 +63,8 @@ def _cli(argv: list[str] | None) -> int:
     args = _parse(argv)
     profile = profiles.get(args.profile)
     paths = Paths()
-    data_dir = dataset.dataset_dir(paths, profile.corpus.name)
-    if not (data_dir / "manifest.json").exists():
-        raise MissingInputError(
-            f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first (profile {args.profile})."
-        )
+    data = dataset.load_loops(dataset.dataset_dir(paths, profile.corpus.name))  # or: which notebook to run first
     paths.ensure()
-    data = dataset.load_loops(data_dir)
     train = data.loops[data.split == "train"]
     val = data.loops[data.split == "val"]
     # under torchrun: join the process group, one GPU per process (see loopgen.distributed)

@@ -1,4 +1,4 @@
-"""The one data-preparation path of every training: check, subsample, batch.
+"""The one data-preparation path of every training: check (:mod:`loopgen.validate`), subsample, batch.
 
 ``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets (the same ones on every call);
 each epoch reshuffles the training set with a generator seeded by (seed, epoch), so a resumed run sees the
@@ -12,30 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.profiles import TrainSettings
-
-
-def check_loops(loops: np.ndarray, what: str) -> np.ndarray:
-    """``loops`` as (N, 128, 93) 0/1 ``uint8``; a clear error naming ``what`` otherwise."""
-    loops = np.asarray(loops)
-    if loops.ndim != 3 or loops.shape[1:] != (LOOP_STEPS, N_COLUMNS):
-        raise ValueError(f"{what} must have shape (N, {LOOP_STEPS}, {N_COLUMNS}), got {loops.shape}")
-    if len(loops) == 0:
-        raise ValueError(f"{what} is empty: nothing to train on (did extraction find any loops?)")
-    return loops.astype(np.uint8, copy=False)
-
-
-def check_codes(codes: np.ndarray, num_codes: int, what: str) -> np.ndarray:
-    """``codes`` as (N, t) ``int64`` in 0..num_codes-1 with t >= 2; a clear error naming ``what`` otherwise."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[1] < 2:
-        raise ValueError(f"{what} must have shape (N, t) with t >= 2, got {codes.shape}")
-    if len(codes) == 0:
-        raise ValueError(f"{what} is empty")
-    if codes.min() < 0 or codes.max() >= num_codes:
-        raise ValueError(f"{what} holds codes outside 0..{num_codes - 1}")
-    return codes.astype(np.int64)
 
 
 def subsample(n: int, limit: int | None, seed: int, salt: int) -> np.ndarray:

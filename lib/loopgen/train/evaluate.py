@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen import LOOP_CELLS
 from loopgen import device as device_mod
 
 EVAL_BATCH = 512
@@ -41,7 +41,7 @@ def evaluate_autoencoder(
             wrong += float(((logits >= 0).float() != x).float().sum())
             bce += float(nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum"))
     n = len(loops)
-    return {"val_recon_error": wrong / (n * LOOP_STEPS * N_COLUMNS), "val_recon": bce / n}
+    return {"val_recon_error": wrong / (n * LOOP_CELLS), "val_recon": bce / n}
 
 
 def evaluate_prior(

@@ -42,6 +42,7 @@ from loopgen.train.checkpoint import (
 from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
 from loopgen.train.recipes import install_shipped
 from loopgen.train.schedule import batch_size_for, epochs_for, kl_beta_at, make_scheduler
+from loopgen.validate import check_codes, check_loops
 
 
 @dataclass
@@ -355,7 +356,7 @@ def train_model(
     if name not in registry.autoencoders():
         raise ValueError(f"train_model trains the autoencoders {registry.autoencoders()}; for the prior use train_prior")
     call = _Call(data_key, checkpoint_dir, seed, device, force, progress, max_epochs_this_call)
-    return _train(name, train_loops, val_loops, settings, call, check=data.check_loops,
+    return _train(name, train_loops, val_loops, settings, call, check=lambda array, what: check_loops(array, name=what),
                   names=("train_loops", "val_loops"), model_kwargs=model_kwargs or {})
 
 
@@ -378,5 +379,5 @@ def train_prior(
     History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
     """
     return _train("prior", codes, val_codes, settings, _Call(data_key, checkpoint_dir, **options),
-                  check=lambda array, what: data.check_codes(array, num_codes, what), names=("codes", "val_codes"),
+                  check=lambda array, what: check_codes(array, name=what, num_codes=num_codes, min_steps=2), names=("codes", "val_codes"),
                   model_kwargs={"num_codes": int(num_codes), **(model_kwargs or {})}, vq_key=vq_key)
