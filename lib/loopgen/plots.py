@@ -7,7 +7,7 @@ In a notebook, show a figure before saving it (``display(fig)``): :func:`save_fi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -172,33 +172,6 @@ def code_map(
     if title:
         ax.set_title(title, fontsize=9)
     return ax
-
-
-_NOT_CURVES = {"epoch", "step", "lr", "learning_rate", "time", "seconds", "elapsed"}
-
-
-def _history_frame(history: object) -> pd.DataFrame:
-    if isinstance(history, pd.DataFrame):
-        return history
-    if isinstance(history, Mapping):
-        lengths = {len(v) for v in history.values() if isinstance(v, Sequence | np.ndarray)}
-        if len(lengths) == 1:
-            return pd.DataFrame(
-                {k: list(v) for k, v in history.items() if isinstance(v, Sequence | np.ndarray)}
-            )
-        # ragged lists (e.g. per-step train loss beside per-epoch val loss): pad with NaN
-        return pd.DataFrame(
-            {
-                k: pd.Series(list(v), dtype=float)
-                for k, v in history.items()
-                if isinstance(v, Sequence | np.ndarray)
-            }
-        )
-    if isinstance(history, Sequence):
-        return pd.DataFrame(list(history))
-    raise TypeError(
-        f"history must be a DataFrame, a dict of lists or a list of dicts; got {type(history).__name__}"
-    )
 
 
 def plot_history(history: pd.DataFrame, *, title: str = "", paper_value: float | None = None) -> Figure:
