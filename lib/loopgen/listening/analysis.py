@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from loopgen.paper import GROUP_LABELS, LISTENING, LISTENING_MEANS
+
 from .study import RATING_COLUMNS, StudyLayout, read_key, write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,6 @@ REJECTED_COLUMNS = ("source_file", "line", "listener_id", "stimulus_id", "rating
 
 def group_label(group: str) -> str:
     """The paper's name of a group ('vq_vae_temp1.2' -> 'VQ-VAE (temp 1.2)')."""
-    try:
-        from loopgen.paper import GROUP_LABELS
-    except ImportError:  # pragma: no cover - paper.py is part of the package
-        return group
     return GROUP_LABELS.get(group, group)
 
 
@@ -239,9 +237,8 @@ def listening_table(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: b
     statistic for a test row). The ``data`` column says what the ratings are (:func:`data_label`): listeners,
     PROXY or SIMULATED, on every row.
     """
-    from loopgen.paper import LISTENING
 
-    paper_means = {"training_set": LISTENING.training_set_mean, "vq_vae_temp1.2": LISTENING.vq_vae_mean}
+    paper_means = LISTENING_MEANS
     rows = {}
     for group, r in table.iterrows():
         rows[group_label(str(group))] = {
@@ -304,9 +301,8 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str
             fontweight="bold",
         )
     if paper_means:
-        from loopgen.paper import LISTENING
 
-        reported = {"training_set": LISTENING.training_set_mean, "vq_vae_temp1.2": LISTENING.vq_vae_mean}
+        reported = LISTENING_MEANS
         shown = [(order.index(g), v) for g, v in reported.items() if g in order]
         if shown:
             xs, ys = zip(*shown, strict=True)
@@ -385,7 +381,6 @@ def ratings_for_analysis(
 
 def discussion(table: pd.DataFrame, kruskal: KruskalResult, *, simulated: bool | str) -> list[str]:
     """The paper's three listening-test claims, each checked on these ratings."""
-    from loopgen.paper import LISTENING
     from loopgen.tables import claim
 
     means = table["mean"]
