@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopgen import metrics, paper
+from loopgen import metrics, paper, registry
 from loopgen.atomic import write_text
+from loopgen.generated import temperature_group
 from loopgen.paths import Paths
 from loopgen.profiles import open_choices_note
 
@@ -145,8 +146,8 @@ def claim(statement: str, holds: bool) -> str:
 
 
 # ------------------------------------------------------------------ computed discussions
-CONTINUOUS_LABELS = ("AR LSTM-VAE", "NonAR LSTM-VAE", "CNN-VAE")
-VQ_LABELS = ("VQ-VAE (argmax)", "VQ-VAE (temp 1)", "VQ-VAE (temp 1.5)", "VQ-VAE (temp 2)")
+CONTINUOUS_LABELS = tuple(paper.MODEL_LABELS[name] for name in registry.continuous())  # the continuous VAEs
+VQ_LABELS = tuple(paper.GROUP_LABELS[temperature_group(t)] for t in (None, 1.0, 1.5, 2.0))  # the paper's VQ-VAE rows
 VQ_SAMPLED_LABELS = VQ_LABELS[1:]
 
 
@@ -167,8 +168,8 @@ def _increasing(values: pd.Series) -> bool:
 
 
 def _paper_span(table: pd.DataFrame, labels: Iterable[str], column: str) -> str:
-    """The paper's span of ``column`` over the rows ``labels`` of one of its tables, formatted like ours."""
-    return _span(table.loc[list(labels), column].astype(float))
+    """The paper's span of ``column`` over those of the rows ``labels`` it has, formatted like ours."""
+    return _span(table.loc[[label for label in labels if label in table.index], column].astype(float))
 
 
 def _listed(values: Iterable[float]) -> str:
