@@ -46,7 +46,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture
 def ev(root, monkeypatch) -> evaluation.Evaluation:
-    monkeypatch.setattr(generated, "CONTINUOUS_GROUPS", ("cnn_vae",))
+    monkeypatch.setattr(registry, "continuous", lambda: ("cnn_vae",))
     monkeypatch.setattr(registry, "autoencoders", lambda: ("cnn_vae", "vq_vae"))
     return evaluation.Evaluation(PROFILE, seed=0, paths=Paths(root))
 

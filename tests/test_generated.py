@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopgen import generated
+from loopgen import generated, registry
 from loopgen.paths import MissingInputError, Paths
 
 
@@ -64,12 +64,12 @@ def test_bad_inputs_are_rejected(tmp_path):
 
 
 def test_group_names_and_listing(tmp_path):
-    assert generated.temperature_group(None) == "vq_vae_argmax"
-    assert generated.temperature_group(1.0) == "vq_vae_temp1"
-    assert generated.temperature_group(1.5) == "vq_vae_temp1.5"
-    assert generated.temperature_group(1.2) == "vq_vae_temp1.2"
+    assert registry.temperature_group(None) == "vq_vae_argmax"
+    assert registry.temperature_group(1.0) == "vq_vae_temp1"
+    assert registry.temperature_group(1.5) == "vq_vae_temp1.5"
+    assert registry.temperature_group(1.2) == "vq_vae_temp1.2"
     for t in (None, 1.0, 1.5, 2.0, 1.2):
-        assert generated.temperature_group(t) in generated.GROUPS
+        assert registry.temperature_group(t) in registry.sample_groups()
     paths = Paths(tmp_path)
     assert generated.available_groups(paths, "smoke") == []
     generated.save_generated(paths, "smoke", "vq_vae_temp2", _loops(1), provenance=_made(1))

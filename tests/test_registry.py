@@ -71,3 +71,13 @@ def test_a_toy_model_registered_in_one_place_goes_through_the_whole_pipeline(toy
     assert "Toy VAE" in table.index and np.isfinite(table.loc["Toy VAE"].to_numpy(dtype=float, na_value=np.nan)).any()
     note = train.training_notes(["toy_vae"], settings, data_key="toy", checkpoint_dir=tmp_path)[0]
     assert "Toy VAE: trained here (2 epochs, batch 8)" in note
+
+
+def test_sample_groups_are_the_papers_rows_and_listening_group():
+    from loopgen import paper
+
+    labels = [paper.GROUP_LABELS[g] for g in registry.sample_groups()]
+    assert set(paper.TABLE3.index) <= set(labels)
+    assert registry.LISTENING_TEMPERATURE == paper.LISTENING.vq_vae_temperature
+    assert paper.GROUP_LABELS[registry.LISTENING_TEMPERATURE_GROUP] in paper.LISTENING.groups
+    assert [paper.GROUP_LABELS[g] for g in registry.listening_groups()] == list(paper.LISTENING.groups)

@@ -134,10 +134,10 @@ class Evaluation:
     # --- generated groups ---
     def group_plan(self) -> dict[str, tuple[str, float | None]]:
         """Every generated group of this profile, in Table 3's order: group -> (model, prior temperature)."""
-        plan: dict[str, tuple[str, float | None]] = {name: (name, None) for name in generated.CONTINUOUS_GROUPS}
+        plan: dict[str, tuple[str, float | None]] = {name: (name, None) for name in registry.continuous()}
         sampling = self.profile.sample
         for temperature in (None, *sampling.temperatures, sampling.listening_temperature):
-            plan[generated.temperature_group(temperature)] = ("vq_vae", temperature)
+            plan[registry.temperature_group(temperature)] = ("vq_vae", temperature)
         return plan
 
     def provenance(self, group: str) -> Provenance:
@@ -320,7 +320,7 @@ def latent_copy_table(ev: Evaluation) -> tuple[PaperTable, pd.DataFrame]:
     before, after, edited = {}, {}, {}
     vq = ev.model("vq_vae")
     for temperature in (None, *ev.profile.sample.temperatures):
-        name = generated.temperature_group(temperature)
+        name = registry.temperature_group(temperature)
         group = ev.stored_group(name)
         copied = sample.copy_code_span(group.codes, src=paper.COPY_SOURCE_STEPS, dst=paper.COPY_TARGET_STEPS)
         edited[name] = sample.decode_codes(vq, copied)

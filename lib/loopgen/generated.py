@@ -23,18 +23,6 @@ from loopgen.paths import MissingInputError, Paths, require
 from loopgen.validate import check_codes, check_loops
 
 MADE_BY = "05_musical_metrics.ipynb"
-GROUPS: tuple[str, ...] = (
-    "training_set",
-    "ar_lstm_vae",
-    "nonar_lstm_vae",
-    "cnn_vae",
-    "vq_vae_argmax",
-    "vq_vae_temp1",
-    "vq_vae_temp1.5",
-    "vq_vae_temp2",
-    "vq_vae_temp1.2",  # the listening-test group (profile.sample.listening_temperature)
-)
-CONTINUOUS_GROUPS = registry.continuous()
 
 
 @dataclass(frozen=True)
@@ -55,13 +43,6 @@ class Provenance:
             for f in fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         ]
-
-
-def temperature_group(temperature: float | None) -> str:
-    """Group name of VQ-VAE samples at a prior temperature (None = argmax): 1.0 -> 'vq_vae_temp1'."""
-    if temperature is None:
-        return "vq_vae_argmax"
-    return f"vq_vae_temp{float(temperature):g}"
 
 
 def save_generated(
@@ -131,10 +112,12 @@ def load_generated(
 
 
 def available_groups(paths: Paths, profile_name: str) -> list[str]:
-    """Groups already stored for a profile, in :data:`GROUPS` order first, then any others."""
+    """Groups already stored for a profile, in Table 3's order (:func:`loopgen.registry.sample_groups`), then
+    any others."""
     folder = paths.sample_groups(profile_name)
     found = {p.stem for p in folder.glob("*.npz")} if folder.exists() else set()
-    return [g for g in GROUPS if g in found] + sorted(found - set(GROUPS))
+    order = registry.sample_groups()
+    return [g for g in order if g in found] + sorted(found - set(order))
 
 
 def export_midi(

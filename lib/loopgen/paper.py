@@ -26,11 +26,10 @@ MODEL_LABELS: dict[str, str] = {name: registry.get(name).title for name in regis
 GROUP_LABELS: dict[str, str] = {
     registry.TRAINING_SET: "Training set",
     **{name: registry.get(name).title for name in registry.continuous()},
-    "vq_vae_argmax": "VQ-VAE (argmax)",
-    "vq_vae_temp1": "VQ-VAE (temp 1)",
-    "vq_vae_temp1.5": "VQ-VAE (temp 1.5)",
-    "vq_vae_temp2": "VQ-VAE (temp 2)",
-    "vq_vae_temp1.2": "VQ-VAE (temp 1.2)",
+    **{
+        registry.temperature_group(t): f"VQ-VAE ({'argmax' if t is None else f'temp {t:g}'})"
+        for t in (None, *registry.VQ_TEMPERATURES, registry.LISTENING_TEMPERATURE)
+    },
 }
 
 # --- Table 1: reconstruction error on the validation set (mean Hamming / (128 x 93)) ---

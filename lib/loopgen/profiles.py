@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from loopgen import registry
+
 
 @dataclass(frozen=True)
 class CorpusSettings:
@@ -117,8 +119,8 @@ class TrainSettings:
 @dataclass(frozen=True)
 class SampleSettings:
     n_samples: int | None = None  # None: as many as the training set (the paper's protocol)
-    temperatures: tuple[float, ...] = (1.0, 1.5, 2.0)  # plus argmax, always
-    listening_temperature: float = 1.2
+    temperatures: tuple[float, ...] = registry.VQ_TEMPERATURES  # plus argmax, always
+    listening_temperature: float = registry.LISTENING_TEMPERATURE
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,21 @@ NOTEBOOKS = (
     "07_listening_test.ipynb",
     "08_sensitivity.ipynb",
 )
-LISTENING_TEMPERATURE_GROUP = "vq_vae_temp1.2"
+# The VQ-VAE's sample groups: argmax and the prior temperatures of Table 3's rows, and the listening test's
+# temperature (the paper's settings, restated here so that this module imports nothing; tests/test_registry.py
+# keeps them equal to loopgen.paper's TABLE3 rows and LISTENING.vq_vae_temperature).
+VQ_TEMPERATURES: tuple[float, ...] = (1.0, 1.5, 2.0)
+LISTENING_TEMPERATURE = 1.2
+
+
+def temperature_group(temperature: float | None) -> str:
+    """Group name of VQ-VAE samples at a prior temperature (None = argmax): 1.0 -> 'vq_vae_temp1'."""
+    if temperature is None:
+        return "vq_vae_argmax"
+    return f"vq_vae_temp{float(temperature):g}"
+
+
+LISTENING_TEMPERATURE_GROUP = temperature_group(LISTENING_TEMPERATURE)
 
 
 def get(name: str) -> ModelSpec:
@@ -111,6 +125,13 @@ def continuous() -> tuple[str, ...]:
 def titles() -> dict[str, str]:
     """Model name -> the paper's label."""
     return {s.name: s.title for s in MODELS.values()}
+
+
+def sample_groups() -> tuple[str, ...]:
+    """Every group of loops notebook 05 stores, in Table 3's order: the training set, each continuous VAE,
+    the VQ-VAE at argmax and at each temperature, then the listening-test group."""
+    vq = (temperature_group(t) for t in (None, *VQ_TEMPERATURES))
+    return (TRAINING_SET, *continuous(), *vq, LISTENING_TEMPERATURE_GROUP)
 
 
 def listening_groups() -> tuple[str, ...]:

@@ -16,7 +16,6 @@ import pandas as pd
 
 from loopgen import metrics, paper, registry
 from loopgen.atomic import write_text
-from loopgen.generated import temperature_group
 from loopgen.paths import Paths
 from loopgen.profiles import open_choices_note
 
@@ -147,7 +146,7 @@ def claim(statement: str, holds: bool) -> str:
 
 # ------------------------------------------------------------------ computed discussions
 CONTINUOUS_LABELS = tuple(paper.MODEL_LABELS[name] for name in registry.continuous())  # the continuous VAEs
-VQ_LABELS = tuple(paper.GROUP_LABELS[temperature_group(t)] for t in (None, 1.0, 1.5, 2.0))  # the paper's VQ-VAE rows
+VQ_LABELS = tuple(paper.GROUP_LABELS[registry.temperature_group(t)] for t in (None, *registry.VQ_TEMPERATURES))
 VQ_SAMPLED_LABELS = VQ_LABELS[1:]
 
 
