@@ -1,9 +1,9 @@
 """The generated-samples store: the file interface between notebooks 05, 06 and 07.
 
 Each group of loops (a model and sampling mode, or the training set) is one file
-``build/samples/<profile>/<group>.npz`` (:meth:`loopgen.paths.Paths.sample_group`) holding the loops bit-packed
-along the 93 columns (12 bytes per step instead of 93), for VQ-VAE groups and the training set the latent code
-sequences, and the group's :class:`Provenance`: what made it (model, checkpoint keys, data key, seed, n,
+``build/samples/<profile>/<group>.npz`` (:meth:`loopgen.paths.Paths.sample_group`) holding the loops bit-packed as
+the dataset's shards are (:func:`loopgen.dataset.pack_loops`, 1,488 bytes a loop), for VQ-VAE groups and the
+training set the latent code sequences, and the group's :class:`Provenance`: what made it (model, checkpoint keys, data key, seed, n,
 sampling). A reader passes the provenance it expects, so samples of an older model or dataset are never taken
 for this run's. Writes are atomic, so a crashed run never leaves half a file behind.
 """
