@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopgen import evaluation, generated, profiles, registry, sample
+from loopgen import evaluation, generated, profiles, registry, sample, train
 from loopgen.corpus import write_demo_corpus
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.extract import extract
@@ -62,7 +62,8 @@ def test_the_run_reads_its_splits_and_models_once(ev):
     assert ev.train_codes.shape == (len(ev.train), ev.model("vq_vae").latent_steps)
     assert ev.n_samples == 6
     assert list(ev.group_plan()) == ["cnn_vae", "vq_vae_argmax", "vq_vae_temp1", "vq_vae_temp1.2"]
-    assert ev.weights("vq_vae").startswith(f"vq_vae {ev.checkpoint_key('vq_vae')}, prior ")
+    digest = train.weights_digest(ev.model("vq_vae"))
+    assert ev.weights("vq_vae").startswith(f"vq_vae {ev.checkpoint_key('vq_vae')} weights {digest}, prior ")
     with pytest.raises(MissingInputError, match="02_train_autoencoders.ipynb"):
         ev.load("nonar_lstm_vae")
 
@@ -93,7 +94,7 @@ def test_groups_are_sampled_once_then_reused_by_provenance(ev):
 def test_a_reader_of_another_seed_gets_an_error_not_old_samples(ev):
     evaluation.generate_groups(ev)
     other = evaluation.Evaluation(PROFILE, seed=5, paths=ev.paths)
-    with pytest.raises(MissingInputError, match="seed: 0 != 5"):
+    with pytest.raises(MissingInputError, match="-p SEED 5"):  # its models are not trained: the first thing missing
         other.stored_group("vq_vae_temp1")
 
 
@@ -113,3 +114,21 @@ def test_tables_are_written_beside_the_paper(ev):
     assert ((table1.ours["reconstruction_error"] >= 0) & (table1.ours["reconstruction_error"] < 1)).all()
     assert ev.paths.figure("table1_reconstruction.csv").exists()
     assert evaluation.extras_table(groups).shape[0] == len(groups)
+
+
+def test_a_model_retrained_under_the_same_key_makes_its_groups_stale(ev, tmp_path):
+    evaluation.generate_groups(ev)
+    path = train.checkpoint_path("cnn_vae", ev.profile.train, data_key=ev.data_key,
+                                 checkpoint_dir=ev.paths.checkpoints, seed=ev.seed)
+    saved = path.read_bytes()
+    ckpt = train.read_checkpoint(path)
+    first = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
+    ckpt["model"][first] = ckpt["model"][first] + 1.0  # "retrained": same key, other weights
+    train.checkpoint.save_checkpoint(ckpt, path)
+    try:
+        fresh = evaluation.Evaluation(PROFILE, seed=0, paths=ev.paths)
+        with pytest.raises(MissingInputError, match="checkpoint: "):
+            fresh.stored_group("cnn_vae")
+        fresh.stored_group("vq_vae_temp1")  # the other models' groups stay valid
+    finally:
+        path.write_bytes(saved)

@@ -63,7 +63,7 @@ def test_bad_inputs_are_rejected(tmp_path):
         generated.save_generated(paths, "smoke", "../escape", _loops(1), provenance=_made(1))
 
 
-def test_group_names_and_listing(tmp_path):
+def test_group_names_and_stored_provenance(tmp_path):
     assert registry.temperature_group(None) == "vq_vae_argmax"
     assert registry.temperature_group(1.0) == "vq_vae_temp1"
     assert registry.temperature_group(1.5) == "vq_vae_temp1.5"
@@ -71,10 +71,9 @@ def test_group_names_and_listing(tmp_path):
     for t in (None, 1.0, 1.5, 2.0, 1.2):
         assert registry.temperature_group(t) in registry.sample_groups()
     paths = Paths(tmp_path)
-    assert generated.available_groups(paths, "smoke") == []
+    assert generated.stored_provenance(paths, "smoke", "vq_vae_temp2") is None
     generated.save_generated(paths, "smoke", "vq_vae_temp2", _loops(1), provenance=_made(1))
-    generated.save_generated(paths, "smoke", "training_set", _loops(1), provenance=_made(1))
-    assert generated.available_groups(paths, "smoke") == ["training_set", "vq_vae_temp2"]
+    assert generated.stored_provenance(paths, "smoke", "vq_vae_temp2") == _made(1)
 
 
 def test_a_reader_gets_only_the_provenance_it_expects(tmp_path):
@@ -91,3 +90,17 @@ def test_a_reader_gets_only_the_provenance_it_expects(tmp_path):
     assert "checkpoint" in str(err.value) and "seed" not in str(err.value)
     with pytest.raises(MissingInputError, match="seed: 0 != 1"):
         generated.load_generated(paths, "smoke", "vq_vae_argmax", _made(4, seed=1))
+
+
+def test_a_record_of_another_schema_reads_as_no_provenance(tmp_path):
+    import json
+
+    paths = Paths(tmp_path)
+    target = generated.save_generated(paths, "smoke", "cnn_vae", _loops(2), provenance=_made(2))
+    with np.load(target) as data:
+        fields = {name: data[name] for name in data.files}
+    fields["provenance"] = np.array(json.dumps({**json.loads(str(fields["provenance"])), "renamed_field": 1}))
+    np.savez_compressed(target, **fields)
+    assert generated.stored_provenance(paths, "smoke", "cnn_vae") is None
+    with pytest.raises(MissingInputError, match="no provenance recorded"):
+        generated.load_generated(paths, "smoke", "cnn_vae", _made(2))

@@ -332,7 +332,7 @@ def test_plot_ratings_title_says_simulated() -> None:
 
 
 def test_cli_builds_a_study_from_saved_groups(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(listening, "load_groups", lambda profile_name, seed: synthetic_groups(n=6))
+    monkeypatch.setattr(listening, "load_groups", lambda profile_name, seed, paths: synthetic_groups(n=6))
     code = listening.cli_main(
         ["--profile", "smoke", "--out", str(tmp_path / "st"), "--per-group", "2", "--no-audio"]
     )
@@ -391,7 +391,7 @@ def test_stimulus_loops_and_discussion(built) -> None:
 def test_cli_reports_missing_samples_without_a_traceback(tmp_path, monkeypatch, capsys) -> None:
     from loopgen.paths import MissingInputError
 
-    def missing(profile_name, seed):
+    def missing(profile_name, seed, paths):
         raise MissingInputError("training_set.npz is missing: run notebook 05_musical_metrics.ipynb first")
 
     monkeypatch.setattr(listening, "load_groups", missing)

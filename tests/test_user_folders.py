@@ -154,26 +154,43 @@ def test_corpus_and_study_refuse_a_users_folder(tmp_path):
         assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
-@pytest.fixture
-def study_root(tmp_path) -> Path:
-    """A project root holding the smoke profile's listening-test groups as notebook 05 stores them: the
-    provenance of this root's run (a dataset manifest stands in for notebook 01's dataset)."""
-    from loopgen import dataset, profiles
+@pytest.fixture(scope="module")
+def trained_study_root(tmp_path_factory) -> Path:
+    """A project root as notebooks 01-05 leave it for the smoke profile, in miniature: a dataset manifest, the
+    smoke models trained one epoch on 12 random loops, and every listening-test group stored with its provenance."""
+    from loopgen import dataset, profiles, registry, sample
     from loopgen.evaluation import Evaluation
     from loopgen.generated import save_generated
     from loopgen.listening import GROUPS
     from loopgen.paths import Paths
+    from loopgen.train import train_model, train_prior
 
-    paths = Paths(tmp_path)
-    data_dir = dataset.dataset_dir(paths, profiles.get("smoke").corpus.name)
+    root = tmp_path_factory.mktemp("study_root")
+    paths = Paths(root)
+    profile = profiles.get("smoke")
+    data_dir = dataset.dataset_dir(paths, profile.corpus.name)
     data_dir.mkdir(parents=True)
     (data_dir / "manifest.json").write_text(json.dumps({"data_key": "synthetic", "counts": {"train": 12}}))
-    run = Evaluation("smoke", 0, paths)
     rng = np.random.default_rng(3)
+    loops = (rng.random((12, 128, 93)) < 0.03).astype(np.uint8)
+    common = {"data_key": "synthetic", "checkpoint_dir": paths.checkpoints, "progress": False}
+    trained = {name: train_model(name, loops, loops[:4], profile.train, **common) for name in registry.autoencoders()}
+    vq = trained["vq_vae"]
+    train_prior(sample.encode_codes(vq.model, loops), profile.train, vq_key=vq.key, num_codes=vq.model.num_codes,
+                **common)
+    run = Evaluation("smoke", 0, paths)
     for group in GROUPS:
         made = run.provenance(group)
         save_generated(paths, "smoke", group, rng.random((made.n, 128, 93)) < 0.03, provenance=made)
-    return tmp_path
+    return root
+
+
+@pytest.fixture
+def study_root(trained_study_root, tmp_path) -> Path:
+    """A fresh copy of :func:`trained_study_root` for one test."""
+    import shutil
+
+    return Path(shutil.copytree(trained_study_root, tmp_path / "root"))
 
 
 def _site_text(study: Path) -> str:

@@ -29,7 +29,7 @@ from loopgen.profiles import Profile, TrainSettings
 from loopgen.seed import seed_everything
 
 TRAINING_SET = registry.TRAINING_SET
-CONTINUOUS = "N(0, I)"
+GAUSSIAN_SAMPLING = "N(0, I)"
 
 
 class Evaluation:
@@ -43,18 +43,16 @@ class Evaluation:
         self.profile = profiles.get(profile) if isinstance(profile, str) else profile
         self.seed = seed
         self.paths = paths or Paths()
-        self.data_dir = require(dataset.dataset_dir(self.paths, self.profile.corpus.name), made_by=dataset.MADE_BY)
+        self.data_dir = dataset.dataset_dir(self.paths, self.profile.corpus.name)
+        # the manifest is written last: a folder without one is an extraction that never finished
+        self.manifest = json.loads(require(self.data_dir / "manifest.json", made_by=dataset.MADE_BY).read_text())
         self.paths.ensure()  # only once the run's dataset is there: a failed start writes nothing
-        self.rng = seed_everything(seed)
+        seed_everything(seed)
         self._splits: dict[str, dataset.LoopSet] = {}
         self._models: dict[str, nn.Module] = {}
         self._weights: dict[str, str] = {}
 
     # --- the dataset ---
-    @cached_property
-    def manifest(self) -> dict:
-        return json.loads(require(self.data_dir / "manifest.json", made_by=dataset.MADE_BY).read_text())
-
     @property
     def data_key(self) -> str:
         """The dataset's content hash: every checkpoint and generated group is keyed by it."""
@@ -109,21 +107,23 @@ class Evaluation:
         return train.checkpoint_key(name, self.profile.train, data_key=self.data_key, seed=self.seed)
 
     def weights(self, model_name: str) -> str:
-        """The checkpoints sampling ``model_name`` loads, and where their weights come from when not trained here."""
-        if model_name not in self._weights:
-            self._weights[model_name] = self._describe_weights(model_name)
-        return self._weights[model_name]
+        """What sampling ``model_name`` loads: each checkpoint's key, a digest of the weights actually loaded (a model
+        retrained under the same key gets another) and, when not trained here, where the weights came from."""
+        names = (model_name, "prior") if model_name == "vq_vae" else (model_name,)
+        return ", ".join(self._checkpoint_identity(name) for name in names)
 
-    def _describe_weights(self, model_name: str) -> str:
-        settings = self.profile.train
-        keys = generate.checkpoint_keys(model_name, settings, data_key=self.data_key, seed=self.seed)
-        parts = []
-        for name, key in zip((model_name, "prior"), keys.values(), strict=False):
+    def _checkpoint_identity(self, name: str) -> str:
+        if name not in self._weights:
+            settings = self.profile.train
+            keys = generate.checkpoint_keys("vq_vae" if name == "prior" else name, settings,
+                                            data_key=self.data_key, seed=self.seed)
+            key = keys["prior_key" if name == "prior" else "checkpoint_key"]
             source = train.weights_source(
                 name, settings, data_key=self.data_key, checkpoint_dir=self.paths.checkpoints, seed=self.seed
             )
-            parts.append(f"{name} {key}" + ("" if source == "trained here" else f" ({source})"))
-        return ", ".join(parts)
+            shipped = "" if source == "trained here" else f" ({source})"
+            self._weights[name] = f"{name} {key} weights {train.weights_digest(self.model(name))}{shipped}"
+        return self._weights[name]
 
     def sampler(self, model_name: str) -> generate.Sampler:
         """The trained model ready to generate (the VQ-VAE with its prior and first-code distribution)."""
@@ -144,13 +144,15 @@ class Evaluation:
         """What this run's ``group`` is made of: model, checkpoints, data key, seed, n and sampling."""
         if group == TRAINING_SET:
             n = int(self.manifest["counts"].get("train", 0))
-            return Provenance(TRAINING_SET, self.weights("vq_vae"), self.data_key, self.seed, n, "all training loops")
+            # the training set's codes depend on the VQ-VAE only
+            vq = self._checkpoint_identity("vq_vae")
+            return Provenance(TRAINING_SET, vq, self.data_key, self.seed, n, "all training loops")
         plan = self.group_plan()
         if group not in plan:
             raise ValueError(f"profile {self.profile.name} makes no group {group!r}; its groups: {list(plan)}")
         model, temperature = plan[group]
         if model != "vq_vae":
-            how = CONTINUOUS
+            how = GAUSSIAN_SAMPLING
         else:
             how = "argmax" if temperature is None else f"temperature {temperature:g}"
         return Provenance(model, self.weights(model), self.data_key, self.seed, self.n_samples, how)
@@ -191,7 +193,8 @@ def generate_groups(ev: Evaluation) -> dict[str, Group]:
 def _group(ev: Evaluation, name: str, make) -> Group:
     provenance = ev.provenance(name)
     if generated.stored_provenance(ev.paths, ev.profile.name, name) == provenance:
-        return ev.stored_group(name)
+        loops, codes = generated.load_generated(ev.paths, ev.profile.name, name)
+        return Group(loops, codes, provenance, reused=True)
     loops, codes = make()
     generated.save_generated(ev.paths, ev.profile.name, name, loops, codes, provenance=provenance)
     return Group(loops, codes, provenance, reused=False)
@@ -226,6 +229,8 @@ class PaperTable:
 def _reconstructions(ev: Evaluation, models: Iterator[tuple[str, nn.Module]]) -> tuple[pd.DataFrame, dict]:
     """Each model's reconstruction error on the validation loops, and its reconstruction of the first one."""
     val = ev.val.loops
+    if not len(val):
+        raise ValueError(f"the dataset {ev.data_dir.name} has no validation loops: a reconstruction table needs some")
     errors, first = {}, {}
     for label, model in models:
         x_hat = sample.reconstruct(model, val, ev.profile.train.batch_size)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import registry
 from loopgen.atomic import atomic_path
 from loopgen.dataset import pack_loops, unpack_loops
 from loopgen.paths import MissingInputError, Paths, require
@@ -80,7 +79,10 @@ def stored_provenance(paths: Paths, profile_name: str, group: str) -> Provenance
     with np.load(path, allow_pickle=False) as data:
         if "provenance" not in data.files:
             return None
-        return Provenance(**json.loads(str(data["provenance"])))
+        try:
+            return Provenance(**json.loads(str(data["provenance"])))
+        except (TypeError, ValueError):  # written by a loopgen whose record had other fields: not this run's
+            return None
 
 
 def load_generated(
@@ -109,15 +111,6 @@ def load_generated(
     except ValueError as err:  # e.g. a file of an older loopgen, packed along the columns
         raise MissingInputError(f"{path} does not hold loops in the current format ({err}): rerun {MADE_BY}") from None
     return loops, codes
-
-
-def available_groups(paths: Paths, profile_name: str) -> list[str]:
-    """Groups already stored for a profile, in Table 3's order (:func:`loopgen.registry.sample_groups`), then
-    any others."""
-    folder = paths.sample_groups(profile_name)
-    found = {p.stem for p in folder.glob("*.npz")} if folder.exists() else set()
-    order = registry.sample_groups()
-    return [g for g in order if g in found] + sorted(found - set(order))
 
 
 def export_midi(

@@ -63,12 +63,13 @@ __all__ = [
 ]
 
 
-def load_groups(profile_name: str, seed: int = 0, groups: tuple[str, ...] = GROUPS) -> dict:
+def load_groups(profile_name: str, seed: int = 0, groups: tuple[str, ...] = GROUPS, paths=None) -> dict:
     """The loops of each listening-test group as notebook 05 stored them for this run (profile, seed, the
-    trained weights and data): another run's samples raise MissingInputError naming notebook 05."""
+    trained weights and data; ``paths`` default: ``Paths()``): another run's samples raise MissingInputError
+    naming notebook 05."""
     from loopgen.evaluation import Evaluation
 
-    return Evaluation(profile_name, seed).stored_groups(groups)
+    return Evaluation(profile_name, seed, paths).stored_groups(groups)
 
 
 def cli_main(argv: list[str]) -> int:
@@ -108,7 +109,7 @@ def cli_main(argv: list[str]) -> int:
     out = args.out or paths.study_dir(profile.name)
     cli.check_output_folder(out, made_by_us=made_by_study, what="study folder", force=args.force)
     try:
-        groups = load_groups(profile.name, args.samples_seed)
+        groups = load_groups(profile.name, args.samples_seed, paths=paths)
     except MissingInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -301,9 +301,7 @@ def plot_ratings(ratings: pd.DataFrame, key: pd.DataFrame, simulated: bool | str
             fontweight="bold",
         )
     if paper_means:
-
-        reported = LISTENING_MEANS
-        shown = [(order.index(g), v) for g, v in reported.items() if g in order]
+        shown = [(order.index(g), v) for g, v in LISTENING_MEANS.items() if g in order]
         if shown:
             xs, ys = zip(*shown, strict=True)
             ax.plot(

@@ -36,6 +36,7 @@ from loopgen.train.checkpoint import (
     resolved_kwargs,
     training_lock,
     vq_kwargs_from,
+    weights_digest,
     with_settings,
 )
 from loopgen.train.cli import cli_main
@@ -79,6 +80,7 @@ __all__ = [
     "training_lock",
     "training_notes",
     "vq_kwargs_from",
+    "weights_digest",
     "warmup_cosine_lr",
     "weights_source",
     "with_settings",

@@ -137,6 +137,16 @@ def checkpoint_path(
 
 
 # ------------------------------------------------------------------------------------------- RNG states
+def weights_digest(model: torch.nn.Module) -> str:
+    """12 hex digits of SHA-256 over a model's parameters and buffers (names and bytes, in state-dict order):
+    two models with the same digest hold the same weights, wherever they were loaded from."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def rng_state(device: torch.device) -> dict:
     """The torch, numpy (legacy global) and python RNG states, as tensors and numbers ``weights_only`` loads."""
     version, internal, gauss = random.getstate()

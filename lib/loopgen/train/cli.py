@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
 import torch
 
@@ -57,6 +59,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _lock_on_main_rank(target: Path):
+    """The checkpoint's lock, taken once per training: by the only process, or by rank 0 under torchrun
+    (every rank taking it would make the second refuse to start)."""
+    return training_lock(target) if distributed.is_main() else contextlib.nullcontext(target)
+
+
 def _cli(argv: list[str] | None) -> int:
     from loopgen import dataset
 
@@ -87,7 +95,7 @@ def _cli(argv: list[str] | None) -> int:
         train_codes = sample.encode_codes(vq, train)
         prior_kwargs = {"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])}
         target = checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
-        with training_lock(target):
+        with _lock_on_main_rank(target):
             result = train_prior(
                 train_codes,
                 profile.train,
@@ -100,7 +108,7 @@ def _cli(argv: list[str] | None) -> int:
             )
     else:
         model_kwargs = vq_kwargs if args.model == "vq_vae" else None
-        with training_lock(checkpoint_path(args.model, profile.train, model_kwargs=model_kwargs, **common)):
+        with _lock_on_main_rank(checkpoint_path(args.model, profile.train, model_kwargs=model_kwargs, **common)):
             result = train_model(
                 args.model, train, val, profile.train, model_kwargs=model_kwargs, device=device, force=args.force,
                 **common,

@@ -59,3 +59,8 @@ def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     if len(chunks) > 1 and len(chunks[-1]) < 2:  # batchnorm needs two examples
         chunks = chunks[:-1]
     return chunks
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """How many optimiser steps an epoch of ``n`` examples takes (:func:`batches`' rule)."""
+    return len(batches(torch.arange(n), batch_size))

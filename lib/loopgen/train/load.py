@@ -25,27 +25,33 @@ TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
 PRIOR_NOTEBOOK = "03_train_prior.ipynb"
 
 
-def _profile_of(settings: TrainSettings) -> str:
+def _profile_of(settings: TrainSettings) -> tuple[str, bool]:
+    """The profile whose training settings these are, and whether they are its Table 2 recipe."""
     for pname, profile in PROFILES.items():
         if profile.train == settings:
-            return pname
-    return "<your profile>"
+            return pname, False
+    for pname, profile in PROFILES.items():
+        if profile.table2_train == settings:
+            return pname, True
+    return "<your profile>", False
 
 
 def _how_to_make(
-    name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None
+    name: str, settings: TrainSettings, model_kwargs: dict | None, vq_kwargs: dict | None, seed: int = 0
 ) -> str:
-    profile = _profile_of(settings)
+    profile, table2 = _profile_of(settings)
+    seed_param = f" -p SEED {seed}" if seed else ""
     if name == "prior":
         vq = model_config("vq_vae", vq_kwargs)
         extra = ""
         if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != registry.VQ_DEFAULT:
             extra = " (for this VQ-VAE variant)"
-        return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{extra}"
-    params = f"-p PROFILE {profile} -p MODEL {name}"
+        return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{seed_param}{extra}"
+    params = f"-p PROFILE {profile}{seed_param} -p MODEL {name}"
     if name == "vq_vae":
         c = model_config("vq_vae", model_kwargs)
         params += f" -p VQ_T {c['latent_steps']} -p VQ_L {c['latent_dim']} -p VQ_K {c['num_codes']}"
+        params += " -p TABLE2 True" if table2 else ""
     return f"run notebook {TRAIN_NOTEBOOK} with {params}"
 
 
@@ -86,7 +92,7 @@ def load_trained(
         seed=seed,
         vq_key=vq_key,
     )
-    how = _how_to_make(name, settings, kwargs, vq_kwargs)
+    how = _how_to_make(name, settings, kwargs, vq_kwargs, seed)
     if not path.exists():
         raise MissingInputError(f"no trained {name} at {path}: {how}.")
     ckpt = read_checkpoint(path, device)

@@ -147,6 +147,15 @@ def fit(run: Run) -> TrainResult:
     )
 
 
+def _density(train_data: torch.Tensor) -> float:
+    """The share of active cells in the training loops (the AR decoder's initial output rate). On CUDA the
+    cells are counted as integers, so no float copy of the whole set (7 GB at the paper's size) is made; the CPU
+    keeps the float32 mean its checkpoints were made with."""
+    if train_data.is_cuda:
+        return int(train_data.sum(dtype=torch.int64)) / train_data.numel()
+    return float(train_data.float().mean())
+
+
 def _start(run: Run) -> _State:
     """Seed, build the model, optimiser and schedule; resume from the run's checkpoint when there is one."""
     settings = run.settings
@@ -156,14 +165,15 @@ def _start(run: Run) -> _State:
     seed_everything(run.seed)
     model = build(run.name, **run.model_kwargs).to(run.device)
     if isinstance(model, ARLSTMVAE):
-        model.init_output_bias(float(run.train_data.float().mean()))
+        model.init_output_bias(_density(run.train_data))
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
     batch_size = batch_size_for(run.name, settings)
-    steps_per_epoch = len(data.batches(torch.arange(len(run.train_data)), batch_size))
+    steps_per_epoch = data.steps_per_epoch(len(run.train_data), batch_size)
     scheduler = make_scheduler(optimiser, settings, epochs * steps_per_epoch)
     st = _State(model, optimiser, scheduler, epochs, batch_size, steps_per_epoch)
-    if run.path.exists() and run.force:
-        run.path.unlink()
+    if run.force and distributed.is_main():
+        run.path.unlink(missing_ok=True)
+    distributed.barrier()  # under DDP no rank looks for the checkpoint before rank 0 has removed it
     if not run.path.exists():
         return st
     ckpt = read_checkpoint(run.path, run.device)
@@ -313,7 +323,7 @@ def _train(
     kwargs = dict(model_kwargs)
     if name == "prior":  # its sequence length is the codes' (unless given)
         kwargs = {"seq_len": int(train_data.shape[1]), **kwargs}
-    shipped = install_shipped(name, settings, call.data_key, call.checkpoint_dir, kwargs, call.seed)
+    shipped = install_shipped(name, settings, call.data_key, call.checkpoint_dir, kwargs, call.seed, vq_key=vq_key)
     own = settings if shipped is None else shipped
     where = {"data_key": call.data_key, "model_kwargs": kwargs, "seed": call.seed, "vq_key": vq_key}
     meta = {"data_key": str(call.data_key), **({"vq_key": vq_key} if vq_key else {}), "n_train": len(train_data)}
@@ -355,7 +365,8 @@ def train_model(
     """
     if name not in registry.autoencoders():
         raise ValueError(f"train_model trains the autoencoders {registry.autoencoders()}; for the prior use train_prior")
-    call = _Call(data_key, checkpoint_dir, seed, device, force, progress, max_epochs_this_call)
+    call = _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed, device=device, force=force,
+                 progress=progress, max_epochs_this_call=max_epochs_this_call)
     return _train(name, train_loops, val_loops, settings, call, check=lambda array, what: check_loops(array, name=what),
                   names=("train_loops", "val_loops"), model_kwargs=model_kwargs or {})
 
@@ -378,6 +389,6 @@ def train_prior(
     ``options`` are :func:`train_model`'s: ``seed``, ``device``, ``force``, ``progress``, ``max_epochs_this_call``.
     History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
     """
-    return _train("prior", codes, val_codes, settings, _Call(data_key, checkpoint_dir, **options),
+    return _train("prior", codes, val_codes, settings, _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, **options),
                   check=lambda array, what: check_codes(array, name=what, num_codes=num_codes, min_steps=2), names=("codes", "val_codes"),
                   model_kwargs={"num_codes": int(num_codes), **(model_kwargs or {})}, vq_key=vq_key)

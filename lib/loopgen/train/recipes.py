@@ -23,6 +23,7 @@ from loopgen.train.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from loopgen.train.data import steps_per_epoch
 from loopgen.train.schedule import is_gaussian
 
 
@@ -33,7 +34,13 @@ def shipped_settings(name: str, settings: TrainSettings) -> TrainSettings | None
 
 
 def install_shipped(
-    name: str, settings: TrainSettings, data_key: str, checkpoint_dir: Path | str, kwargs: dict, seed: int
+    name: str,
+    settings: TrainSettings,
+    data_key: str,
+    checkpoint_dir: Path | str,
+    kwargs: dict,
+    seed: int,
+    vq_key: str | None = None,
 ) -> TrainSettings | None:
     """Install the shipped weights of ``name`` as a finished checkpoint when its recipe asks for them and
     they match this dataset; return the settings they were trained with, or ``None`` (then train here)."""
@@ -42,8 +49,9 @@ def install_shipped(
     long = shipped_settings(name, settings)
     if long is None:
         return None
-    key = checkpoint_key(name, long, data_key=data_key, model_kwargs=kwargs, seed=seed)
-    path = checkpoint_path(name, long, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed)
+    where = {"data_key": data_key, "model_kwargs": kwargs, "seed": seed, "vq_key": vq_key}  # vq_key: the prior's
+    key = checkpoint_key(name, long, **where)
+    path = checkpoint_path(name, long, checkpoint_dir=checkpoint_dir, **where)
     if path.exists():
         ckpt = read_checkpoint(path)
         if ckpt.get("finished") and ckpt.get("key") == key:
@@ -105,7 +113,7 @@ def recipe_table(name: str, settings: TrainSettings, n_train: int, n_val: int) -
     rows = {
         "epochs": r.epochs,
         "batch size": r.batch_size,
-        "optimiser steps": r.epochs * max(1, min(n_train, r.max_train_loops or n_train) // r.batch_size),
+        "optimiser steps": r.epochs * steps_per_epoch(min(n_train, r.max_train_loops or n_train), r.batch_size),
         "training loops used": min(n_train, r.max_train_loops or n_train),
         "validation loops checked each epoch": min(n_val, r.max_val_loops or n_val),
         "learning rate": schedule,
