@@ -231,3 +231,17 @@ def test_splits_cut_at_file_boundaries():
     assert len(assign_splits([])) == 0
     with pytest.raises(ValueError):
         assign_splits(["a", "b", "a"])
+
+
+def test_loop_params_read_back_from_either_dict_form():
+    import dataclasses
+
+    params = LoopParams(stride_bars=1, limits=ReadLimits(max_file_bytes=1234))
+    assert LoopParams.from_dict(params.as_dict()) == params
+    assert LoopParams.from_dict(dataclasses.asdict(params)) == params
+    assert params.key() != LoopParams().key()
+
+
+def test_find_loops_refuses_a_roll_of_the_wrong_width():
+    with pytest.raises(ValueError, match=r"song roll of shape \(steps, 93\)"):
+        find_loops(np.zeros((256, 95), dtype=np.uint8))

@@ -143,4 +143,6 @@ def test_continue_codes_checks_its_prefix(prior):
         sample.continue_codes(prior, [3, 64], 2)
     with pytest.raises(ValueError, match="at most 32 codes; got 33"):
         sample.continue_codes(prior, [0] * 33, 2)
+    with pytest.raises(ValueError, match="prefix must hold integer code indices"):
+        sample.continue_codes(prior, [1.7], 2)  # never quietly cut to 1
     assert sample.continue_codes(prior, [5, 6], 3, seed=1)[:, :2].tolist() == [[5, 6]] * 3

@@ -109,9 +109,11 @@ class LoopParams:
 
     @classmethod
     def from_dict(cls, values: Mapping) -> LoopParams:
-        """The parameters of an :meth:`as_dict` dict (a dataset manifest's ``params``)."""
+        """The parameters of an :meth:`as_dict` dict (a dataset manifest's ``params``) or of ``dataclasses.asdict``."""
+        values = dict(values)
         limit_names = {item.name for item in fields(ReadLimits)}
-        limits = ReadLimits(**{k: v for k, v in values.items() if k in limit_names})
+        nested = dict(values.pop("limits", None) or {})  # dataclasses.asdict nests them; as_dict lists them flat
+        limits = ReadLimits(**nested, **{k: v for k, v in values.items() if k in limit_names})
         return cls(**{k: v for k, v in values.items() if k not in limit_names}, limits=limits)
 
     def key(self) -> str:
@@ -208,7 +210,9 @@ def starts_with_bass(loops: np.ndarray) -> np.ndarray:
 
 
 def find_loops(roll: np.ndarray, params: LoopParams = LoopParams()) -> list[int]:
-    """Spec section 3: start bars of the 8-bar windows of ``roll`` that are loops."""
+    """Spec section 3: start bars of the 8-bar windows of ``roll`` (a binary song roll (S, 93)) that are loops."""
+    if roll.ndim != 2 or roll.shape[1] != N_COLUMNS:
+        raise ValueError(f"roll must be a song roll of shape (steps, {N_COLUMNS}); got {roll.shape}")
     n_bars = roll.shape[0] // STEPS_PER_BAR
     if n_bars < BARS_PER_LOOP:
         return []

@@ -21,7 +21,7 @@ import pandas as pd
 
 from loopgen import BAR_CELLS, BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR
 from loopgen.dataset import pack_loops
-from loopgen.loops import repetition_distance, starts_with_bass, starts_with_kick_and_crash
+from loopgen.loops import REPEATED_BARS, repetition_distance, starts_with_bass, starts_with_kick_and_crash
 from loopgen.validate import check_codes, check_loops
 
 METRIC_KEYS = ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "UP/bar", "ND")
@@ -300,6 +300,6 @@ def loopability(x: np.ndarray) -> np.ndarray:
     """
     x = _loops(x)
     bars = x.reshape(len(x), BARS_PER_LOOP, STEPS_PER_BAR, N_COLUMNS)
-    repetition = _bar_distance(bars[:, 0], bars[:, 4])
+    repetition = _bar_distance(bars[:, REPEATED_BARS[0]], bars[:, REPEATED_BARS[1]])
     wrap = _bar_distance(bars[:, 3], bars[:, 7])
     return 1.0 - (repetition + wrap) / 2.0

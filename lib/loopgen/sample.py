@@ -181,8 +181,10 @@ def continue_codes(
     ``t - p`` codes are drawn as in :func:`sample_codes`. An empty prefix draws the first code from
     ``first_probs`` (required then).
     """
-    prefix = np.asarray(prefix, dtype=np.int64).reshape(1, -1)
-    prefix = check_codes(prefix, name="prefix", num_codes=prior.num_codes, min_steps=0)[0]
+    prefix = np.asarray(prefix)
+    if prefix.size == 0:  # an empty list has no integer dtype of its own
+        prefix = prefix.astype(np.int64)
+    prefix = check_codes(prefix.reshape(1, -1), name="prefix", num_codes=prior.num_codes, min_steps=0)[0]
     t = prior.seq_len
     if len(prefix) > t:
         raise ValueError(f"prefix must hold at most {t} codes; got {len(prefix)}")

@@ -54,7 +54,7 @@ def distance_to_data(row: dict[str, float], reference: dict[str, float], keys=NO
     return float(np.mean(parts))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class Runs:
     """What every check trains on: the loops, the (short) settings, the dataset's key, the checkpoint folder and
     the device. Every training is checkpointed and reused like any other (:mod:`loopgen.train`)."""

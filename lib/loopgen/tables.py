@@ -168,7 +168,7 @@ def _increasing(values: pd.Series) -> bool:
 
 def _paper_span(table: pd.DataFrame, labels: Iterable[str], column: str) -> str:
     """The paper's span of ``column`` over those of the rows ``labels`` it has, formatted like ours."""
-    return _span(table.loc[[label for label in labels if label in table.index], column].astype(float))
+    return _span(_present(table, labels, column))
 
 
 def _listed(values: Iterable[float]) -> str:
@@ -197,15 +197,15 @@ def discussion_table3(ours: pd.DataFrame) -> list[str]:
     theirs = paper.TABLE3
     cont = {c: _present(ours, CONTINUOUS_LABELS, c) for c in ("HD", "FND", "FNB", "DB", "ND")}
     vq = {c: _present(ours, VQ_LABELS, c) for c in ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "ND")}
-    contrasts = []
+    contrasts = {}
     for column, statement, holds in _CONTRASTS:
         if len(cont[column]) and len(vq[column]):
             spans = {
                 "cont": f"{_span(cont[column])}; paper {_paper_span(theirs, CONTINUOUS_LABELS, column)}",
                 "vq": f"{_span(vq[column])}; paper {_paper_span(theirs, VQ_LABELS, column)}",
             }
-            contrasts.append(claim(statement.format(**spans), holds(cont[column], vq[column])))
-    out = contrasts[:1]  # FNB first, then the drum start, then the other contrasts (the paper's order)
+            contrasts[column] = claim(statement.format(**spans), holds(cont[column], vq[column]))
+    out = [contrasts.pop("FNB")] if "FNB" in contrasts else []  # FNB, the drum start, then DB and ND
     generated = pd.concat([cont["FND"], vq["FND"]])
     if len(generated):
         every = (*CONTINUOUS_LABELS, *VQ_LABELS)
@@ -216,7 +216,7 @@ def discussion_table3(ours: pd.DataFrame) -> list[str]:
                 generated.min() >= 0.9,
             )
         )
-    out += contrasts[1:]
+    out += contrasts.values()
     hd_all = pd.concat([cont["HD"], vq["HD"]])
     if "NonAR LSTM-VAE" in hd_all.index and "VQ-VAE (argmax)" in hd_all.index:
         others = hd_all.drop(["VQ-VAE (argmax)"])
@@ -232,7 +232,7 @@ def discussion_table3(ours: pd.DataFrame) -> list[str]:
         out.append(
             claim(
                 f"Raising the temperature makes VQ-VAE samples more unique: US {_listed(vq['US'])} "
-                f"for argmax, 1, 1.5, 2 (paper {_listed(paper_vq['US'])})",
+                f"for argmax, {', '.join(f'{t:g}' for t in registry.VQ_TEMPERATURES)} (paper {_listed(paper_vq['US'])})",
                 _increasing(vq["US"]),
             )
         )
@@ -315,8 +315,8 @@ def discussion_table1(ours: pd.DataFrame, column: str = "reconstruction_error") 
     return [
         claim(
             f"Because its codes are finite, VQ-VAE reconstructs worse ({format_number(errors['VQ-VAE'])}; paper "
-            f"{format_number(paper.TABLE1.loc['VQ-VAE', column])}) than every continuous VAE ({_span(cont)}; paper "
-            f"{_paper_span(paper.TABLE1, CONTINUOUS_LABELS, column)})",
+            f"{format_number(paper.TABLE1.loc['VQ-VAE', 'reconstruction_error'])}) than every continuous VAE "
+            f"({_span(cont)}; paper {_paper_span(paper.TABLE1, CONTINUOUS_LABELS, 'reconstruction_error')})",
             bool(errors["VQ-VAE"] > cont.max()),
         )
     ]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import mido
 import numpy as np
-import pypianoroll
 
 from loopgen import (
     BARS_PER_LOOP,
@@ -129,18 +128,19 @@ def _track(name: str, events: list, end_tick: int, head: list | None = None) -> 
     return track
 
 
-def _checked_binary_loop(loop: np.ndarray, bpm: float, repeats: int) -> np.ndarray:
+def _roll(loop: np.ndarray, bpm: float, repeats: int) -> np.ndarray:
+    """``loop`` checked, switched on at >= 0.5 and played ``repeats`` times: a bool (128 x repeats, 93) roll."""
     if not np.isfinite(bpm) or bpm <= 0:
         raise ValueError(f"bpm must be positive; got {bpm}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
-    return check_loops(loop, name="loop", one=True, binarize_at=0.5).astype(np.uint8)
+    return np.tile(check_loops(loop, name="loop", one=True, binarize_at=0.5), (int(repeats), 1))
 
 
 def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
     """``loop`` (128, 93) as a type-1 :class:`mido.MidiFile`: tempo + 4/4, "Bass" and "Drums" tracks,
     every track ending exactly at bar ``8 * repeats``."""
-    roll = np.tile(_checked_binary_loop(loop, bpm, repeats), (int(repeats), 1))
+    roll = _roll(loop, bpm, repeats)
     end = len(roll) * STEP_TICKS
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
     midi.tracks.append(_track("loopgen loop", [], end, head=[
@@ -153,11 +153,13 @@ def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.Mi
     return midi
 
 
-def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name: str = "loopgen loop") -> pypianoroll.Multitrack:
+def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name: str = "loopgen loop"):
     """``loop`` (128, 93) as a :class:`pypianoroll.Multitrack`: resolution 4 steps per quarter note, a "Bass"
     and a "Drums" binary track over the 128 MIDI pitches (the same pitches as :func:`loop_midi`), a downbeat
     every bar."""
-    roll = np.tile(_checked_binary_loop(loop, bpm, repeats), (int(repeats), 1)).astype(bool)
+    import pypianoroll  # (it imports matplotlib: only when a Multitrack is asked for)
+
+    roll = _roll(loop, bpm, repeats)
     bass = np.zeros((len(roll), 128), dtype=bool)
     bass[:, N_DRUM + BASS_PITCH_OFFSET : N_COLUMNS + BASS_PITCH_OFFSET] = roll[:, N_DRUM:]
     drums = np.zeros((len(roll), 128), dtype=bool)
@@ -178,6 +180,8 @@ def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name
 
 def write_loop_npz(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repeats: int = 1) -> Path:
     """Write :func:`loop_multitrack` as pypianoroll's compressed ``.npz`` atomically; return the path."""
+    import pypianoroll
+
     path = Path(path)
     multitrack = loop_multitrack(loop, bpm, repeats, name=path.stem)
     with atomic_path(path, suffix=".npz") as tmp:
