@@ -56,8 +56,9 @@ def loop_to_midi(loop: np.ndarray, tempo: float = 120.0, repeats: int = 1) -> pr
     """A loop array as a :class:`pretty_midi.PrettyMIDI` (bass program 33 + GM drum kit), played ``repeats`` times.
 
     Bass notes merge consecutive active steps of one pitch (also across repeats); drum hits last one step.
+    ``loop`` is one (128, 93) loop; probabilities play where they are >= 0.5, NaN is refused.
     """
-    if tempo <= 0:
+    if not np.isfinite(tempo) or tempo <= 0:
         raise ValueError(f"tempo must be positive; got {tempo}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")

@@ -69,7 +69,8 @@ def pianoroll(
     """Draw one (128, 93) loop like the paper's Figure 1: a labelled drum lane at the bottom, bass above.
 
     Drums are red cells (one row per component), bass pitches blue, bar lines every 16 steps.
-    ``pitch_range`` (lowest, highest MIDI pitch) fixes the bass window; by default it fits the notes.
+    ``pitch_range`` (lowest, highest MIDI pitch) fixes the bass window; by default it fits the notes. A loop of
+    probabilities is drawn where they are >= 0.5 (what :func:`loopgen.metrics.binarize` keeps); NaN is refused.
     """
     on = check_loops(loop, name="loop", one=True, binarize_at=0.5)
     low, high = _bass_range(on, pitch_range)
