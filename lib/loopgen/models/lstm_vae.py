@@ -36,10 +36,20 @@ from torch import nn
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models.base import ContinuousVAE
-from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, he_init
+from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, LSTMGates, he_init
 
 SCHEDULED_SAMPLING_RATE = 20.0
 PAPER_EPOCHS = 2000  # the time axis of the paper's scheduled-sampling schedule
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast gives matrix products on ``device`` now, or None outside autocast."""
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        enabled = torch.is_autocast_enabled(device.type)
+        return torch.get_autocast_dtype(device.type) if enabled else None
+    if device.type == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
 
 
 def schedule_epoch(epoch: int, total_epochs: int, paper_epochs: int = PAPER_EPOCHS) -> float:
@@ -95,6 +105,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         self.ss_paper_epochs = ss_paper_epochs
         self.output_bias_init = output_bias_init
         self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
+        self.decoder_step = LSTMGates()  # no parameters: the step arithmetic on the decoder's own weights
         self.output = nn.Linear(latent, N_COLUMNS)
         he_init(self)
 
@@ -123,22 +134,43 @@ class ARLSTMVAE(_LSTMEncoderVAE):
     def _stepwise(
         self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction."""
+        """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction.
+
+        The decoder's ``nn.LSTM`` weights are stepped here directly (one call of ``nn.LSTM`` per step costs
+        ~15 framework operations and its own autograd bookkeeping). The input at step t is
+        ``concat(x_{t-1}, z)``, so ``W_ih = [W_prev | W_z]`` splits: ``z W_z^T + b_ih + b_hh`` is the same at
+        every step and is computed once; a step adds ``x_{t-1} W_prev^T`` and ``h_{t-1} W_hh^T`` and applies
+        the gates (:class:`~loopgen.models.blocks.LSTMGates`). The logits that decide a step's own
+        prediction are computed without autograd; the returned logits come from one ``Linear`` over all
+        128 hidden states (the same numbers, one matrix product instead of 128 in the backward pass).
+        """
+        lstm = self.decoder
         batch = z.shape[0]
-        state = self._initial_state(z)
-        previous = z.new_zeros(batch, N_COLUMNS)
-        logits = []
+        w_prev, w_z = lstm.weight_ih_l0.split([N_COLUMNS, self.latent_size], dim=1)
+        latent_gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, z, w_z.t())
+        # matmul operands in the dtype autocast would give them, cast once here and not at every step
+        dtype = autocast_dtype(z.device) or z.dtype
+        w_prev_t, w_hh_t = w_prev.t().to(dtype), lstm.weight_hh_l0.t().to(dtype)
+        latent_gates = latent_gates.to(dtype)
+        with torch.no_grad():
+            w_out_t, b_out = self.output.weight.t().to(dtype), self.output.bias.to(dtype)
+        if x is not None:
+            x = x.to(dtype)
+        h, c = z, z
+        previous = z.new_zeros(batch, N_COLUMNS, dtype=dtype)
+        hidden = []
         for t in range(LOOP_STEPS):
             if t > 0:
-                own = (logits[-1] >= 0).to(z.dtype).detach()
+                with torch.no_grad():
+                    own = (torch.addmm(b_out, h.to(dtype), w_out_t) >= 0).to(dtype)
                 if teacher_mask is None or x is None:
                     previous = own
                 else:
                     previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
-            step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
-            out, state = self.decoder(step_in, state)
-            logits.append(self.output(out[:, 0]))
-        return torch.stack(logits, dim=1)
+            gates = torch.addmm(torch.addmm(latent_gates, previous, w_prev_t), h.to(dtype), w_hh_t)
+            h, c = self.decoder_step(gates, c)
+            hidden.append(h)
+        return self.output(torch.stack(hidden, dim=1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Full sampling: each step is fed the previous step's prediction (sigmoid >= 0.5)."""
