@@ -50,14 +50,19 @@ def _precision(name: str):
     return torch.autocast("cpu", dtype=torch.bfloat16) if name == "bf16" else nullcontext()
 
 
-def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> tuple[list[float], list[float]]:
+def step_times(
+    batch: int, steps: int, precision: str, encoder_hidden: int
+) -> tuple[list[float], list[float]]:
     """Seconds per training step of the former and the fused decoder, measured alternately."""
     seed_everything(0)
     fused = build("ar_lstm_vae", encoder_hidden=encoder_hidden).train()
     former = copy.deepcopy(fused)
     former._stepwise = types.MethodType(_former_stepwise, former)
     x = (torch.rand(batch, LOOP_STEPS, N_COLUMNS) < 0.05).float()
-    runs = {"former": (former, torch.optim.AdamW(former.parameters())), "fused": (fused, torch.optim.AdamW(fused.parameters()))}
+    runs = {
+        "former": (former, torch.optim.AdamW(former.parameters())),
+        "fused": (fused, torch.optim.AdamW(fused.parameters())),
+    }
     times: dict[str, list[float]] = {"former": [], "fused": []}
     for i in range(steps + 1):  # the first round warms up
         for name, (model, optimiser) in runs.items():
@@ -90,7 +95,9 @@ def logits_difference(batch: int, precision: str, encoder_hidden: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     demo = profiles.PROFILES["demo"].train
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=demo.batch_size, help="default: the demo profile's")
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
@@ -103,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         f"AR LSTM-VAE training step (forward, backward, AdamW) on the CPU, {torch.get_num_threads()} thread(s), "
         f"batch {args.batch}, encoder {hidden} per direction; median of {args.steps} steps, old and new alternating\n"
     )
-    print(f"{'precision':<11}{'former s/step':>15}{'fused s/step':>14}{'speed-up':>10}{'max |diff| logits':>20}")
+    print(
+        f"{'precision':<11}{'former s/step':>15}{'fused s/step':>14}{'speed-up':>10}{'max |diff| logits':>20}"
+    )
     for precision in args.precision:
         former, fused = step_times(args.batch, args.steps, precision, hidden)
         old, new = statistics.median(former), statistics.median(fused)

@@ -97,9 +97,11 @@ def test_lstm_vae_shapes_follow_tables_a_and_b():
     ar = _shapes(build("ar_lstm_vae"))
     assert ar["encoder"] == (512,)  # bi-LSTM, 256 per direction, concatenated
     assert ar["head"] == (128,)
-    assert ar["output"] == (93,)
+    assert ar["output"] == (128, 93)  # Linear(128 -> 93) at every step, applied once to all 128 hidden states
     table = describe(build("ar_lstm_vae"))
-    assert int(table.loc[table.layer.str.strip() == "decoder", "calls"].iloc[0]) == 128  # one call per step
+    calls = dict(zip(table.layer.str.strip(), table["calls"], strict=True))
+    assert calls["decoder_step"] == 128  # one step per time step, on the decoder LSTM's own weights
+    assert calls["decoder"] == 0 and ar["decoder_step"] == (128,)
     nonar = _shapes(build("nonar_lstm_vae"))
     assert nonar["decoder"] == (128, 256)
     assert nonar["output"] == (128, 93)
