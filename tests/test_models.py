@@ -311,3 +311,30 @@ def test_prior_predicts_the_next_code_over_k_classes():
     loss, terms = prior.training_loss(codes)
     assert float(loss.detach()) == pytest.approx(math.log(256), rel=0.5)
     assert 0.0 <= float(terms["accuracy"]) <= 1.0
+
+
+def test_prior_accuracy_in_chunks_equals_one_forward():
+    torch.manual_seed(0)
+    prior = build("prior", num_codes=64, seq_len=16, dropout=0.4).train()
+    codes = torch.randint(0, 64, (203, 16))
+    codes[:, 8:] = codes[:, :8]  # a repeated half, so that the prior's guesses are not all wrong
+    optimiser = torch.optim.AdamW(prior.parameters(), lr=1e-2)
+    for _ in range(20):  # a few steps of learning the repetition
+        loss, _ = prior.training_loss(codes)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    prior.eval()
+    with torch.no_grad():
+        logits, _ = prior(codes[:, :-1])
+        one_forward = float((logits.argmax(dim=-1) == codes[:, 1:]).float().mean())
+    assert 0.05 < one_forward < 1.0
+    prior.train()  # accuracy evaluates without dropout, whatever the mode, and leaves the mode as it was
+    for batch_size in (1, 7, 64, 203, 10_000):
+        assert prior.accuracy(codes, batch_size=batch_size) == pytest.approx(one_forward, abs=1e-6)
+    assert prior.training
+    assert prior.accuracy(codes.numpy()) == pytest.approx(one_forward, abs=1e-6)  # the notebooks' numpy codes
+    with pytest.raises(ValueError, match="batch_size"):
+        prior.accuracy(codes, batch_size=0)
+    with pytest.raises(ValueError, match="code sequences"):
+        prior.accuracy(codes[:0])
