@@ -338,3 +338,20 @@ def test_prior_accuracy_in_chunks_equals_one_forward():
         prior.accuracy(codes, batch_size=0)
     with pytest.raises(ValueError, match="code sequences"):
         prior.accuracy(codes[:0])
+
+
+@pytest.mark.parametrize("counted", [True, False])  # False: the GPU's way, without counting on the host
+def test_restart_moves_only_the_dead_codes_to_encoder_outputs(counted):
+    torch.manual_seed(0)
+    q = _quantiser([[0.0, 0.0], [10.0, 10.0], [100.0, 100.0], [50.0, 50.0]])
+    q.cluster_size.copy_(torch.tensor([3.0, 0.2, 5.0, 0.1]))
+    live = q.codebook[[0, 2]].clone(), q.embed_sum[[0, 2]].clone()
+    z = torch.tensor([[1.0, 1.0], [9.0, 9.0], [2.0, 0.0], [11.0, 10.0]])
+    q.restart(z, q.cluster_size < 1.0, counted=counted)
+    for code in (1, 3):
+        assert any(torch.equal(q.codebook[code], row) for row in z)
+        assert torch.equal(q.embed_sum[code], q.codebook[code])
+    torch.testing.assert_close(q.cluster_size, torch.tensor([3.0, 1.0, 5.0, 1.0]))
+    assert torch.equal(q.codebook[[0, 2]], live[0]) and torch.equal(q.embed_sum[[0, 2]], live[1])
+    q.restart(z, torch.zeros(4, dtype=torch.bool), counted=counted)  # no dead code: nothing moves
+    torch.testing.assert_close(q.cluster_size, torch.tensor([3.0, 1.0, 5.0, 1.0]))

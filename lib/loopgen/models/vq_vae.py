@@ -12,7 +12,8 @@ gradients, commitment loss ``beta * ||z_e - sg[e]||^2`` (beta 0.25). The codeboo
 but by exponential moving averages (decay 0.99) of code counts and code sums, with Laplace smoothing
 (eps 1e-5) of the counts; a code whose moving count falls below ``restart_threshold`` (1.0) is restarted
 at a random encoder output of the current batch (so unused random initial codes are replaced at the first
-step). Updates happen only in training mode.
+step; on a GPU without the host waiting for the count, see :meth:`VectorQuantiserEMA.restart`). Updates happen
+only in training mode.
 
 Decoder: conv(32,3,1,1) -> (t, 32); ``n`` times upsample(2) + resblock(32) -> (128, 32);
 conv(64,1,0,1) -> conv(93,3,1,1) -> (128, 93) logits (the last conv plain, no batchnorm / activation).
@@ -95,14 +96,30 @@ class VectorQuantiserEMA(nn.Module):
         smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
         self.codebook.copy_(self.embed_sum / smoothed.unsqueeze(1))
         if self.restart_threshold > 0:
-            dead = self.cluster_size < self.restart_threshold
+            self.restart(z, self.cluster_size < self.restart_threshold, counted=z.device.type == "cpu")
+
+    @torch.no_grad()
+    def restart(self, z: torch.Tensor, dead: torch.Tensor, counted: bool = True) -> None:
+        """Move the ``dead`` codes (bool (K,)) to random rows of ``z`` (rank 0's draw on every rank).
+
+        ``counted`` (the CPU's way): one random row per dead code. On a GPU, counting the dead codes would make
+        the host wait for the device at every training step, so there every code draws a row and only the dead
+        ones take theirs: the same distribution, without a wait.
+        """
+        if counted:
             n_dead = int(dead.sum())
             if n_dead:
                 rows = torch.randint(0, z.shape[0], (n_dead,), device=z.device)
-                fresh = distributed.broadcast_(z[rows].contiguous())  # rank 0's draw on every rank
+                fresh = distributed.broadcast_(z[rows].contiguous())
                 self.codebook[dead] = fresh
                 self.embed_sum[dead] = fresh
                 self.cluster_size[dead] = 1.0
+            return
+        rows = torch.randint(0, z.shape[0], (self.num_codes,), device=z.device)
+        fresh = distributed.broadcast_(z[rows].contiguous())
+        self.codebook.copy_(torch.where(dead.unsqueeze(1), fresh, self.codebook))
+        self.embed_sum.copy_(torch.where(dead.unsqueeze(1), fresh, self.embed_sum))
+        self.cluster_size.masked_fill_(dead, 1.0)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantise rows of ``z`` (N, dim).
