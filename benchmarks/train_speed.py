@@ -4,8 +4,9 @@
         [--precision fp32 bf16 auto] [--json]
 
 Prints medians over ``--steps`` timed optimisation steps (after two warm-up steps) on random sparse loops,
-on the best available device (CUDA, else MPS, else CPU), once per ``--precision`` (default: auto, what
-training picks here: bf16 autocast on a GPU or CPU with bf16 units, float32 elsewhere), each step as
+on the best available device (CUDA, else MPS, else CPU), in each ``--precision`` (default: auto, what
+training picks here: bf16 autocast on a GPU or CPU with bf16 units, float32 elsewhere; several precisions
+take turns step by step, so their ratio is fair on a machine whose load changes), each step as
 ``loopgen.train.loop.optimiser_step`` runs it. ``--json`` ends with one JSON object: loops/s per model and
 precision, and the speed-up of each precision over the first. The projection multiplies the
 paper's work (120,600 training loops x 2,000 epochs, 150,750 loops in all) by the measured time per loop at
@@ -38,26 +39,38 @@ def _sync(device: torch.device) -> None:
 
 def time_steps(name: str, batch: int, steps: int, device: torch.device, precision: str = "auto") -> list[float]:
     """Seconds per optimisation step (forward, backward, AdamW) of model ``name`` in ``precision``."""
-    seed_everything(0)
-    model = build(name).to(device).train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return time_interleaved(name, batch, steps, device, [precision])[precision]
+
+
+def time_interleaved(
+    name: str, batch: int, steps: int, device: torch.device, precisions: list[str]
+) -> dict[str, list[float]]:
+    """Seconds per optimisation step of model ``name`` in each of ``precisions``, the precisions taking turns
+    step by step (so a machine whose load changes slows them alike and their ratio stays fair)."""
+    runs = {}
+    for precision in precisions:
+        seed_everything(0)
+        model = build(name).to(device).train()
+        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0)
+        runs[precision] = (model, optimiser, scheduler)
     if name == "prior":
-        x = model.example_input(batch).to(device)
+        x = runs[precisions[0]][0].example_input(batch).to(device)
     else:
         x = (torch.rand(batch, 128, 93, device=device) < 0.02).float()
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0)
-    times = []
-    with device_mod.matmul_precision(device, precision):
-        for i in range(steps + 2):
-            _sync(device)
-            t0 = time.perf_counter()
-            optimiser_step(
-                lambda x: model.training_loss(x, kl_beta=1.0, epoch=0), x, optimiser, scheduler,
-                grad_clip=None, autocast=device_mod.autocast(device, precision),
-            )
-            _sync(device)
+    times: dict[str, list[float]] = {p: [] for p in precisions}
+    for i in range(steps + 2):
+        for precision, (model, optimiser, scheduler) in runs.items():
+            with device_mod.matmul_precision(device, precision):
+                _sync(device)
+                t0 = time.perf_counter()
+                optimiser_step(
+                    lambda x, model=model: model.training_loss(x, kl_beta=1.0, epoch=0), x, optimiser, scheduler,
+                    grad_clip=None, autocast=device_mod.autocast(device, precision),
+                )
+                _sync(device)
             if i >= 2:
-                times.append(time.perf_counter() - t0)
+                times[precision].append(time.perf_counter() - t0)
     return times
 
 
@@ -97,17 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     device = device_mod.pick_device(args.device)
     paper_column = f"paper profile ({PAPER_TRAIN_LOOPS:,} x {PAPER_EPOCHS:,} epochs)"
     results: dict[str, dict[str, float]] = {}
-    for precision in args.precision:
-        print(f"device: {device_mod.describe_device(device, precision)}; batch {args.batch}; median of {args.steps} steps\n")
-        print(f"{'model':<16}{'s/step':>9}{'loops/s':>10}{paper_column:>42}")
-        label = device_mod.resolve_precision(device, precision) if precision == "auto" else precision
-        for name in args.models:
-            step = statistics.median(time_steps(name, args.batch, args.steps, device, precision))
+    print(f"device: {device_mod.describe_device(device)}; batch {args.batch}; median of {args.steps} steps; "
+          f"precisions {', '.join(args.precision)} take turns step by step\n")
+    print(f"{'model':<16}{'precision':<12}{'s/step':>9}{'loops/s':>10}{paper_column:>42}")
+    for name in args.models:
+        measured = time_interleaved(name, args.batch, args.steps, device, args.precision)
+        for precision in args.precision:
+            step = statistics.median(measured[precision])
             rate = args.batch / step
-            results.setdefault(name, {})[precision if precision != "auto" else f"auto ({label})"] = rate
+            label = f"auto ({device_mod.resolve_precision(device)})" if precision == "auto" else precision
+            results.setdefault(name, {})[label] = rate
             projected = PAPER_TRAIN_LOOPS * PAPER_EPOCHS / rate
-            print(f"{name:<16}{step:>9.3f}{rate:>10.0f}{_hours(projected):>42}")
-        print()
+            print(f"{name:<16}{label:<12}{step:>9.3f}{rate:>10.0f}{_hours(projected):>42}")
+    print()
     if not args.no_quantiser:
         q, step = quantiser_share(args.batch, args.steps, device)
         print(
