@@ -91,7 +91,7 @@ def test_a_paper_settings_model_trains_and_loads_back(tmp_path):
     assert ckpt["settings"]["precision"] == "tf32"
 
 
-def test_precision_modes():
+def test_precision_modes(monkeypatch):
     import torch
 
     from loopgen import device
@@ -99,9 +99,13 @@ def test_precision_modes():
     a = torch.ones(4, 4)
     with device.autocast(torch.device("cpu"), "bf16"):
         assert (a @ a).dtype == torch.bfloat16, "bf16 autocast runs on CPU too (the rehearsal test uses it)"
-    for mode in ("auto", "fp32", "tf32"):
+    for mode in ("fp32", "tf32"):
         with device.autocast(torch.device("cpu"), mode):
             assert (a @ a).dtype == torch.float32
+    for has_bf16, dtype in ((False, torch.float32), (True, torch.bfloat16)):  # auto: what the CPU has
+        monkeypatch.setattr(device, "cpu_supports_bf16", lambda has=has_bf16: has)
+        with device.autocast(torch.device("cpu"), "auto"):
+            assert (a @ a).dtype == dtype
     with pytest.raises(ValueError, match="precision"):
         device.autocast(torch.device("cpu"), "fp8")
     assert "float32" in device.describe_device(torch.device("cpu"), "tf32")

@@ -15,7 +15,9 @@ from loopgen.train.checkpoint import weight_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-BASE = TrainSettings(epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=16, max_train_loops=48, max_val_loops=16)
+BASE = TrainSettings(
+    epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=16, max_train_loops=48, max_val_loops=16, precision="fp32"
+)
 
 
 @pytest.fixture(scope="module")

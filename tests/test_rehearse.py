@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loopgen import paper, rehearse
+from loopgen import paper, profiles, rehearse
 
 
 def test_rehearsal_of_the_paper_profile_runs_every_training_and_resumes(tmp_path):
@@ -22,6 +22,9 @@ def test_rehearsal_of_the_paper_profile_runs_every_training_and_resumes(tmp_path
         assert row["samples/s"] > 0 and row["peak memory (MB)"] > 0 and math.isfinite(row["loss"])
         expected = paper.TRAINING["epochs"] * paper.DATASET.train / row["samples/s"] / 3600
         assert row["projected full run (h)"] == pytest.approx(expected)
+        assert row["validation (s)"] > 0 and row["checkpoint (s)"] > 0
+        overhead = rehearse.overhead_hours(profiles.get("paper").train, row["validation (s)"], row["checkpoint (s)"])
+        assert row["projected with validation and checkpoints (h)"] == pytest.approx(expected + overhead)
         assert 0 <= row["FNB"] <= 1
     assert len(list(tmp_path.glob("*.pt"))) == 10, "one checkpoint per training"
 
@@ -40,3 +43,12 @@ def test_rehearsal_command_line(capsys):
 def test_rehearsal_refuses_a_single_step():
     with pytest.raises(ValueError, match="at least 2"):
         rehearse.rehearse("smoke", steps=1)
+
+
+def test_the_projection_counts_the_profiles_validations_and_checkpoints():
+    paper_settings = profiles.get("paper").train
+    assert paper_settings.validate_every == 10 and paper_settings.checkpoint_every == 10
+    hours = rehearse.overhead_hours(paper_settings, validation_seconds=1.0, checkpoint_seconds=0.5)
+    assert hours == pytest.approx((200 * 1.0 + 200 * 0.5) / 3600), "2,000 epochs: 200 of each"
+    every_epoch = rehearse.overhead_hours(profiles.get("demo").train, 1.0, 0.5)
+    assert every_epoch == pytest.approx(2000 * 1.5 / 3600)

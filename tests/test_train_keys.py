@@ -16,8 +16,18 @@ KEYS = {
 }
 
 
+@pytest.fixture
+def float32_machine(monkeypatch):
+    """A machine where precision "auto" is float32 (no bf16 units, no GPU): the keys every earlier checkpoint,
+    trained in float32, was saved under. Where "auto" gives bf16 the demo's keys say so (test_train_gpu_path)."""
+    from loopgen import device
+
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device.torch.cuda, "is_available", lambda: False)
+
+
 @pytest.mark.parametrize("profile", sorted(KEYS))
-def test_checkpoint_keys_are_the_ones_every_earlier_checkpoint_was_saved_under(profile):
+def test_checkpoint_keys_are_the_ones_every_earlier_checkpoint_was_saved_under(profile, float32_machine):
     settings = profiles.get(profile).train
     keys = {name: checkpoint_key(name, settings, data_key="d", vq_key="v") for name in KEYS[profile]}
     assert keys == KEYS[profile]

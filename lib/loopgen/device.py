@@ -1,14 +1,38 @@
-"""Which device to train on, and the mixed-precision context that goes with it."""
+"""Which device to train on, which numeric precision it gets, and the contexts that apply that precision.
+
+``precision`` (``TrainSettings.precision``, ``--precision``) is one of :data:`PRECISIONS`. ``"auto"`` is
+resolved at run time by :func:`resolve_precision`: bf16 autocast on a CUDA GPU with native bf16 (compute
+capability 8.0 or newer) and on a CPU whose oneDNN reports bf16 support (AVX-512 BF16 / AMX units), float32
+everywhere else (older GPUs such as the T4 or V100, CPUs without bf16 units, Apple MPS). ``"bf16"`` asks for
+bf16 autocast wherever it runs (slow on hardware without bf16 units); ``"tf32"`` is float32 with TF32 matmuls
+and convolutions on CUDA (PyTorch 1.9's default on Ampere GPUs); ``"fp32"`` is float32 with TF32 off.
+
+Autocast (:func:`autocast`) covers the forward pass and the loss only, as PyTorch recommends; the TF32
+switches (:func:`matmul_precision`) cover the whole optimiser step, backward included, so "fp32" and "tf32"
+mean the same thing in both directions.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import os
+import warnings
 
 import torch
 
+log = logging.getLogger(__name__)
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA if present, then Apple MPS, then CPU. ``prefer`` ("cpu", "cuda", "mps") forces a choice."""
+PRECISIONS = ("auto", "bf16", "tf32", "fp32")
+RESOLVED = ("bf16", "tf32", "fp32")  # what "auto" and the others resolve to
+
+
+def pick_device(prefer: str | None = None, *, warn: bool = True) -> torch.device:
+    """CUDA if present, then Apple MPS, then CPU. ``prefer`` ("cpu", "cuda", "mps") forces a choice.
+
+    Falling back to the CPU on a machine that has an NVIDIA GPU (a CPU-only torch wheel, or a driver that
+    does not match) is warned about loudly (:func:`warn_if_gpu_unused`) unless ``warn`` is False."""
     if prefer:
         return torch.device(prefer)
     if torch.cuda.is_available():
@@ -16,10 +40,66 @@ def pick_device(prefer: str | None = None) -> torch.device:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
+    if warn:
+        warn_if_gpu_unused()
     return torch.device("cpu")
 
 
-PRECISIONS = ("auto", "bf16", "tf32", "fp32")
+def nvidia_gpu_present() -> bool:
+    """True when this machine shows an NVIDIA GPU to the operating system (Linux: ``/proc/driver/nvidia`` or a
+    ``/dev/nvidia0`` device), whether or not this torch build can use it."""
+    return os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0")
+
+
+@functools.lru_cache(maxsize=1)
+def warn_if_gpu_unused() -> str | None:
+    """Warn once when an NVIDIA GPU is present but torch cannot use it; return the warning (or None)."""
+    if torch.cuda.is_available() or not nvidia_gpu_present():
+        return None
+    build = torch.version.cuda
+    message = (
+        f"an NVIDIA GPU is present but torch {torch.__version__} cannot use it "
+        f"({'a CPU-only build' if build is None else f'built for CUDA {build}; check the driver'}); "
+        "training runs on the CPU. Install the CUDA build of torch (https://pytorch.org/get-started/locally/)"
+    )
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return message
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bf16 matrix products natively (oneDNN reports AVX-512 BF16 or AMX support)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN, or an older torch
+        return False
+
+
+def cuda_supports_bf16(device: torch.device | None = None) -> bool:
+    """True when the CUDA GPU computes in bf16 natively (compute capability 8.0 or newer: A100, RTX 30xx, H100;
+    not the T4 or V100, where torch emulates it slowly)."""
+    if not torch.cuda.is_available():
+        return False
+    index = None if device is None or device.index is None else device.index
+    major, _minor = torch.cuda.get_device_capability(index)
+    return major >= 8
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """What ``precision`` means on ``device``: "bf16", "tf32" or "fp32" (see the module docstring)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if cuda_supports_bf16(device) else "fp32"
+        if device.type == "cpu":
+            return "bf16" if cpu_supports_bf16() else "fp32"
+        return "fp32"
+    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+        return "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        return "fp32"
+    return precision
 
 
 @contextlib.contextmanager
@@ -32,33 +112,47 @@ def _tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
-def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """The numeric precision of a forward pass (``TrainSettings.precision``).
+def matmul_precision(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """The TF32 switches for a whole optimiser step (forward, backward, update) on CUDA: on for "tf32", off
+    otherwise (bf16 autocast computes its matmuls in bf16 either way). A no-op on other devices."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return _tf32(resolve_precision(device, precision) == "tf32")
 
-    ``auto``: bf16 autocast on CUDA, float32 elsewhere (CPU and MPS). ``bf16``: bf16 autocast on CUDA and CPU
-    (float32 on MPS). ``tf32``: float32 with TF32 matmuls and convolutions on CUDA (PyTorch 1.9's default on
-    Ampere GPUs), plain float32 elsewhere. ``fp32``: float32 everywhere, TF32 off.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16" and device.type in ("cuda", "cpu"):
+
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """The numeric precision of a forward pass: bf16 autocast where :func:`resolve_precision` says "bf16",
+    otherwise the TF32 switches of :func:`matmul_precision` (a training step takes those around its backward
+    pass too)."""
+    device = torch.device(device)
+    if resolve_precision(device, precision) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if device.type == "cuda":
-        return _tf32(precision == "tf32")
-    return contextlib.nullcontext()
+    return matmul_precision(device, precision)
+
+
+def describe_precision(device: torch.device, precision: str = "auto") -> str:
+    """In words: what ``precision`` means on ``device`` and, for "auto", why."""
+    device = torch.device(device)
+    resolved = resolve_precision(device, precision)
+    shown = {"bf16": "bf16 autocast", "tf32": "float32, TF32 matmuls", "fp32": "float32"}[resolved]
+    if precision != "auto":
+        return shown
+    if device.type == "cpu":
+        why = "this CPU has bf16 units" if resolved == "bf16" else "this CPU has no bf16 units"
+    elif device.type == "cuda":
+        why = "native bf16 on this GPU" if resolved == "bf16" else "this GPU has no native bf16"
+    else:
+        why = device.type
+    return f"{shown}: auto, {why}"
 
 
 def describe_device(device: torch.device, precision: str = "auto") -> str:
-    """A one-line description for notebooks and logs."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    shown = {"bf16": "bf16 autocast", "tf32": "float32, TF32 matmuls", "fp32": "float32"}[precision]
-    if device.type != "cuda" and precision == "tf32":
-        shown = "float32"
+    """A one-line description for notebooks and logs: the device and the precision it trains in."""
+    device = torch.device(device)
+    shown = describe_precision(device, precision)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)}, {shown})"
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads, {shown})"
-    return f"{device.type} (float32)"
+    return f"{device.type} ({shown})"

@@ -80,14 +80,16 @@ class Evaluation:
     # --- trained models ---
     @cached_property
     def device(self):
+        """The device the models are trained on (CUDA, then MPS, then CPU): they encode, reconstruct and sample
+        there too."""
         return pick_device()
 
     def load(self, name: str, settings: TrainSettings | None = None, model_kwargs: dict | None = None) -> nn.Module:
-        """The finished model ``name`` of this run (``settings`` default: the profile's); raises MissingInputError
-        naming the notebook that trains it."""
+        """The finished model ``name`` of this run (``settings`` default: the profile's) on :attr:`device`; raises
+        MissingInputError naming the notebook that trains it."""
         model, _ = train.load_trained(
             name, settings or self.profile.train, data_key=self.data_key, model_kwargs=model_kwargs,
-            checkpoint_dir=self.paths.checkpoints, seed=self.seed,
+            checkpoint_dir=self.paths.checkpoints, seed=self.seed, device=self.device,
         )
         return model
 

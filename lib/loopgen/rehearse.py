@@ -12,7 +12,9 @@ the profile's settings, only the epoch counts overridden). Each training
 
 and reports samples/s (second epoch), peak memory (CUDA: the largest allocation of this training; CPU: the
 process's peak resident set so far, which only grows) and the projected time of the paper's full run
-(``paper.TRAINING['epochs']`` epochs over ``paper.DATASET.train`` loops) at that speed on this device.
+(``paper.TRAINING['epochs']`` epochs over ``paper.DATASET.train`` loops) at that speed on this device; a second
+projection adds the profile's validations (``validate_every``, timed on one batch and scaled to
+``max_val_loops``) and checkpoints (``checkpoint_every``, timed by writing the rehearsal's checkpoint again).
 """
 
 from __future__ import annotations
@@ -77,6 +79,39 @@ def _peak_memory_mb(device: torch.device) -> float:
 def projected_hours(samples_per_second: float) -> float:
     """Hours of the paper's full run (its epochs over its training loops) at this speed."""
     return paper.TRAINING["epochs"] * paper.DATASET.train / samples_per_second / 3600
+
+
+def overhead_hours(settings: profiles.TrainSettings, validation_seconds: float, checkpoint_seconds: float) -> float:
+    """Hours the paper's full run spends validating (every ``validate_every`` epochs) and writing checkpoints
+    (every ``checkpoint_every`` epochs; the ``checkpoint_minutes`` ones inside long epochs are not counted)."""
+    epochs = paper.TRAINING["epochs"]
+    validations = math.ceil(epochs / max(1, settings.validate_every))
+    checkpoints = math.ceil(epochs / max(1, settings.checkpoint_every))
+    return (validations * validation_seconds + checkpoints * checkpoint_seconds) / 3600
+
+
+def _validation_seconds(name: str, model, data: np.ndarray, n_val: int, device: torch.device, precision: str) -> float:
+    """Seconds of one validation pass over ``n_val`` examples, timed on ``data`` and scaled linearly."""
+    from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
+
+    tensor = torch.from_numpy(np.ascontiguousarray(data)).to(device)
+    evaluate = evaluate_prior if name == "prior" else evaluate_autoencoder
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    evaluate(model, tensor, device, precision)
+    return (time.perf_counter() - t0) * n_val / len(data)
+
+
+def _checkpoint_seconds(path: Path, folder: Path | str) -> float:
+    """Seconds to write the run's checkpoint (model, AdamW state, RNG, history) once more, as the loop does."""
+    ckpt = train.read_checkpoint(path)
+    target = Path(folder) / f"timing-{path.name}"
+    t0 = time.perf_counter()
+    train.checkpoint.save_checkpoint(ckpt, target)
+    seconds = time.perf_counter() - t0
+    target.unlink(missing_ok=True)
+    return seconds
 
 
 def rehearse(
@@ -171,6 +206,10 @@ def rehearse(
                 row_metrics = metrics.metric_row(sample.decode_codes(vq, gen_codes), gen_codes, codes)
             else:
                 row_metrics = metrics.metric_row(sample.sample_vae(model, n_samples, seed=seed))
+            n_val = base.max_val_loops or paper.DATASET.val
+            validation = _validation_seconds(run.name, model, codes[:batch] if run.name == "prior" else loops[:batch],
+                                             n_val, dev, settings.precision)
+            saving = _checkpoint_seconds(second.checkpoint, checkpoint_dir)
             row = {
                 "training": run.label,
                 "model": registry.get(run.name).title,
@@ -179,6 +218,10 @@ def rehearse(
                 "samples/s": rate,
                 "peak memory (MB)": memory,
                 "projected full run (h)": projected_hours(rate),
+                "validation (s)": validation,
+                "checkpoint (s)": saving,
+                "projected with validation and checkpoints (h)": projected_hours(rate)
+                + overhead_hours(base, validation, saving),
                 "resumed": bool(resumed),
                 "loss": float(second.history["loss"].iloc[-1]),
                 **{k: row_metrics[k] for k in METRIC_COLUMNS},
@@ -187,7 +230,8 @@ def rehearse(
             rows.append(row)
             log(
                 f"  {run.label:<22} {rate:9.1f} samples/s  peak {memory:8.0f} MB  full run "
-                f"{row['projected full run (h)']:9.1f} h  resumed={resumed}  loss {row['loss']:.4g}"
+                f"{row['projected full run (h)']:9.1f} h (+ validation and checkpoints: "
+                f"{row['projected with validation and checkpoints (h)']:.1f} h)  resumed={resumed}  loss {row['loss']:.4g}"
             )
     finally:
         if tmp is not None:
@@ -220,11 +264,13 @@ def cli_main(argv: list[str]) -> int:
         n_samples=args.samples,
     )
     shown = table.copy()
-    for col, fmt in (("samples/s", "{:.1f}"), ("peak memory (MB)", "{:.0f}"), ("projected full run (h)", "{:.1f}")):
+    for col, fmt in (("samples/s", "{:.1f}"), ("peak memory (MB)", "{:.0f}"), ("projected full run (h)", "{:.1f}"),
+                     ("validation (s)", "{:.2f}"), ("checkpoint (s)", "{:.2f}"),
+                     ("projected with validation and checkpoints (h)", "{:.1f}")):
         shown[col] = shown[col].map(fmt.format)
     print()
     print(shown.drop(columns=["wall (s)"]).to_markdown())
-    total = table["projected full run (h)"].sum()
+    total = table["projected with validation and checkpoints (h)"].sum()
     print(
         f"\nAll {len(table)} trainings one after another: {total:,.1f} h on this device "
         f"(the paper: each model in under {paper.TRAINING_HOURS_BELOW} h on one {paper.TRAINING_GPU})."

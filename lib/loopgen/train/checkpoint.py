@@ -10,6 +10,7 @@ the previous checkpoint whole. Everything loads with ``torch.load(weights_only=T
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import random
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from loopgen import device as device_mod
 from loopgen.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
 from loopgen.cli import UserError
 from loopgen.models import build
@@ -60,6 +62,24 @@ def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa
 
 
 # ------------------------------------------------------------------------------------------ keys and paths
+def keyed_precision(precision: str, device: torch.device | str | None = None) -> str:
+    """The precision a checkpoint is keyed by: "auto" resolved on ``device`` (default: the device this machine
+    trains on, :func:`loopgen.device.pick_device`), any other setting as given ("tf32" stays "tf32" on a CPU,
+    so a profile's keys do not depend on where they are computed)."""
+    if precision != "auto":
+        return precision
+    dev = device_mod.pick_device(warn=False) if device is None else torch.device(device)
+    return device_mod.resolve_precision(dev, "auto")
+
+
+def settings_on(settings: TrainSettings, device: torch.device | str) -> TrainSettings:
+    """``settings`` with precision "auto" resolved for ``device`` (what a run on ``device`` uses and is keyed
+    by); other precisions unchanged."""
+    if settings.precision != "auto":
+        return settings
+    return dataclasses.replace(settings, precision=keyed_precision("auto", device))
+
+
 def weight_settings(name: str, settings: TrainSettings) -> dict:
     """The training settings that change ``name``'s weights (validation caps and other models' epochs do not)."""
     settings = settings.recipe(name)
@@ -73,10 +93,13 @@ def weight_settings(name: str, settings: TrainSettings) -> dict:
     }
     if is_gaussian(name):
         keyed["kl_anneal_fraction"] = settings.kl_anneal_fraction
-    if settings.precision != "auto":  # keyed only when set, so earlier checkpoints keep their keys
-        keyed["precision"] = settings.precision
+    precision = keyed_precision(settings.precision)
+    if precision != "fp32":  # float32 is unkeyed, so the keys of every float32 checkpoint stay as they were
+        keyed["precision"] = precision
     if settings.kl_beta_max != 1.0 and is_gaussian(name):
         keyed["kl_beta_max"] = settings.kl_beta_max
+    if settings.keep_best and settings.validate_every != 1:  # which epochs compete for "best"
+        keyed["validate_every"] = settings.validate_every
     # the short-run recipe enters the key only when used, so the keys of plain settings stay as they were
     for extra, plain in (("warmup_steps", 0), ("grad_clip", None), ("keep_best", False)):
         if getattr(settings, extra) != plain:
@@ -167,22 +190,26 @@ def rng_state(device: torch.device) -> dict:
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"].cpu())
+    """Restore what :func:`rng_state` saved, wherever the state's tensors were loaded to (they are copied to
+    the CPU first). CUDA generators are restored for the devices both the saved run and this process have: a
+    run saved with 8 visible GPUs resumes under ``CUDA_VISIBLE_DEVICES=0`` (and the other way round)."""
+    torch.set_rng_state(state["torch"].detach().to("cpu", torch.uint8))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     npst = state["numpy"]
     np.random.set_state(  # noqa: NPY002 - restore the legacy global state
         (
             "MT19937",
-            npst["keys"].numpy().astype(np.uint32),
+            npst["keys"].detach().cpu().numpy().astype(np.uint32),
             npst["pos"],
             npst["has_gauss"],
             npst["cached_gaussian"],
         )
     )
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if torch.device(device).type == "cuda" and state.get("cuda"):
+        saved = list(state["cuda"])
+        for index in range(min(len(saved), torch.cuda.device_count())):
+            torch.cuda.set_rng_state(saved[index].detach().to("cpu", torch.uint8), index)
 
 
 # --------------------------------------------------------------------------------------- saving, reading

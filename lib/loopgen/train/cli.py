@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import sys
-from pathlib import Path
 
 import torch
 
@@ -13,7 +12,7 @@ from loopgen import cli, distributed, profiles
 from loopgen import device as device_mod
 from loopgen.models import MODELS
 from loopgen.paths import MissingInputError, Paths
-from loopgen.train.checkpoint import checkpoint_key, checkpoint_path, training_lock, vq_kwargs_from
+from loopgen.train.checkpoint import checkpoint_key, settings_on, vq_kwargs_from
 from loopgen.train.load import load_trained
 from loopgen.train.loop import train_model, train_prior
 
@@ -49,6 +48,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--device", default=None, choices=("cpu", "cuda", "mps"), help="default: the best available"
     )
+    parser.add_argument(
+        "--precision", default=None, choices=device_mod.PRECISIONS,
+        help="numeric precision (default: the profile's; auto = bf16 where the CPU or GPU has bf16 units, "
+        "else float32); the checkpoint is keyed by it",
+    )
+    parser.add_argument(
+        "--wait", action="store_true",
+        help="when another run is training this checkpoint, wait for it instead of refusing",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise cli.UsageError("--device cuda: no CUDA device is available here (use cpu)")
@@ -59,17 +67,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _lock_on_main_rank(target: Path):
-    """The checkpoint's lock, taken once per training: by the only process, or by rank 0 under torchrun
-    (every rank taking it would make the second refuse to start)."""
-    return training_lock(target) if distributed.is_main() else contextlib.nullcontext(target)
-
-
 def _cli(argv: list[str] | None) -> int:
     from loopgen import dataset
 
     args = _parse(argv)
     profile = profiles.get(args.profile)
+    if args.precision is not None:
+        profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, precision=args.precision))
     paths = Paths()
     data = dataset.load_loops(dataset.dataset_dir(paths, profile.corpus.name))  # or: which notebook to run first
     paths.ensure()
@@ -83,36 +87,31 @@ def _cli(argv: list[str] | None) -> int:
             f"{args.model}: {len(train)} training / {len(val)} validation loops, "
             f"device {device_mod.describe_device(device, profile.train.precision)}{ranks}"
         )
+    settings = settings_on(profile.train, device)  # precision "auto" resolved for this device
     common = {"data_key": data.data_key, "checkpoint_dir": paths.checkpoints, "seed": args.seed}
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
     if args.model == "prior":
         from loopgen import sample
 
-        vq, _ = load_trained("vq_vae", profile.train, model_kwargs=vq_kwargs, device=device, **common)
-        vq_key = checkpoint_key(
-            "vq_vae", profile.train, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed
+        vq, _ = load_trained("vq_vae", settings, model_kwargs=vq_kwargs, device=device, **common)
+        vq_key = checkpoint_key("vq_vae", settings, data_key=data.data_key, model_kwargs=vq_kwargs, seed=args.seed)
+        result = train_prior(
+            sample.encode_codes(vq, train),
+            settings,
+            vq_key=vq_key,
+            num_codes=vq.num_codes,
+            val_codes=sample.encode_codes(vq, val) if len(val) else None,
+            device=device,
+            force=args.force,
+            wait=args.wait,
+            **common,
         )
-        train_codes = sample.encode_codes(vq, train)
-        prior_kwargs = {"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])}
-        target = checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
-        with _lock_on_main_rank(target):
-            result = train_prior(
-                train_codes,
-                profile.train,
-                vq_key=vq_key,
-                num_codes=vq.num_codes,
-                val_codes=sample.encode_codes(vq, val) if len(val) else None,
-                device=device,
-                force=args.force,
-                **common,
-            )
-    else:
+    else:  # the training takes the checkpoint's lock itself (rank 0 under torchrun)
         model_kwargs = vq_kwargs if args.model == "vq_vae" else None
-        with _lock_on_main_rank(checkpoint_path(args.model, profile.train, model_kwargs=model_kwargs, **common)):
-            result = train_model(
-                args.model, train, val, profile.train, model_kwargs=model_kwargs, device=device, force=args.force,
-                **common,
-            )
+        result = train_model(
+            args.model, train, val, settings, model_kwargs=model_kwargs, device=device, force=args.force,
+            wait=args.wait, **common,
+        )
     if not distributed.is_main():
         return 0
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}

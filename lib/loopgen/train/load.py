@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from loopgen.train.checkpoint import (
     model_config,
     read_checkpoint,
     resolved_kwargs,
+    settings_on,
 )
 from loopgen.train.recipes import shipped_settings, weights_source
 
@@ -27,11 +29,11 @@ PRIOR_NOTEBOOK = "03_train_prior.ipynb"
 
 def _profile_of(settings: TrainSettings) -> tuple[str, bool]:
     """The profile whose training settings these are, and whether they are its Table 2 recipe."""
-    for pname, profile in PROFILES.items():
-        if profile.train == settings:
+    for pname, profile in PROFILES.items():  # "auto" may have been resolved for a device: compare without it
+        if profile.train == dataclasses.replace(settings, precision=profile.train.precision):
             return pname, False
     for pname, profile in PROFILES.items():
-        if profile.table2_train == settings:
+        if profile.table2_train == dataclasses.replace(settings, precision=profile.table2_train.precision):
             return pname, True
     return "<your profile>", False
 
@@ -78,24 +80,22 @@ def load_trained(
     kwargs = dict(model_kwargs or {})
     if weights_source(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed) != "trained here":
         settings = shipped_settings(name, settings)
-    if name == "prior":
-        vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
-        if vq_key is None:
-            vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
-        kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
-    path = checkpoint_path(
-        name,
-        settings,
-        data_key=data_key,
-        checkpoint_dir=checkpoint_dir,
-        model_kwargs=kwargs,
-        seed=seed,
-        vq_key=vq_key,
-    )
+    # precision "auto" means what it resolved to where the model was trained: this device's first, then the others
+    candidates = [settings_on(settings, device)]
+    if settings.precision == "auto":
+        candidates += [dataclasses.replace(settings, precision=p) for p in ("bf16", "fp32")]
+    for candidate in candidates:
+        found = _path_of(name, candidate, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs)
+        if found[0].exists():
+            break
+    else:
+        candidate = candidates[0]
+    settings = candidate
+    path, kwargs = _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs)
     how = _how_to_make(name, settings, kwargs, vq_kwargs, seed)
     if not path.exists():
         raise MissingInputError(f"no trained {name} at {path}: {how}.")
-    ckpt = read_checkpoint(path, device)
+    ckpt = read_checkpoint(path, "cpu")  # to the CPU first; load_state_dict copies to the model's device
     if not ckpt.get("finished"):
         raise MissingInputError(
             f"{path} is unfinished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs): {how} to finish it."
@@ -104,3 +104,18 @@ def load_trained(
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, pd.DataFrame(ckpt["history"])
+
+
+def _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs) -> tuple[Path, dict]:
+    """The checkpoint path of ``name`` under ``settings`` and the model arguments it is keyed with."""
+    kwargs = dict(kwargs)
+    if name == "prior":
+        vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
+        if vq_key is None:
+            vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
+        kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
+    path = checkpoint_path(
+        name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed,
+        vq_key=vq_key,
+    )
+    return path, kwargs

@@ -12,6 +12,9 @@ validates, shows progress and writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,6 +41,8 @@ from loopgen.train.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    settings_on,
+    training_lock,
 )
 from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
 from loopgen.train.recipes import install_shipped
@@ -99,7 +104,62 @@ class _State:
     saved_at: float = 0.0  # time.perf_counter() of the last checkpoint
 
 
+# ------------------------------------------------------------------------------- the step, as in a textbook
+def optimiser_step(
+    loss_of: Callable[[torch.Tensor], tuple[torch.Tensor, dict]],
+    x: torch.Tensor,
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    grad_clip: float | None,
+    autocast: contextlib.AbstractContextManager,
+) -> tuple[torch.Tensor, dict]:
+    """One optimiser step on batch ``x``: forward and loss, backward, (clip), update, learning-rate step.
+
+    ``loss_of(x)`` returns ``(loss, terms)``; ``autocast`` is the mixed-precision context of the forward pass.
+    Everything else a training needs (DDP, the schedule, checkpoints, progress) happens around this function.
+    """
+    with autocast:
+        loss, terms = loss_of(x)  # forward pass and loss
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()  # gradients
+    if grad_clip:
+        params = [p for group in optimiser.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimiser.step()  # update the weights
+    scheduler.step()  # the learning rate of the next step
+    return loss.detach(), terms
+
+
 # ------------------------------------------------------------------------------------------- the loop
+class _StopRequested:
+    """Ctrl-C during a training (SIGINT, also a notebook's "interrupt"): the loop finishes the step it is in,
+    writes a checkpoint it can resume from, then raises ``KeyboardInterrupt``. A second Ctrl-C stops at once.
+    Installed only in the main thread of a single process (under DDP every rank would have to agree on the
+    step; there the ``checkpoint_minutes`` checkpoints are what a restart resumes)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopRequested:
+        if threading.current_thread() is threading.main_thread() and not distributed.active():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main interpreter
+                self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # the second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def fit(run: Run) -> TrainResult:
     """Train ``run`` from its checkpoint (or from scratch) to its last epoch, or ``max_epochs_this_call`` more."""
     st = _start(run)
@@ -117,19 +177,25 @@ def fit(run: Run) -> TrainResult:
         bar = tqdm(total=st.epochs, initial=first, desc=run.name, unit="epoch")
     t_call = st.saved_at = time.perf_counter()
     st.model.train()
-    for epoch in range(first, last):
-        t0 = time.perf_counter()
-        row = {"epoch": epoch + 1, **_train_epoch(run, st, train_step, epoch)}
-        if run.val_data is not None and len(run.val_data) and distributed.is_main():
-            evaluate = evaluate_prior if run.name == "prior" else evaluate_autoencoder
-            row.update(evaluate(st.model, run.val_data, run.device, run.settings.precision))
-        row["lr"] = float(st.optimiser.param_groups[0]["lr"])
-        row["seconds"] = time.perf_counter() - t0
-        _end_epoch(run, st, epoch, row)
-        if bar is not None:
-            shown = ("loss", "perplexity", "val_recon_error", "accuracy")
-            bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
-            bar.update(1)
+    with _StopRequested() as stop:
+        for epoch in range(first, last):
+            t0 = time.perf_counter()
+            row = _train_epoch(run, st, train_step, epoch, stop)
+            if row is None:  # stopped inside the epoch: its checkpoint is written
+                raise KeyboardInterrupt
+            row = {"epoch": epoch + 1, **row}
+            if _validates(run, st, epoch):
+                evaluate = evaluate_prior if run.name == "prior" else evaluate_autoencoder
+                row.update(evaluate(st.model, run.val_data, run.device, run.settings.precision))
+            row["lr"] = float(st.optimiser.param_groups[0]["lr"])
+            row["seconds"] = time.perf_counter() - t0
+            _end_epoch(run, st, epoch, row, save=_checkpoints(run, st, epoch, last) or stop.requested)
+            if bar is not None:
+                shown = ("loss", "perplexity", "val_recon_error", "accuracy")
+                bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
+                bar.update(1)
+            if stop.requested:
+                raise KeyboardInterrupt
     if bar is not None:
         bar.close()
     distributed.barrier()  # every rank has the last checkpoint before any returns
@@ -145,6 +211,23 @@ def fit(run: Run) -> TrainResult:
         seconds_this_call=time.perf_counter() - t_call,
         config=dict(st.model.config),
     )
+
+
+def _validates(run: Run, st: _State, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) is validated: every ``validate_every`` epochs and the last one."""
+    if run.val_data is None or not len(run.val_data) or not distributed.is_main():
+        return False
+    every = max(1, int(run.settings.validate_every))
+    return (epoch + 1) % every == 0 or epoch + 1 == st.epochs
+
+
+def _checkpoints(run: Run, st: _State, epoch: int, last: int) -> bool:
+    """Whether the end of epoch ``epoch`` writes a checkpoint: every ``checkpoint_every`` epochs, the last
+    epoch of the run and of this call, and whenever ``checkpoint_minutes`` have passed since the last one."""
+    every = max(1, int(run.settings.checkpoint_every))
+    minutes = run.settings.checkpoint_minutes
+    overdue = bool(minutes) and time.perf_counter() - st.saved_at >= 60 * minutes
+    return (epoch + 1) % every == 0 or epoch + 1 in (st.epochs, last) or overdue
 
 
 def _density(train_data: torch.Tensor) -> float:
@@ -176,7 +259,10 @@ def _start(run: Run) -> _State:
     distributed.barrier()  # under DDP no rank looks for the checkpoint before rank 0 has removed it
     if not run.path.exists():
         return st
-    ckpt = read_checkpoint(run.path, run.device)
+    # Read to the CPU, then let each piece go where it belongs: the weights and AdamW's moments to the
+    # model's device (load_state_dict copies them), AdamW's step counters stay CPU numbers as torch keeps
+    # them, the RNG states are CPU tensors, the running code counts go to the training device.
+    ckpt = read_checkpoint(run.path, "cpu")
     if ckpt.get("key") != run.key or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise RuntimeError(f"{run.path} does not hold the run it is named after; delete it or pass force=True")
     model.load_state_dict(ckpt["model"])
@@ -198,56 +284,98 @@ def _kl_beta(run: Run, st: _State, step: int) -> float:
     return kl_beta_at(step, total, run.settings.kl_anneal_fraction) * run.settings.kl_beta_max
 
 
-def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int) -> dict[str, float]:
-    """One pass over the epoch's batches (from where an interrupted one stopped): the mean loss terms."""
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+
+
+def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _StopRequested | None = None):
+    """One pass over the epoch's batches (from where an interrupted one stopped): the mean loss terms, or
+    ``None`` when a stop was requested (a checkpoint inside the epoch is written first).
+
+    The running sums and code counts stay on the training device (one host sync per epoch, not per step);
+    the batch order is moved to the device once per epoch, so batches are gathered there.
+    """
     partial, st.partial = st.partial, {}
-    sums: dict[str, float] = dict(partial.get("sums", {}))
+    dev, dtype = run.device, _sum_dtype(run.device)
+    sums = {k: torch.tensor(float(v), dtype=dtype, device=dev) for k, v in partial.get("sums", {}).items()}
     counts = partial.get("counts")
+    counts = None if counts is None else counts.to(dev, dtype)
     n_seen = int(partial.get("n_seen", 0))
     skip = int(partial.get("step_in_epoch", 0))  # batches of this epoch done before an interruption
     distributed.reseed_for_epoch(run.seed, epoch if not skip else (epoch + 1) * 1_000_003 + skip)
     step = epoch * st.steps_per_epoch + skip
     is_ar = isinstance(st.model, ARLSTMVAE)
     model_epoch = schedule_epoch(epoch, st.epochs, st.model.ss_paper_epochs) if is_ar else epoch
-    batches = data.batches(data.epoch_order(len(run.train_data), run.seed, epoch), st.batch_size)
-    for i_batch in range(skip, len(batches)):
-        batch_index = distributed.local_slice(batches[i_batch])  # this rank's share (all of it on one)
-        batch = run.train_data[batch_index].to(run.device, non_blocking=True)
-        with device_mod.autocast(run.device, run.settings.precision):
+    order = data.epoch_order(len(run.train_data), run.seed, epoch).to(run.train_data.device)
+    batches = data.batches(order, st.batch_size)
+    autocast = device_mod.autocast(dev, run.settings.precision)
+
+    def inside() -> dict:  # what a checkpoint inside this epoch holds (a host sync: only when saving)
+        return {"step_in_epoch": i_batch + 1, "sums": {k: float(v) for k, v in sums.items()},
+                "counts": None if counts is None else counts.double().cpu(), "n_seen": n_seen}
+
+    with device_mod.matmul_precision(dev, run.settings.precision):  # forward and backward alike
+        for i_batch in range(skip, len(batches)):
+            batch_index = distributed.local_slice(batches[i_batch])  # this rank's share (all of it on one)
+            batch = run.train_data[batch_index].to(dev, non_blocking=True)
             x = batch if run.name == "prior" else batch.float()  # the prior reads code indices
-            loss, terms = train_step(x, _kl_beta(run, st, step), model_epoch)
-        st.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if run.settings.grad_clip:
-            nn.utils.clip_grad_norm_(st.model.parameters(), run.settings.grad_clip)
-        st.optimiser.step()
-        st.scheduler.step()
-        step += 1
-        b = len(batch_index)
-        n_seen += b
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
-        for term, value in terms.items():
-            if term == "code_counts":
-                counts = value.double().cpu() if counts is None else counts + value.double().cpu()
-            else:
-                sums[term] = sums.get(term, 0.0) + float(value) * b
-        minutes = run.settings.checkpoint_minutes
-        if minutes and i_batch + 1 < len(batches) and time.perf_counter() - st.saved_at >= 60 * minutes:
-            inside = {"step_in_epoch": i_batch + 1, "sums": dict(sums), "counts": counts, "n_seen": n_seen}
-            _save(run, st, epoch, False, partial=inside)
-    row = {k: v / n_seen for k, v in sums.items()}
+            kl_beta = _kl_beta(run, st, step)
+            loss, terms = optimiser_step(
+                lambda x, kl_beta=kl_beta: train_step(x, kl_beta, model_epoch), x, st.optimiser, st.scheduler,
+                grad_clip=run.settings.grad_clip, autocast=autocast,
+            )
+            step += 1
+            b = len(batch_index)
+            n_seen += b
+            _accumulate(sums, "loss", loss, b, dtype)
+            for term, value in terms.items():
+                if term == "code_counts":
+                    value = value.detach().to(dtype)
+                    counts = value if counts is None else counts + value
+                else:
+                    _accumulate(sums, term, value, b, dtype)
+            if i_batch + 1 < len(batches):
+                if stop is not None and stop.requested:
+                    _save(run, st, epoch, False, partial=inside())
+                    return None
+                minutes = run.settings.checkpoint_minutes
+                if minutes and time.perf_counter() - st.saved_at >= 60 * minutes:
+                    _save(run, st, epoch, False, partial=inside())
+    sums, counts, n_seen = _reduce_over_ranks(sums, counts, n_seen)
+    row = {k: float(v) / n_seen for k, v in sums.items()}
     if isinstance(st.model, ContinuousVAE):
         row["kl_beta"] = _kl_beta(run, st, step)
     if is_ar:
         row["teacher_prob"] = st.model.teacher_prob_at(epoch, st.epochs)
     if counts is not None:
+        counts = counts.double().cpu()
         row["perplexity"] = perplexity(counts)
         row["dead_codes"] = int((counts == 0).sum())
     return row
 
 
-def _end_epoch(run: Run, st: _State, epoch: int, row: dict[str, float]) -> None:
-    """Keep the best epoch's weights (``keep_best``), add ``row`` to the history and write the checkpoint."""
+def _accumulate(sums: dict, term: str, value: torch.Tensor, b: int, dtype: torch.dtype) -> None:
+    """``sums[term] += value * b`` on the device (float64: the same sums as Python floats would give)."""
+    value = value.detach().to(dtype) * b
+    sums[term] = value if term not in sums else sums[term] + value
+
+
+def _reduce_over_ranks(sums: dict, counts: torch.Tensor | None, n_seen: int):
+    """Under DDP: the epoch's sums, code counts and example count over all ranks (the history then describes
+    the global batches, not rank 0's slices). On one process: unchanged."""
+    if not distributed.active() or not sums:
+        return sums, counts, n_seen
+    names = sorted(sums)
+    stacked = torch.stack([sums[k].reshape(()) for k in names] + [sums[names[0]].new_tensor(float(n_seen))])
+    distributed.all_reduce_sum_(stacked)
+    if counts is not None:
+        counts = distributed.all_reduce_sum_(counts.clone())
+    return dict(zip(names, stacked[:-1], strict=True)), counts, int(round(float(stacked[-1])))
+
+
+def _end_epoch(run: Run, st: _State, epoch: int, row: dict[str, float], *, save: bool = True) -> None:
+    """Keep the best epoch's weights (``keep_best``), add ``row`` to the history and (``save``, always after the
+    last epoch) write the checkpoint."""
     val_loss = row.get("val_loss" if run.name == "prior" else "val_recon")
     if run.settings.keep_best and val_loss is not None and (st.best is None or val_loss < st.best["loss"]):
         weights = {k: v.detach().clone() for k, v in st.model.state_dict().items()}
@@ -258,7 +386,8 @@ def _end_epoch(run: Run, st: _State, epoch: int, row: dict[str, float]) -> None:
     finished = epoch + 1 == st.epochs
     if finished and st.best is not None:  # keep_best: the finished model holds the best epoch's weights
         st.model.load_state_dict(st.best["model"])
-    _save(run, st, epoch + 1, finished)
+    if save or finished:
+        _save(run, st, epoch + 1, finished)
 
 
 def _save(run: Run, st: _State, epoch_done: int, finished: bool, **extra) -> None:
@@ -301,6 +430,7 @@ class _Call:
     force: bool = False
     progress: bool = True
     max_epochs_this_call: int | None = None
+    wait: bool = False  # another process trains this checkpoint: wait for it (True) or refuse at once (False)
 
 
 def _train(
@@ -315,8 +445,12 @@ def _train(
     model_kwargs: dict,
     vq_key: str | None = None,
 ) -> TrainResult:
-    """The one path of every training: data, shipped weights, the checkpoint's key and path, then :func:`fit`."""
+    """The one path of every training: data, shipped weights, the checkpoint's key and path, then :func:`fit`
+    inside the checkpoint's lock (:func:`~loopgen.train.checkpoint.training_lock`), so a notebook, the CLI,
+    ``fit`` and ``rehearse`` never write one checkpoint at once: the second is refused in one line
+    (:class:`loopgen.atomic.LockedError`) or, with ``wait``, waits. Under torchrun rank 0 takes the lock."""
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
+    settings = settings_on(settings, device)  # precision "auto" resolved for this device (and keyed so)
     train_data, val_data = data.prepare(
         train, val, settings, check=check, names=names, seed=call.seed, device=device
     )
@@ -334,7 +468,10 @@ def _train(
         key=checkpoint_key(name, own, **where), meta=meta, seed=call.seed, device=device,
         force=call.force, progress=call.progress, max_epochs_this_call=call.max_epochs_this_call,
     )
-    result = fit(run)
+    run.path.parent.mkdir(parents=True, exist_ok=True)
+    lock = training_lock(run.path, wait=call.wait) if distributed.is_main() else contextlib.nullcontext()
+    with lock:
+        result = fit(run)
     if shipped is not None:
         result.weights = f"shipped ({settings.recipe(name).shipped_from})"
     return result
@@ -354,19 +491,21 @@ def train_model(
     force: bool = False,
     progress: bool = True,
     max_epochs_this_call: int | None = None,
+    wait: bool = False,
 ) -> TrainResult:
     """Train autoencoder ``name`` on ``train_loops`` (N, 128, 93) 0/1, validating on ``val_loops`` each epoch.
 
     ``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets. Resumes an unfinished
     checkpoint, reuses a finished one (unless ``force``); ``max_epochs_this_call`` stops early (the run can
-    be continued by calling again). The history has one row per epoch: loss, recon (BCE per loop), kl and
+    be continued by calling again). Another process training the same checkpoint makes this call refuse at
+    once (``wait=False``, :class:`loopgen.atomic.LockedError`) or wait for it. The history has one row per epoch: loss, recon (BCE per loop), kl and
     kl_beta (VAEs), teacher_prob (AR), commitment, perplexity and dead_codes (VQ), val_recon_error,
     val_recon, lr, seconds.
     """
     if name not in registry.autoencoders():
         raise ValueError(f"train_model trains the autoencoders {registry.autoencoders()}; for the prior use train_prior")
     call = _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed, device=device, force=force,
-                 progress=progress, max_epochs_this_call=max_epochs_this_call)
+                 progress=progress, max_epochs_this_call=max_epochs_this_call, wait=wait)
     return _train(name, train_loops, val_loops, settings, call, check=lambda array, what: check_loops(array, name=what),
                   names=("train_loops", "val_loops"), model_kwargs=model_kwargs or {})
 
@@ -386,7 +525,8 @@ def train_prior(
     """Train the LSTM prior on VQ-VAE code sequences ``codes`` (N, t) for ``settings.prior_epochs``.
 
     ``vq_key`` is the VQ-VAE's checkpoint key (``TrainResult.key``); ``num_codes`` its codebook size K.
-    ``options`` are :func:`train_model`'s: ``seed``, ``device``, ``force``, ``progress``, ``max_epochs_this_call``.
+    ``options`` are :func:`train_model`'s: ``seed``, ``device``, ``force``, ``progress``, ``max_epochs_this_call``,
+    ``wait``.
     History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
     """
     return _train("prior", codes, val_codes, settings, _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, **options),

@@ -13,7 +13,7 @@ import math
 import torch
 
 from loopgen import registry
-from loopgen.profiles import TrainSettings
+from loopgen.profiles import TrainSettings, batch_size_for, epochs_for  # noqa: F401 - re-exported
 
 
 def model_family(name: str) -> str:
@@ -24,22 +24,6 @@ def model_family(name: str) -> str:
 def is_gaussian(name: str) -> bool:
     """True for the VAEs with a Gaussian latent (they anneal a KL weight)."""
     return name in registry.MODELS and registry.MODELS[name].kind == registry.CONTINUOUS
-
-
-def epochs_for(name: str, settings: TrainSettings) -> int:
-    """Epochs of ``name`` under ``settings``: ``lstm_epochs`` for the LSTM-VAEs, ``prior_epochs`` for the prior."""
-    if model_family(name) == "lstm":
-        return settings.lstm_epochs
-    if name == "prior":
-        return settings.prior_epochs
-    return settings.epochs
-
-
-def batch_size_for(name: str, settings: TrainSettings) -> int:
-    """Batch size of ``name``: ``conv_batch_size`` (when set) for the CNN-VAE and VQ-VAE, else ``batch_size``."""
-    if model_family(name) == "conv" and settings.conv_batch_size is not None:
-        return settings.conv_batch_size
-    return settings.batch_size
 
 
 def kl_beta_at(step: int, total_steps: int, anneal_fraction: float) -> float:

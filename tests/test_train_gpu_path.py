@@ -1,0 +1,156 @@
+"""The GPU path of training, checked on a CPU (issue 19): resuming a checkpoint whose tensors would land on
+another device, CUDA RNG states for fewer devices than were saved, evaluation on the training device,
+the precision "auto" resolves to, and the lock every training takes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from loopgen import device as device_mod
+from loopgen import profiles, train
+from loopgen.train import checkpoint, loop
+
+
+def _settings(**kw) -> train.TrainSettings:
+    base = profiles.get("smoke").train
+    return dataclasses.replace(base, epochs=2, conv_batch_size=8, batch_size=8, max_train_loops=None, **kw)
+
+
+def _loops(n: int = 24) -> np.ndarray:
+    return (np.random.default_rng(0).random((n, 128, 93)) < 0.03).astype(np.uint8)
+
+
+def _vq(tmp_path, **kw):
+    return train.train_model(
+        "vq_vae", _loops(), None, _settings(checkpoint_minutes=1e-9), data_key="d", checkpoint_dir=tmp_path,
+        model_kwargs={"latent_steps": 8, "latent_dim": 4, "num_codes": 16}, device="cpu", progress=False, **kw,
+    )
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_a_resume_reads_the_checkpoint_to_the_cpu_and_moves_only_what_must_move(tmp_path, monkeypatch):
+    """On CUDA, mapping the whole checkpoint to the GPU broke every resume (numpy's RNG state from a CUDA tensor)
+    and left AdamW's step counters on the GPU. The 'meta' device stands in for the GPU here: whatever the loop
+    maps there cannot be read back, so the resume must read to the CPU."""
+    _vq(tmp_path, max_epochs_this_call=1)
+    path = next(tmp_path.glob("vq_vae*.pt"))
+    first = _vq(tmp_path, max_epochs_this_call=0)  # a Run with this checkpoint's key and path
+    real_read = checkpoint.read_checkpoint
+
+    def read_to(path, device="cpu"):  # the file read as torch.load(map_location=device) would give it
+        ckpt = real_read(path, "cpu")
+        if torch.device(device).type != "cpu":
+            ckpt = _to_device(ckpt, torch.device(device))
+        return ckpt
+
+    monkeypatch.setattr(loop, "read_checkpoint", read_to)
+    run = loop.Run("vq_vae", _settings(checkpoint_minutes=1e-9).recipe("vq_vae"),
+                   checkpoint.resolved_kwargs("vq_vae", _settings(), {"latent_steps": 8, "latent_dim": 4, "num_codes": 16}),
+                   torch.from_numpy(_loops()), None, path=path, key=first.key, meta={}, seed=0,
+                   device=torch.device("meta"), progress=False)
+    state = loop._start(run)
+    assert state.epoch == 1 and not state.finished
+    for param_state in state.optimiser.state.values():
+        assert param_state["step"].device.type == "cpu", "AdamW keeps its step counters on the CPU"
+        assert param_state["exp_avg"].device.type == "meta", "the moments live with the parameters"
+
+
+def _to_device(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    return obj
+
+
+def test_a_run_saved_with_more_gpus_than_are_visible_restores_the_ones_there_are(monkeypatch):
+    state = checkpoint.rng_state(torch.device("cpu"))
+    state["cuda"] = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]  # saved with 8 visible GPUs
+    restored = {}
+
+    def set_all(states):  # torch's own: one state per visible device, an IndexError beyond them
+        if len(states) > 1:
+            raise IndexError("list index out of range")
+        restored.update(enumerate(states))
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device=0: restored.__setitem__(device, s))
+    checkpoint.set_rng_state(state, torch.device("cuda", 0))
+    assert list(restored) == [0] and int(restored[0][0]) == 0
+
+
+def test_numpy_and_torch_rng_states_restore_from_the_saved_tensors():
+    torch.manual_seed(1)
+    np.random.seed(1)  # noqa: NPY002 - the legacy state checkpoints save
+    state = checkpoint.rng_state(torch.device("cpu"))
+    expected = (np.random.random(), float(torch.rand(())))  # noqa: NPY002
+    np.random.seed(2)  # noqa: NPY002
+    torch.manual_seed(2)
+    checkpoint.set_rng_state(state, torch.device("cpu"))
+    assert (np.random.random(), float(torch.rand(()))) == expected  # noqa: NPY002
+
+
+def test_evaluation_loads_models_on_its_training_device(monkeypatch):
+    from loopgen import evaluation
+
+    seen = {}
+
+    def fake_load(name, settings, **kw):
+        seen.update(kw)
+        return torch.nn.Linear(1, 1), None
+
+    monkeypatch.setattr(evaluation.Evaluation, "data_key", "d")
+    ev = evaluation.Evaluation.__new__(evaluation.Evaluation)
+    ev.profile, ev.seed = profiles.get("smoke"), 0
+    ev.paths = type("P", (), {"checkpoints": "x"})()
+    ev.__dict__["device"] = torch.device("meta")  # stands in for "cuda"
+    monkeypatch.setattr(train, "load_trained", fake_load)
+    ev.load("cnn_vae")
+    assert seen.get("device") == torch.device("meta")
+
+
+# ------------------------------------------------------------------------------------------- precision
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: True)
+    assert device_mod.resolve_precision(torch.device("cpu")) == "bf16"
+    assert "bf16 units" in device_mod.describe_device(torch.device("cpu"))
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
+    assert device_mod.resolve_precision(torch.device("cpu")) == "fp32"
+    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):  # T4, A100, H100
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None, c=capability: c)
+        assert device_mod.resolve_precision(torch.device("cuda")) == expected
+    assert device_mod.resolve_precision(torch.device("cuda"), "tf32") == "tf32"
+    assert device_mod.resolve_precision(torch.device("cpu"), "tf32") == "fp32"
+
+
+def test_float32_keys_stay_and_bf16_is_keyed(monkeypatch):
+    settings = _settings()
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
+    fp32 = {p: train.checkpoint_key("cnn_vae", dataclasses.replace(settings, precision=p), data_key="d")
+            for p in ("auto", "fp32")}
+    assert fp32["auto"] == fp32["fp32"], "float32, however asked for, has one key"
+    bf16 = train.checkpoint_key("cnn_vae", dataclasses.replace(settings, precision="bf16"), data_key="d")
+    assert bf16 != fp32["fp32"]
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: True)
+    auto_here = train.checkpoint_key("cnn_vae", dataclasses.replace(settings, precision="auto"), data_key="d")
+    assert auto_here == bf16, "auto is keyed by what it resolves to"
+
+
+def test_the_training_step_runs_in_the_precision_it_is_given(tmp_path):
+    """bf16 autocast on the CPU trains (any CPU runs it; only the speed needs bf16 units) and is keyed so."""
+    result = train.train_model(
+        "cnn_vae", _loops(), _loops(8), dataclasses.replace(_settings(), epochs=1, precision="bf16"), data_key="d",
+        checkpoint_dir=tmp_path, device="cpu", progress=False,
+    )
+    ckpt = train.read_checkpoint(result.checkpoint)
+    assert ckpt["settings"]["precision"] == "bf16" and np.isfinite(result.history["loss"]).all()
+    fp32 = train.checkpoint_key("cnn_vae", dataclasses.replace(_settings(), epochs=1), data_key="d")
+    assert result.key != fp32
