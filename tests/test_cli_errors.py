@@ -58,6 +58,9 @@ def env_for(root: Path) -> dict[str, str]:
 
 # (argv, exit status, text the one-line message must contain). Paths are relative to the `place` folder.
 BAD_ARGUMENTS = [
+    # the dispatcher (issue 22: an unknown command gets the same one-line error as every bad argument)
+    (["nosuch"], 2, "unknown command 'nosuch'"),
+    ([], 2, "no command given"),
     # extract
     (["extract", "empty", "out", "--workers", "0"], 2, "--workers"),
     (["extract", "empty", "out"], 2, "no MIDI files"),
@@ -439,3 +442,65 @@ def test_lock_is_refused_while_held_and_free_after(tmp_path):
     with exclusive_lock(lock, what="the output folder"):
         assert lock.read_text().strip() == str(os.getpid())
     assert lock.read_bytes() == b""  # released: empty, so finished outputs stay byte-identical
+
+
+# ------------------------------------------------------------------------------------------ issue 22: --help
+def _parsers_of(command: str, monkeypatch) -> list:
+    """Every parser ``python -m loopgen COMMAND`` builds (sub-commands' too), caught as it parses."""
+    import argparse
+
+    from loopgen import cli
+
+    caught = []
+
+    def catch(self, args=None, namespace=None):
+        caught.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.OneLineParser, "parse_args", catch)
+    assert main([command, "--help"]) == 0
+    parsers = list(caught)
+    for parser in caught:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return parsers
+
+
+@pytest.mark.parametrize("command", ["corpus", "extract", "train", "generate", "vary", "fit", "study", "ship",
+                                     "rehearse", "run-notebooks"])
+def test_every_option_of_every_command_is_explained_with_its_default(command, monkeypatch):
+    """Issue 22: ``--help`` of extract and vary left --backend, --stride-bars, --bass-tracks, --drum-map,
+    --keep-bars, --temperature, --start-bar, --candidates without a word or a default."""
+    import argparse
+
+    from loopgen.__main__ import COMMANDS
+
+    assert command in COMMANDS
+    missing = []
+    for parser in _parsers_of(command, monkeypatch):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            name = action.option_strings[-1]
+            if not (action.help or "").strip():
+                missing.append(f"{parser.prog} {name}: no help")
+                continue
+            shown = formatter._expand_help(action) if action.help else ""
+            needs_default = not (action.required or isinstance(action, (argparse._StoreTrueAction,
+                                                                         argparse._StoreFalseAction)))
+            if needs_default and "(default" not in shown.lower() and "default:" not in shown.lower():
+                missing.append(f"{parser.prog} {name}: no default in {shown!r}")
+    assert not missing, "\n".join(missing)
+
+
+def test_help_shows_the_value_of_a_default(capsys):
+    assert main(["extract", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--stride-bars", "(default: 1)", "--backend", "(default: fast)", "--drum-map", "(default: default)"):
+        assert text in out
+    assert main(["vary", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--candidates", "(default: 16)", "--temperature", "(default: 1.0)", "--start-bar", "--keep-bars"):
+        assert text in out

@@ -145,7 +145,7 @@ def cli_main(argv: list[str]) -> int:
     from loopgen.musician.variation import add_common_options, say_audio
 
     parser = cli.parser("generate", __doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="vq_vae", choices=MODELS)
+    parser.add_argument("--model", default="vq_vae", choices=MODELS, help="the model to sample")
     parser.add_argument("--n", type=cli.int_in(1, 10000), default=16, help="how many loops (1-10000)")
     parser.add_argument("--temperature", type=cli.float_in(0.0, 100.0, low_open=True), default=1.2,
                         help="VQ-VAE prior temperature, > 0 (paper: 1.2)")

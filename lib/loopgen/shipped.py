@@ -21,15 +21,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
 from pathlib import Path
 
 import torch
 
 from loopgen.atomic import write_bytes
+from loopgen.cli import UserError
 
 SHIPPED_DIR = Path(__file__).with_name("shipped")
 INDEX_FILE = "index.json"
 FORMAT = 1
+
+
+_WAY_FORWARD = (
+    "re-install the package (in a clone: git checkout -- lib/loopgen/shipped; otherwise pip install "
+    "--force-reinstall loopgen), or delete that file to train the short demo recipe here instead"
+)
+
+
+class ShippedWeightsError(UserError, ValueError):
+    """Shipped weights that fail their check against ``index.json`` (one line saying what to do)."""
 
 
 def shipped_path(name: str, key: str, folder: Path | None = None) -> Path:
@@ -90,7 +102,8 @@ def export(checkpoint: Path | str, profile: str, folder: Path | None = None) -> 
 def load(name: str, key: str, folder: Path | None = None) -> dict | None:
     """The shipped payload of model ``name`` with checkpoint key ``key``, checked; ``None`` if none ships.
 
-    Raises ``ValueError`` when a file is there but its SHA-256 or its recorded key does not match.
+    Raises :class:`ShippedWeightsError` (a ``ValueError``) when a file is there but its SHA-256 or its recorded
+    key does not match, saying what to do.
     """
     path = shipped_path(name, key, folder)
     if not path.is_file():
@@ -98,10 +111,12 @@ def load(name: str, key: str, folder: Path | None = None) -> dict | None:
     data = path.read_bytes()
     entry = read_index(folder).get(path.name)
     if entry is None or entry.get("sha256") != _sha256(data):
-        raise ValueError(f"shipped weights {path} do not match {INDEX_FILE} (damaged or replaced)")
+        raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not match {INDEX_FILE} (damaged or "
+                                  f"replaced): {_WAY_FORWARD}")
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if payload.get("key") != key or payload.get("name") != name or payload.get("format") != FORMAT:
-        raise ValueError(f"shipped weights {path} do not hold the run their name says")
+        raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not hold the run their name says: "
+                                  f"{_WAY_FORWARD}")
     payload["model"] = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
     return payload
 
@@ -113,9 +128,10 @@ def cli_main(argv: list[str]) -> int:
     from loopgen.paths import MissingInputError, Paths
 
     parser = cli.parser("ship", "write a finished checkpoint as shipped half-precision weights")
-    parser.add_argument("--profile", default="demo-long", choices=sorted(profiles.PROFILES))
-    parser.add_argument("--model", required=True, choices=AUTOENCODERS)
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0)
+    parser.add_argument("--profile", default="demo-long", choices=sorted(profiles.PROFILES),
+                        help="the profile the checkpoint was trained with")
+    parser.add_argument("--model", required=True, choices=AUTOENCODERS, help="the model whose weights to ship")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="the training seed")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     paths = Paths()

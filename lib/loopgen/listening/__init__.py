@@ -78,7 +78,8 @@ def cli_main(argv: list[str]) -> int:
     from loopgen.paths import MissingInputError, Paths
 
     parser = cli.parser("study", description=build_study.__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
+                        help="whose generated groups to put in the study")
     parser.add_argument(
         "--out", type=cli.output_dir, default=None, help="study folder (default build/study/<profile>)"
     )

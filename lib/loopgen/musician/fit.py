@@ -70,7 +70,8 @@ def cli_main(argv: list[str]) -> int:
                         help="training settings (smoke: seconds, demo: minutes)")
     parser.add_argument("--out", type=cli.output_dir, default=None,
                         help="folder for a preview of the new model's loops (default data/models/NAME)")
-    parser.add_argument("--seed", type=cli.int_at_least(0), default=None, help="seed of the preview loops")
+    parser.add_argument("--seed", type=cli.int_at_least(0), default=None,
+                        help="seed of the preview loops (default: a fresh random one, printed)")
     parser.add_argument("--no-wav", action="store_true", help="preview as MIDI and PNG only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

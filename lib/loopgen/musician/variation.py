@@ -126,25 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     span.add_argument("--keep-bars", type=cli.int_at_least(0), default=None,
                       help="keep bars 1..K and regenerate the rest (default 4)")
     span.add_argument("--regenerate-bars", type=bar_span, default=None, metavar="A-B",
-                      help="regenerate bars A..B (1-based) and keep the others")
-    parser.add_argument("--temperature", type=cli.positive_float, default=1.0, help="prior temperature")
+                      help="regenerate bars A..B (1-based) and keep the others (default: --keep-bars 4, i.e. 5-8)")
+    parser.add_argument("--temperature", type=cli.positive_float, default=1.0, help="prior temperature (> 0; higher: more surprising codes)")
     parser.add_argument("--start-bar", type=cli.positive_int, default=None,
                         help="for a song: the loop's first bar (default: its first extracted loop)")
     parser.add_argument("--candidates", type=cli.positive_int, default=DEFAULT_CANDIDATES,
-                        help="continuations sampled per variation for a span in the middle")
+                        help="continuations sampled per variation for a span in the middle, the best kept")
     add_common_options(parser)
     return parser
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options ``generate`` and ``vary`` share: model, seed, loopability filter, export."""
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
+                        help="whose trained VQ-VAE and prior to use (ignored with --from)")
     parser.add_argument("--from", dest="from_name", type=cli.non_empty, default=None, metavar="NAME",
-                        help="use the model registered by `python -m loopgen fit --name NAME`")
+                        help="use the model registered by `python -m loopgen fit --name NAME` (default: the profile's)")
     parser.add_argument("--seed", type=cli.int_at_least(0), default=None,
                         help="base seed (default: a fresh random one, printed and saved in loops.json)")
     parser.add_argument("--min-loopability", type=cli.float_in(0.0, 1.0), default=None,
-                        help="keep only loops with loopability >= X (0-1), drawing more until --n are found")
+                        help="keep only loops with loopability >= X (0-1), drawing more until --n are found (default: keep all)")
     parser.add_argument("--max-draws", type=cli.positive_int, default=None,
                         help="cap on loops drawn for --min-loopability (default 20 x --n)")
     parser.add_argument("--bpm", "--tempo", dest="bpm", type=cli.float_in(20.0, 400.0), default=120.0,
