@@ -266,6 +266,26 @@ def test_vary_cli_writes_original_variations_json_and_page(project, song_loop, t
     _check_page(out, n_loops=4)
 
 
+def test_vary_on_a_file_whose_name_is_not_utf8(project, song_loop, tmp_path, capsys):
+    """Issue 22: MIDI, NPZ, PNG and loops.json were written, then UnicodeEncodeError on index.html (exit 1)."""
+    import os
+
+    song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "plain.mid")
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 loop.mid")  # Latin-1, as an old Windows collection has it
+    os.rename(os.fsencode(song), odd)
+    out = tmp_path / "odd"
+    assert entry.main(["vary", os.fsdecode(odd), "--from", NAME, "--n", "2", "--seed", "3", "--out", str(out),
+                       "--no-wav"]) == 0
+    printed = capsys.readouterr().out
+    assert "caf\\xe9 loop.mid" in printed
+    page_text = (out / "index.html").read_bytes().decode("utf-8")  # strict UTF-8
+    assert "Variations of caf\\xe9 loop.mid" in page_text
+    index = json.loads((out / "loops.json").read_bytes().decode("utf-8"))
+    assert index["loops"][0]["input"].endswith("caf\\xe9 loop.mid")
+    assert all("\udce9" not in arg for arg in index["runs"][-1]["argv"])
+    _check_page(out, n_loops=3)
+
+
 def test_min_loopability_keeps_only_loops_above_it_or_says_why(project, song_loop, tmp_path, capsys):
     song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "mine.mid")
     out = tmp_path / "strict"

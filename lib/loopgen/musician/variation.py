@@ -17,6 +17,7 @@ the LSTM prior samples the codes of the bars to regenerate, and the VQ-VAE decod
 from __future__ import annotations
 
 import argparse
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,19 +179,21 @@ def cli_main(argv: list[str]) -> int:
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
     draws.report_shortfall(kept, args.n, args.min_loopability)
+    shown = cli.shown_name(Path(args.input).name)  # a name that is not UTF-8: \xNN in pages, files and messages
     common = {
         "command": "vary", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
-        "prior_key": model.prior_key, "temperature": args.temperature, "input": str(Path(args.input).resolve()),
+        "prior_key": model.prior_key, "temperature": args.temperature,
+        "input": cli.shown_name(str(Path(args.input).resolve())),
         "start_bar": user.start_bar + 1, "regenerate_bars": list(bars), "candidates": args.candidates,
     }
     options = dict(prefix="variation", bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
-                   with_stems=args.stems, title=f"Variations of {Path(args.input).name}")
-    run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
+                   with_stems=args.stems, title=f"Variations of {shown}")
+    run = {"argv": [cli.shown_name(a) for a in argv], "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
     original = {**common, "caption": "the original loop", "prefix": "original"}
     changed = [{**common, **r, "caption": f"bars {bars[0]}-{bars[1]} new; {kept_text(bars)}"} for r in kept.records]
     entries = page.add_loops(args.out, np.concatenate([user.loop[None], kept.loops]), [original, *changed],
                              **options, run=run)[1:]
-    print(f"{len(entries)} variations of bars {bars[0]}-{bars[1]} of {Path(args.input).name} "
-          f"(from bar {user.start_bar + 1}) -> {Path(args.out) / page.INDEX_HTML}")
+    print(f"{len(entries)} variations of bars {bars[0]}-{bars[1]} of {shown} "
+          f"(from bar {user.start_bar + 1}) -> {shlex.quote(cli.shown_name(str(Path(args.out) / page.INDEX_HTML)))}")
     say_audio(args)
     return 0 if len(entries) else 1
