@@ -15,6 +15,7 @@ import errno
 import math
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -194,6 +195,12 @@ def check_output_folder(
 def shown_name(name: str) -> str:
     """A file name fit for a terminal or log: bytes that are not UTF-8 shown as ``\\xNN``."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def quoted(path: str | os.PathLike) -> str:
+    """``path`` as a shell reads it back (``shlex.quote``: quoted when it holds spaces or other special
+    characters), for every message and hint that shows a path or a command a user may paste."""
+    return shlex.quote(shown_name(os.fsdecode(path)))
 
 
 # ------------------------------------------------------------------------------------------- running

@@ -144,9 +144,9 @@ def cli_main(argv: list[str]) -> int:
     )
     if not path.exists():
         raise MissingInputError(
-            f"no trained {args.model} at {path}: run python -m loopgen train --profile {args.profile} "
+            f"no trained {args.model} at {cli.quoted(path)}: run python -m loopgen train --profile {args.profile} "
             f"--model {args.model} first"
         )
     out = export(path, args.profile)
-    print(f"{out} ({out.stat().st_size / 1e6:.2f} MB)")
+    print(f"{cli.quoted(out)} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
