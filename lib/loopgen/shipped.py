@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from loopgen.atomic import write_bytes
+from loopgen.atomic import exclusive_lock, write_bytes
 from loopgen.cli import UserError
 
 SHIPPED_DIR = Path(__file__).with_name("shipped")
@@ -85,17 +85,18 @@ def export(checkpoint: Path | str, profile: str, folder: Path | None = None) -> 
     torch.save(payload, buffer)
     data = buffer.getvalue()
     out = shipped_path(ckpt["name"], ckpt["key"], folder)
-    write_bytes(out, data)
-    index = read_index(folder)
-    index[out.name] = {
-        "sha256": _sha256(data),
-        "bytes": len(data),
-        "name": ckpt["name"],
-        "key": ckpt["key"],
-        "profile": profile,
-        "data_key": ckpt.get("meta", {}).get("data_key"),
-    }
-    write_bytes(Path(folder) / INDEX_FILE, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
+    with exclusive_lock(Path(folder) / (INDEX_FILE + ".lock"), what=f"the shipped weights' {INDEX_FILE}", wait=True):
+        write_bytes(out, data)
+        index = read_index(folder)
+        index[out.name] = {
+            "sha256": _sha256(data),
+            "bytes": len(data),
+            "name": ckpt["name"],
+            "key": ckpt["key"],
+            "profile": profile,
+            "data_key": ckpt.get("meta", {}).get("data_key"),
+        }
+        write_bytes(Path(folder) / INDEX_FILE, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
     return out
 
 
