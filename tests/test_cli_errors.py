@@ -504,3 +504,45 @@ def test_help_shows_the_value_of_a_default(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for text in ("--candidates", "(default: 16)", "--temperature", "(default: 1.0)", "--start-bar", "--keep-bars"):
         assert text in out
+
+
+# ------------------------------------------------------------------------------ issue 22: Python 3.10-3.13
+def test_readme_pyproject_and_set_up_agree_on_the_python_versions():
+    """Issue 22: the README promised "3.10+", but constraints.txt pins numpy 2.4, pandas 3.1, IPython 9 and
+    networkx 3.6 (all 3.11+), so set-up on Python 3.10 failed with pip's ResolutionImpossible."""
+    import re
+
+    script = (REPO / "run_all.sh").read_text()
+    supported = re.search(r'^SUPPORTED_PYTHONS="3\.(\d+) to 3\.(\d+)"', script, re.MULTILINE)
+    assert supported, "run_all.sh states the supported versions"
+    low, high = int(supported.group(1)), int(supported.group(2))
+    assert (low, high) == (10, 13)
+    assert f"Python 3.{low} to 3.{high}" in " ".join((REPO / "README.md").read_text().split())
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'requires-python = ">=3.{low}"' in pyproject
+    listed = sorted(int(v) for v in re.findall(r'"Programming Language :: Python :: 3\.(\d+)"', pyproject))
+    assert listed == list(range(low, high + 1))
+    # every supported Python has pins it can install: constraints.txt for 3.11+, constraints-py3.10.txt for 3.10
+    pins = dict(line.split("==") for line in (REPO / "constraints-py3.10.txt").read_text().split())
+    assert int(pins["numpy"].split(".")[1]) < 3 and int(pins["pandas"].split(".")[0]) < 3  # 3.10 wheels exist
+    assert int(pins["ipython"].split(".")[0]) < 9 and pins["filelock"]
+    main_pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().split())
+    def canonical(names):
+        return {name.lower().replace("_", "-") for name in names}
+
+    assert canonical(main_pins) - canonical(pins) <= {
+        "ipython-pygments-lexers", "pysmartdl", "symusic"}  # what 3.10's older IPython does not use
+
+
+def test_set_up_picks_the_pins_of_its_python(tmp_path):
+    script = (REPO / "run_all.sh").read_text()
+    function = script[script.index("constraints_for() {"):]
+    function = function[: function.index("\n}\n") + 3]
+    for version, expected in (("3.10", "constraints-py3.10.txt"), ("3.11", "constraints.txt"),
+                              ("3.13", "constraints.txt")):
+        fake = tmp_path / f"python{version}"
+        fake.write_text(f"#!/bin/sh\necho {version}\n")
+        fake.chmod(0o755)
+        done = subprocess.run(["bash", "-c", f"cd {REPO} && {function}\nconstraints_for {fake}"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.stdout.strip() == expected, done.stderr
