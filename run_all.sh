@@ -8,8 +8,8 @@
 #   ./run_all.sh --setup             set up only
 #   ./run_all.sh --lock              set up, then rewrite constraints.txt from the environment
 #
-# Set-up is idempotent: it creates .venv with python3 (3.10+) if missing, installs the project when
-# pyproject.toml or constraints.txt changed, installs the fluidsynth library (and, for --tests, Chromium)
+# Set-up is idempotent: it creates .venv with python3 (3.10 to 3.13) if missing, installs the project when
+# pyproject.toml or the constraints changed (constraints.txt; constraints-py3.10.txt on Python 3.10), installs the fluidsynth library (and, for --tests, Chromium)
 # with apt when missing and running as root, registers the "loopgen" Jupyter kernel and nbdime's git drivers.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -58,25 +58,39 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
 }
 
+SUPPORTED_PYTHONS="3.10 to 3.13"  # keep in step with README.md and pyproject.toml (a test checks)
+GET_PYTHON="install one (e.g. 'pyenv install 3.11', 'apt-get install python3.11' or python.org) and put its python3 first on PATH"
+# The pins pip installs for a Python X.Y: constraints-pyX.Y.txt when there is one (3.10: numpy, pandas, IPython,
+# networkx ... need 3.11 in constraints.txt's versions), else constraints.txt.
+constraints_for() {
+  local version
+  version=$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ -f "constraints-py$version.txt" ]; then echo "constraints-py$version.txt"; else echo constraints.txt; fi
+}
+
 setup() {
   local start=$SECONDS
-  if ! command -v python3 >/dev/null 2>&1; then echo "python3 (3.10+) is required" >&2; exit 1; fi
+  if ! command -v python3 >/dev/null 2>&1; then echo "python3 is required: loopgen supports Python $SUPPORTED_PYTHONS; $GET_PYTHON" >&2; exit 1; fi
   python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-    || { echo "python3 is $(python3 --version 2>&1); 3.10+ is required" >&2; exit 1; }
+    || { echo "python3 is $(python3 --version 2>&1); loopgen supports Python $SUPPORTED_PYTHONS: $GET_PYTHON" >&2; exit 1; }
+  log "$( [ -x "$PY" ] && "$PY" --version || python3 --version) (loopgen supports Python $SUPPORTED_PYTHONS)"
+  python3 -c 'import sys; sys.exit(0 if sys.version_info < (3, 14) else 1)' \
+    || log "python3 is $(python3 --version 2>&1), newer than loopgen was checked with ($SUPPORTED_PYTHONS): carrying on"
   if [ ! -x "$PY" ]; then
     log "creating .venv with $(python3 --version)"
     python3 -m venv .venv || { echo "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
   fi
   local stamp=.venv/.loopgen-install-stamp
-  local want
-  want=$(cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -d' ' -f1)
+  local want pins
+  pins=$(constraints_for "$PY")
+  want=$(cat pyproject.toml "$pins" 2>/dev/null | sha1sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing packages into .venv (first run: a few minutes)"
     "$PY" -m pip install -q --upgrade pip || exit 1
     # torch first, pinned: on these machines 2.13.0 is the CPU build; on a GPU machine, the CUDA build.
     "$PY" -m pip install -q "$TORCH_PIN" || exit 1
     local constraint=()
-    [ -f constraints.txt ] && constraint=(-c constraints.txt)
+    [ -f "$pins" ] && constraint=(-c "$pins")
     "$PY" -m pip install -q "${constraint[@]}" -e ".[dev]" || exit 1
     echo "$want" > "$stamp"
   fi
@@ -111,8 +125,9 @@ setup
 case "$MODE" in
   setup) exit 0 ;;
   lock)
-    "$PY" -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-|triton)' > constraints.txt
-    log "wrote constraints.txt ($(wc -l < constraints.txt) packages; torch is pinned separately: $TORCH_PIN)"
+    pins=$(constraints_for "$PY")
+    "$PY" -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-|triton|cuda-)' > "$pins"
+    log "wrote $pins ($(wc -l < "$pins") packages; torch is pinned separately: $TORCH_PIN)"
     ;;
   tests)
     setup_browser

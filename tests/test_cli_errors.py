@@ -58,6 +58,9 @@ def env_for(root: Path) -> dict[str, str]:
 
 # (argv, exit status, text the one-line message must contain). Paths are relative to the `place` folder.
 BAD_ARGUMENTS = [
+    # the dispatcher (issue 22: an unknown command gets the same one-line error as every bad argument)
+    (["nosuch"], 2, "unknown command 'nosuch'"),
+    ([], 2, "no command given"),
     # extract
     (["extract", "empty", "out", "--workers", "0"], 2, "--workers"),
     (["extract", "empty", "out"], 2, "no MIDI files"),
@@ -439,3 +442,107 @@ def test_lock_is_refused_while_held_and_free_after(tmp_path):
     with exclusive_lock(lock, what="the output folder"):
         assert lock.read_text().strip() == str(os.getpid())
     assert lock.read_bytes() == b""  # released: empty, so finished outputs stay byte-identical
+
+
+# ------------------------------------------------------------------------------------------ issue 22: --help
+def _parsers_of(command: str, monkeypatch) -> list:
+    """Every parser ``python -m loopgen COMMAND`` builds (sub-commands' too), caught as it parses."""
+    import argparse
+
+    from loopgen import cli
+
+    caught = []
+
+    def catch(self, args=None, namespace=None):
+        caught.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.OneLineParser, "parse_args", catch)
+    assert main([command, "--help"]) == 0
+    parsers = list(caught)
+    for parser in caught:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return parsers
+
+
+@pytest.mark.parametrize("command", ["corpus", "extract", "train", "generate", "vary", "fit", "study", "ship",
+                                     "rehearse", "run-notebooks"])
+def test_every_option_of_every_command_is_explained_with_its_default(command, monkeypatch):
+    """Issue 22: ``--help`` of extract and vary left --backend, --stride-bars, --bass-tracks, --drum-map,
+    --keep-bars, --temperature, --start-bar, --candidates without a word or a default."""
+    import argparse
+
+    from loopgen.__main__ import COMMANDS
+
+    assert command in COMMANDS
+    missing = []
+    for parser in _parsers_of(command, monkeypatch):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            name = action.option_strings[-1]
+            if not (action.help or "").strip():
+                missing.append(f"{parser.prog} {name}: no help")
+                continue
+            shown = formatter._expand_help(action) if action.help else ""
+            needs_default = not (action.required or isinstance(action, (argparse._StoreTrueAction,
+                                                                         argparse._StoreFalseAction)))
+            if needs_default and "(default" not in shown.lower() and "default:" not in shown.lower():
+                missing.append(f"{parser.prog} {name}: no default in {shown!r}")
+    assert not missing, "\n".join(missing)
+
+
+def test_help_shows_the_value_of_a_default(capsys):
+    assert main(["extract", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--stride-bars", "(default: 1)", "--backend", "(default: fast)", "--drum-map", "(default: default)"):
+        assert text in out
+    assert main(["vary", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--candidates", "(default: 16)", "--temperature", "(default: 1.0)", "--start-bar", "--keep-bars"):
+        assert text in out
+
+
+# ------------------------------------------------------------------------------ issue 22: Python 3.10-3.13
+def test_readme_pyproject_and_set_up_agree_on_the_python_versions():
+    """Issue 22: the README promised "3.10+", but constraints.txt pins numpy 2.4, pandas 3.1, IPython 9 and
+    networkx 3.6 (all 3.11+), so set-up on Python 3.10 failed with pip's ResolutionImpossible."""
+    import re
+
+    script = (REPO / "run_all.sh").read_text()
+    supported = re.search(r'^SUPPORTED_PYTHONS="3\.(\d+) to 3\.(\d+)"', script, re.MULTILINE)
+    assert supported, "run_all.sh states the supported versions"
+    low, high = int(supported.group(1)), int(supported.group(2))
+    assert (low, high) == (10, 13)
+    assert f"Python 3.{low} to 3.{high}" in " ".join((REPO / "README.md").read_text().split())
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'requires-python = ">=3.{low}"' in pyproject
+    listed = sorted(int(v) for v in re.findall(r'"Programming Language :: Python :: 3\.(\d+)"', pyproject))
+    assert listed == list(range(low, high + 1))
+    # every supported Python has pins it can install: constraints.txt for 3.11+, constraints-py3.10.txt for 3.10
+    pins = dict(line.split("==") for line in (REPO / "constraints-py3.10.txt").read_text().split())
+    assert int(pins["numpy"].split(".")[1]) < 3 and int(pins["pandas"].split(".")[0]) < 3  # 3.10 wheels exist
+    assert int(pins["ipython"].split(".")[0]) < 9 and pins["filelock"]
+    main_pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().split())
+    def canonical(names):
+        return {name.lower().replace("_", "-") for name in names}
+
+    assert canonical(main_pins) - canonical(pins) <= {
+        "ipython-pygments-lexers", "pysmartdl", "symusic"}  # what 3.10's older IPython does not use
+
+
+def test_set_up_picks_the_pins_of_its_python(tmp_path):
+    script = (REPO / "run_all.sh").read_text()
+    function = script[script.index("constraints_for() {"):]
+    function = function[: function.index("\n}\n") + 3]
+    for version, expected in (("3.10", "constraints-py3.10.txt"), ("3.11", "constraints.txt"),
+                              ("3.13", "constraints.txt")):
+        fake = tmp_path / f"python{version}"
+        fake.write_text(f"#!/bin/sh\necho {version}\n")
+        fake.chmod(0o755)
+        done = subprocess.run(["bash", "-c", f"cd {REPO} && {function}\nconstraints_for {fake}"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.stdout.strip() == expected, done.stderr

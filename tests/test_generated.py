@@ -100,7 +100,36 @@ def test_a_record_of_another_schema_reads_as_no_provenance(tmp_path):
     with np.load(target) as data:
         fields = {name: data[name] for name in data.files}
     fields["provenance"] = np.array(json.dumps({**json.loads(str(fields["provenance"])), "renamed_field": 1}))
+    fields.pop("digest")  # written by a loopgen of another schema: no digest of this one's
     np.savez_compressed(target, **fields)
     assert generated.stored_provenance(paths, "smoke", "cnn_vae") is None
     with pytest.raises(MissingInputError, match="no provenance recorded"):
         generated.load_generated(paths, "smoke", "cnn_vae", _made(2))
+
+
+def test_a_damaged_group_is_refused_naming_notebook_05(tmp_path):
+    """Issue 22: a group read back is checked (digest, loop count, code shape) before any metric uses it."""
+    import json
+
+    paths = Paths(tmp_path)
+    made = _made(3)
+    codes = np.arange(3 * 32).reshape(3, 32) % 7
+    target = generated.save_generated(paths, "smoke", "vq_vae_argmax", _loops(3), codes, provenance=made)
+    with np.load(target) as data:
+        fields = {name: data[name] for name in data.files}
+    fields["packed"] = fields["packed"].copy()
+    fields["packed"][1, 10] ^= 0xFF  # one byte of one loop changed (same shape: unpacking alone sees nothing)
+    np.savez_compressed(target, **fields)
+    with pytest.raises(MissingInputError, match="damaged .*digest.*05_musical_metrics"):
+        generated.load_generated(paths, "smoke", "vq_vae_argmax", made)
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(MissingInputError, match="damaged"):
+        generated.load_generated(paths, "smoke", "vq_vae_argmax", made)
+    fields.pop("digest")  # no digest (an older file), but the codes of 2 loops beside 3 loops
+    fields["packed"][1, 10] ^= 0xFF
+    fields["codes"] = fields["codes"][:2]
+    np.savez_compressed(target, **fields)
+    with pytest.raises(MissingInputError, match="damaged"):
+        generated.load_generated(paths, "smoke", "vq_vae_argmax", made)
+    assert json.loads(str(fields["provenance"]))["n"] == 3

@@ -165,7 +165,8 @@ RAW_CASES = {
     "empty_sequence_number": (smf(meta(0x00, b"") + TS44 + NOTES + EOT), True),
     "no_end_of_track": (smf(TS44 + NOTES), True),
     "zero_tracks": (smf(n_tracks=0), True),
-    "negative_track_count": (smf(TS44 + NOTES, n_tracks=-1), True),
+    # mido reads a count >= 32,768 as negative, so no track; loopgen names the miscount (issue 22)
+    "negative_track_count": (smf(TS44 + NOTES, n_tracks=-1), False),
     "empty_track": (smf(b"", TS44 + NOTES + EOT), True),
     "long_header": (
         chunk(b"MThd", struct.pack(">hhh", 1, 1, 96) + b"\0\0\0\0") + chunk(b"MTrk", TS44 + NOTES),
@@ -258,10 +259,41 @@ def test_note_events_helper_orders_offs_first():
 
 @pytest.mark.parametrize(
     "data",
-    [smf(n_tracks=0), smf(TS44 + NOTES, n_tracks=-1), smf(b"", b"")],
-    ids=["zero_tracks", "negative_track_count", "only_empty_tracks"],
+    [smf(n_tracks=0), smf(b"", b"")],
+    ids=["zero_tracks", "only_empty_tracks"],
 )
 def test_a_file_without_any_track_event_is_no_tracks(tmp_path, data):
     path = tmp_path / "empty.mid"
     path.write_bytes(data)
     assert read_both(path) == "no_tracks"
+
+
+@pytest.mark.parametrize(
+    "data,claimed,found",
+    [
+        (smf(TS44 + NOTES + EOT, NOTES + EOT, header=struct.pack(">HHh", 1, 65535, 96)), "65,535", 2),
+        (smf(TS44 + NOTES, n_tracks=-1), "65,535", 1),
+        (smf(TS44 + NOTES + EOT, NOTES + EOT, n_tracks=0), "0", 2),
+    ],
+    ids=["65535_claimed_2_held", "negative_count", "zero_claimed_2_held"],
+)
+def test_a_header_that_miscounts_its_tracks_is_named_as_such(tmp_path, data, claimed, found):
+    """Issue 22: a header claiming 65,535 tracks (mido reads -1, so no track) over 2 tracks with notes was
+    rejected as "the file holds no track with any event"; both backends now say what is wrong."""
+    path = tmp_path / "miscounted.mid"
+    path.write_bytes(data)
+    assert read_both(path) == "unreadable"
+    for backend in ("fast", "reference"):
+        with pytest.raises(MidiRejected) as info:
+            read_notes(path, backend)
+        assert "track count mismatch" in info.value.detail
+        assert f"claims {claimed} tracks but the file holds {found}" in info.value.detail
+
+
+def test_a_truncated_last_track_is_named_when_the_count_is_wrong(tmp_path):
+    data = smf(TS44 + NOTES + EOT, NOTES + EOT, header=struct.pack(">HHh", 1, 65535, 96))[:-3]
+    path = tmp_path / "cut.mid"
+    path.write_bytes(data)
+    assert read_both(path) == "unreadable"
+    with pytest.raises(MidiRejected, match="the last one truncated"):
+        read_notes(path, "fast")

@@ -266,6 +266,26 @@ def test_vary_cli_writes_original_variations_json_and_page(project, song_loop, t
     _check_page(out, n_loops=4)
 
 
+def test_vary_on_a_file_whose_name_is_not_utf8(project, song_loop, tmp_path, capsys):
+    """Issue 22: MIDI, NPZ, PNG and loops.json were written, then UnicodeEncodeError on index.html (exit 1)."""
+    import os
+
+    song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "plain.mid")
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 loop.mid")  # Latin-1, as an old Windows collection has it
+    os.rename(os.fsencode(song), odd)
+    out = tmp_path / "odd"
+    assert entry.main(["vary", os.fsdecode(odd), "--from", NAME, "--n", "2", "--seed", "3", "--out", str(out),
+                       "--no-wav"]) == 0
+    printed = capsys.readouterr().out
+    assert "caf\\xe9 loop.mid" in printed
+    page_text = (out / "index.html").read_bytes().decode("utf-8")  # strict UTF-8
+    assert "Variations of caf\\xe9 loop.mid" in page_text
+    index = json.loads((out / "loops.json").read_bytes().decode("utf-8"))
+    assert index["loops"][0]["input"].endswith("caf\\xe9 loop.mid")
+    assert all("\udce9" not in arg for arg in index["runs"][-1]["argv"])
+    _check_page(out, n_loops=3)
+
+
 def test_min_loopability_keeps_only_loops_above_it_or_says_why(project, song_loop, tmp_path, capsys):
     song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "mine.mid")
     out = tmp_path / "strict"
@@ -338,15 +358,15 @@ def test_fit_registered_the_model_and_generate_from_uses_it(project, tmp_path, c
 def test_fit_cli_prints_the_extraction_summary_and_writes_a_page(project, dev_midi_dir, tmp_path, capsys):
     songs = tmp_path / "songs"
     songs.mkdir()
-    for p in sorted(dev_midi_dir.rglob("*.mid"))[:6]:  # real songs, linked in place (never copied)
+    for p in sorted(dev_midi_dir.rglob("*.mid"))[:20]:  # real songs, linked in place (never copied)
         (songs / p.name).symlink_to(p)
     write_song(songs / "waltz.mid", **_bar_notes(16, meter=(3, 4)))
     out = tmp_path / "fit_page"
     code = entry.main(["fit", str(songs), "--name", "real", "--profile", "smoke", "--quiet", "--no-wav",
                        "--seed", "0", "--out", str(out)])
     captured = capsys.readouterr()
-    assert "7 files: " in captured.out and "time_signature" in captured.out
-    assert code == 0, captured.err  # two of the first six real songs give a loop each
+    assert "21 files: " in captured.out and "time_signature" in captured.out
+    assert code == 0, captured.err  # eight of the first twenty real songs give 35 loops (fit needs 8 different)
     assert "real" in trained.read_registry(project) and "registered 'real'" in captured.out
     _check_page(out, n_loops=fit.PREVIEW_LOOPS)
 
@@ -359,6 +379,105 @@ def test_fit_without_any_loop_says_why_in_one_line(project, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no loops" in err and "time_signature 1" in err and len(err.strip().splitlines()) == 1
     assert "none" not in trained.read_registry(project)
+
+
+def _one_loop_song(folder: Path) -> Path:
+    """``folder`` holding one 8-bar song that is exactly one loop (kick and crash on beat one, bass, hats)."""
+    song = _bar_notes(8)
+    song["drums"] = song["drums"] + [(k * 1920, 49) for k in range(8)]
+    song["bass"] = [(k * 1920 + q * 480, k * 1920 + q * 480 + 240, 40 + q) for k in range(8) for q in range(4)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_song(folder / "one.mid", **song)
+    assert len(extract_file(path).start_bars) == 1
+    return folder
+
+
+def test_fit_below_the_minimum_says_how_many_loops_are_needed(project, tmp_path, capsys):
+    """Issue 22: one song giving 1 loop trained and registered a model without validation, without a word;
+    and the summary said "1 gave 1 loops"."""
+    songs = _one_loop_song(tmp_path / "one song")
+    assert entry.main(["fit", str(songs), "--name", "single", "--profile", "smoke", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "1 file: 1 gave 1 loop; 0 without" in captured.out
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and f"needs at least {fit.MIN_LOOPS} different loops" in err
+    assert "gives 1 different loop;" in err and f"'{songs}'" in err  # the path quoted (it holds a space)
+    assert "single" not in trained.read_registry(project)
+    assert not project.user_loops_dir("single").exists()  # nothing left behind
+
+
+def test_copies_across_splits_are_counted_and_kept_out_of_validation(project, tmp_path, capsys):
+    corpus = project.corpus_dir(profiles.get("smoke").corpus.name)
+    songs = tmp_path / "copies"
+    for copy in ("copy1", "copy2", "copy3"):  # three copies of one folder of our own demo songs
+        (songs / copy).mkdir(parents=True)
+        for song in sorted(corpus.glob("*.mid")):
+            (songs / copy / song.name).write_bytes(song.read_bytes())
+    assert entry.main(["fit", str(songs), "--name", "copies", "--profile", "smoke", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    copies = re.search(r"(\d+) validation loops are copies of training loops .*kept out of validation", captured.out)
+    assert copies and int(copies.group(1)) > 0, captured.out
+    assert f"all {copies.group(1)} validation loops are copies of training loops" in captured.err
+    assert not project.user_loops_dir("copies").exists()
+
+
+def test_validation_loops_equal_to_training_loops_are_dropped():
+    loops = np.zeros((6, 128, 93), dtype=np.uint8)
+    for i in range(6):
+        loops[i, i, 0] = 1
+    loops[4] = loops[1]  # a validation loop that copies a training loop
+    split = np.array(["train", "train", "train", "train", "val", "val"])
+    train, val, copies, distinct = fit.split_without_copies(loops, split)
+    assert len(train) == 4 and copies == 1 and distinct == 5
+    np.testing.assert_array_equal(val, loops[5:6])
+
+
+def test_a_failed_fit_leaves_nothing_that_blocks_the_next(project, tmp_path, capsys):
+    """Issue 22: a fit giving 0 loops left data/loops/user-zero behind, and the next fit of another folder as
+    'zero' was refused as "fitted on other MIDI files" though no model 'zero' was registered."""
+    waltzes = tmp_path / "waltzes"
+    waltzes.mkdir()
+    write_song(waltzes / "waltz.mid", **_bar_notes(16, meter=(3, 4)))
+    assert entry.main(["fit", str(waltzes), "--name", "zero", "--profile", "smoke", "--quiet"]) == 1
+    assert not project.user_loops_dir("zero").exists()
+    # a dataset a killed fit left (no registry entry names it) does not block either
+    from loopgen.extract import extract
+
+    extract(waltzes, project.user_loops_dir("zero"), workers=1, progress=False)
+    capsys.readouterr()
+    songs = _one_loop_song(tmp_path / "other")
+    assert entry.main(["fit", str(songs), "--name", "zero", "--profile", "smoke", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "fitted on other MIDI files" not in err and "needs at least" in err
+    assert not project.user_loops_dir("zero").with_name("user-zero.new").exists()
+
+
+def test_fit_of_a_registered_name_on_other_files_needs_force_and_keeps_the_old_model_if_it_fails(
+    project, tmp_path, capsys
+):
+    songs = _one_loop_song(tmp_path / "other")
+    assert entry.main(["fit", str(songs), "--name", NAME, "--profile", "smoke", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "fitted on other MIDI files" in err and "--force" in err
+    assert entry.main(["fit", str(songs), "--name", NAME, "--profile", "smoke", "--quiet", "--force"]) == 1
+    assert "needs at least" in capsys.readouterr().err  # --force got past the name; these songs are too few
+    assert trained.load_vq(project, profiles.get("smoke"), NAME).vq is not None  # the old model still works
+    assert not project.user_loops_dir(NAME).with_name(f"user-{NAME}.new").exists()
+
+
+def test_an_unready_fitted_model_points_at_fit_not_at_a_notebook(project, capsys):
+    """Issue 22: the hint for a model without a finished checkpoint named notebook 02 even to a CLI user."""
+    entry_ = trained.read_registry(project)[NAME]
+    trained.register(project, "elsewhere", dataset=Path(entry_["dataset"]), profile="demo",
+                     report_totals=entry_["extraction"], out_dir=project.user_model_dir("elsewhere"))
+    try:
+        with pytest.raises(FileNotFoundError) as info:
+            trained.load_vq(project, profiles.get("smoke"), "elsewhere")  # demo settings: never trained
+        message = str(info.value)
+        assert "python -m loopgen fit " in message and "--name elsewhere --profile demo" in message
+        assert "notebook" not in message
+    finally:
+        trained.unregister(project, "elsewhere")
 
 
 def test_fit_refuses_a_bad_name_with_exit_2(project, tmp_path, capsys):

@@ -231,6 +231,23 @@ def test_an_explicit_seed_is_reproducible_and_says_so(study_root):
     assert json.loads((outs[0] / "site" / "stimuli.json").read_text())["seed"] != 7
 
 
+def test_the_serve_hint_is_a_command_a_shell_can_run(study_root):
+    """Issue 22: in a checkout at a path with spaces, ``cd …/site && python -m http.server 8000`` broke when
+    pasted; every printed path is quoted."""
+    import shlex
+
+    out = study_root / "my studies, café" / "s"
+    done = loopgen("study", "--profile", "smoke", "--out", str(out), "--no-audio", root=study_root)
+    assert done.returncode == 0, done.stderr
+    hint = next(line for line in done.stdout.splitlines() if "serve it:" in line)
+    words = shlex.split(hint.split("serve it:", 1)[1].split("(then open", 1)[0])
+    assert words[:2] == ["cd", str(out / "site")] and words[2:] == ["&&", "python", "-m", "http.server", "8000"]
+    written = next(line for line in done.stdout.splitlines() if line.startswith("study written to "))
+    assert shlex.split(written[len("study written to "):]) == [str(out)]
+    readme = (out / "README.md").read_text()
+    assert f"cd {shlex.quote(str(out / 'site'))}" in readme
+
+
 def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):
     from loopgen.corpus import write_demo_corpus
 

@@ -25,10 +25,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
-        print("usage: python -m loopgen COMMAND [options]\n\ncommands:")
+        print("usage: python -m loopgen COMMAND [options]   (python -m loopgen COMMAND --help: its options)\n\ncommands:")
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<14} {text}")
-        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+        if argv and argv[0] in {"-h", "--help"}:
+            return 0
+        what = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"error: {what}: choose one of {', '.join(COMMANDS)} (see python -m loopgen --help)", file=sys.stderr)
+        return 2
     from loopgen import cli
 
     module = importlib.import_module(COMMANDS[argv[0]][0])

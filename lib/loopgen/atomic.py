@@ -1,16 +1,21 @@
 """Atomic file writes: write a temporary file beside the target, then rename it over the target.
 
 A reader never sees half a file, and a killed run leaves either the old file or the new one. Every module
-that writes data, tables, figures or audio goes through here.
+that writes data, tables, figures or audio goes through here. :func:`exclusive_lock` is the one lock every
+writer of a shared output takes (checkpoints, extraction folders, the model registry); it comes from
+``filelock``, so it works on Linux, macOS and Windows alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from .cli import UserError
 
@@ -61,58 +66,67 @@ class LockedError(UserError):
     """Another live run holds the lock on the same output (a one-line message that says what to do)."""
 
 
-def _lock_holder(fd: int) -> str:
+def _lock_holder(path: Path) -> str:
+    """`` (process N)`` when the lock file names the process that holds it, else empty."""
     try:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        text = path.read_bytes()[:64].decode("ascii", "replace").strip()
     except OSError:
         return ""
     return f" (process {text})" if text.isdigit() else ""
 
 
+def _write_holder(path: Path, text: str) -> None:
+    """Write ``text`` into the lock file (for the message another run shows); best effort: a platform whose
+    lock forbids writing to the locked file keeps it empty."""
+    try:
+        with open(path, "r+b") as fh:
+            fh.truncate(0)
+            fh.write(text.encode("ascii"))
+    except OSError:
+        pass
+
+
 @contextlib.contextmanager
 def exclusive_lock(lock_path: Path | str, *, what: str, wait: bool = False) -> Iterator[Path]:
-    """Hold an exclusive ``fcntl.flock`` on ``lock_path`` for the ``with`` block.
+    """Hold an exclusive lock on ``lock_path`` for the ``with`` block (:class:`filelock.FileLock`: ``flock``
+    on Linux and macOS, ``msvcrt`` on Windows).
 
-    ``wait=False`` raises :class:`LockedError` at once when another process holds it; ``wait=True`` blocks
-    until it is free. The lock goes with the process (a killed run never leaves a stale lock); the file stays.
+    ``wait=False`` raises :class:`LockedError` at once, in one line, when another process (or another lock
+    object of this one) holds it; ``wait=True`` blocks until it is free. The lock goes with the process (a
+    killed run never leaves a stale lock); the file stays, empty once released.
     """
-    import fcntl
-
     path = Path(lock_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    holder = _lock_holder(path)  # read first: some filelock versions truncate the file when they try
+    lock = filelock.FileLock(str(path), timeout=-1 if wait else 0)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise LockedError(
-                f"{what} is in use by another run{_lock_holder(fd)}; wait for it to finish "
-                f"(lock file {path})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the message another run shows
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockedError(
+            f"{what} is in use by another run{holder or _lock_holder(path)}; wait for it to finish "
+            f"(lock file {shlex.quote(str(path))})"
+        ) from None
+    try:
+        _write_holder(path, f"{os.getpid()}\n")
         try:
             yield path
         finally:
-            os.ftruncate(fd, 0)  # released: an empty file, so finished outputs are byte-identical
+            _write_holder(path, "")  # released: an empty file, so finished outputs are byte-identical
     finally:
-        os.close(fd)  # releases the lock (the file stays: removing it would let two runs lock two files)
+        lock.release()  # the file stays: removing it would let two runs lock two files
 
 
 def is_locked(lock_path: Path | str) -> bool:
-    """True when a live process holds the ``flock`` on ``lock_path``."""
-    import fcntl
-
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except OSError:
+    """True when a live process holds the lock on ``lock_path`` (tried for an instant, then let go)."""
+    path = Path(lock_path)
+    if not path.is_file():
         return False
+    lock = filelock.FileLock(str(path), timeout=0)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        lock.acquire()
+    except filelock.Timeout:
         return True
-    finally:
-        os.close(fd)
+    lock.release()
     return False
 
 

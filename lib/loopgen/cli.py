@@ -14,6 +14,8 @@ import argparse
 import errno
 import math
 import os
+import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,9 +41,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
+_SAYS_DEFAULT = re.compile(r"\(default|default:", re.IGNORECASE)
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """``--help`` that states every option's default: appended as ``(default: X)`` unless the help text
+    already says it (options whose default is "not given" or off state none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            _SAYS_DEFAULT.search(text)
+            or not action.option_strings
+            or action.required
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parser(prog: str, description: str | None = None) -> OneLineParser:
-    """A one-line-error argument parser for ``python -m loopgen <prog>``."""
-    return OneLineParser(prog=f"python -m loopgen {prog}", description=description)
+    """A one-line-error argument parser for ``python -m loopgen <prog>``; its ``--help`` states every default."""
+    return OneLineParser(prog=f"python -m loopgen {prog}", description=description, formatter_class=DefaultsShown)
 
 
 # ------------------------------------------------------------------------------------ argument checkers
@@ -171,6 +195,12 @@ def check_output_folder(
 def shown_name(name: str) -> str:
     """A file name fit for a terminal or log: bytes that are not UTF-8 shown as ``\\xNN``."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def quoted(path: str | os.PathLike) -> str:
+    """``path`` as a shell reads it back (``shlex.quote``: quoted when it holds spaces or other special
+    characters), for every message and hint that shows a path or a command a user may paste."""
+    return shlex.quote(shown_name(os.fsdecode(path)))
 
 
 # ------------------------------------------------------------------------------------------- running

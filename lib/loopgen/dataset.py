@@ -8,13 +8,16 @@ one row of 1488 bytes per (128, 93) loop: the one packed form of loops on disk).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import LOOP_CELLS, LOOP_STEPS, N_COLUMNS
+from .cli import UserError
 from .loops import SPLITS, LoopParams
 from .paths import Paths, require
 from .validate import check_loops
@@ -67,27 +70,59 @@ class LoopSet:
         )
 
 
+class DamagedDatasetError(UserError, ValueError):
+    """A dataset folder whose files do not match its manifest (one line naming the folder and what to do)."""
+
+
+def _damaged(out_dir: Path, what: str) -> DamagedDatasetError:
+    return DamagedDatasetError(
+        f"loop dataset {shlex.quote(str(out_dir))} is damaged ({what}): extract it again (delete the folder and "
+        f"run notebook {MADE_BY} or python -m loopgen extract, or extract with --force)"
+    )
+
+
 def load_loops(out_dir: str | Path, split: str | None = None) -> LoopSet:
-    """Load an extracted dataset; ``split`` ("train", "val", "test") keeps only that split."""
+    """Load an extracted dataset; ``split`` ("train", "val", "test") keeps only that split.
+
+    Every shard is checked before use against the manifest (loop count, dtype and shape) and, with the index,
+    against the manifest's ``content_hash``; a mismatch raises :class:`DamagedDatasetError`.
+    """
     out_dir = Path(out_dir)
     manifest_path = require(out_dir / "manifest.json", made_by=MADE_BY)
-    manifest = json.loads(manifest_path.read_text())
-    report = json.loads((out_dir / "report.json").read_text())
-    with np.load(out_dir / "index.npz", allow_pickle=False) as index:
-        source, start_bar, splits = index["source"], index["start_bar"], index["split"]
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        report = json.loads((out_dir / "report.json").read_text())
+        with np.load(out_dir / "index.npz", allow_pickle=False) as index:
+            source, start_bar, splits = index["source"], index["start_bar"], index["split"]
+    except (OSError, ValueError, KeyError) as err:
+        raise _damaged(out_dir, f"{type(err).__name__}: {' '.join(str(err).split())[:120]}") from None
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+    if not len(source) == len(start_bar) == len(splits):
+        raise _damaged(out_dir, "index.npz's columns differ in length")
     keep = np.ones(len(source), dtype=bool) if split is None else splits == split
+    digest = hashlib.sha256()
     parts, offset = [], 0
     for shard in manifest["shards"]:
         n = shard["loops"]
+        try:
+            packed = np.load(out_dir / shard["file"], allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise _damaged(out_dir, f"{shard['file']}: {type(err).__name__}") from None
+        if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape != (n, PACKED_BYTES):
+            raise _damaged(out_dir, f"{shard['file']} holds {packed.dtype} {packed.shape}, the manifest says "
+                                    f"{n} loops of {PACKED_BYTES} bytes")
+        digest.update(packed.tobytes())
         wanted = keep[offset : offset + n]
         if wanted.any():
-            packed = np.load(out_dir / shard["file"], allow_pickle=False)
-            if len(packed) != n:
-                raise ValueError(f"{out_dir / shard['file']} holds {len(packed)} loops, manifest says {n}")
             parts.append(unpack_loops(packed[wanted]))
         offset += n
+    if offset != len(source):
+        raise _damaged(out_dir, f"the shards hold {offset} loops, index.npz {len(source)}")
+    if "content_hash" in manifest:
+        digest.update(json.dumps([list(map(str, source)), start_bar.tolist()]).encode())
+        if digest.hexdigest() != manifest["content_hash"]:
+            raise _damaged(out_dir, "its loops do not match the content hash in manifest.json")
     loops = np.concatenate(parts) if parts else np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
     return LoopSet(
         loops=loops,

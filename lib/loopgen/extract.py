@@ -528,12 +528,17 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("midi_dir", type=cli.existing_dir, help="folder of MIDI files (searched recursively)")
     parser.add_argument("out_dir", type=cli.output_dir, help="dataset folder: new, empty, or one extract wrote")
     parser.add_argument("--workers", type=cli.int_in(1, 256), default=2, help="worker processes (1-256)")
-    parser.add_argument("--backend", choices=BACKENDS, default="fast")
-    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N files (sorted)")
-    parser.add_argument("--stride-bars", type=cli.int_in(1, 64), default=LoopParams.stride_bars)
-    parser.add_argument("--allow-missing-time-signature", action="store_true")
-    parser.add_argument("--bass-tracks", choices=("all", "first"), default=LoopParams.bass_tracks)
-    parser.add_argument("--drum-map", choices=("default", "magenta"), default=LoopParams.drum_map)
+    parser.add_argument("--backend", choices=BACKENDS, default="fast",
+                        help="MIDI parser: fast (compiled) or reference (pretty_midi, the paper's; slow); same loops")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N files (sorted; default: all)")
+    parser.add_argument("--stride-bars", type=cli.int_in(1, 64), default=LoopParams.stride_bars,
+                        help="bars between the starts of two candidate 8-bar windows (1-64)")
+    parser.add_argument("--allow-missing-time-signature", action="store_true",
+                        help="read a song without a time signature as 4/4 (default: rejected)")
+    parser.add_argument("--bass-tracks", choices=("all", "first"), default=LoopParams.bass_tracks,
+                        help="bass instruments merged into the bass part: all, or the first one")
+    parser.add_argument("--drum-map", choices=("default", "magenta"), default=LoopParams.drum_map,
+                        help="how drum notes map to the drum columns: default (the authors' code) or magenta")
     parser.add_argument(
         "--force", action="store_true",
         help="write into a non-empty folder, or replace a dataset made with other settings "

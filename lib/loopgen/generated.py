@@ -10,7 +10,9 @@ for this run's. Writes are atomic, so a crashed run never leaves half a file beh
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -65,24 +67,56 @@ def save_generated(
     if codes is not None:
         c = check_codes(codes, name="codes", rows=len(arr), allow_empty=True)
         payload["codes"] = c.astype(np.int32 if c.max(initial=0) < 2**31 else np.int64)
+    payload["digest"] = np.array(_digest(payload))
     target = paths.sample_group(profile_name, group)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **payload)
     return target
 
 
+def _digest(payload: dict[str, np.ndarray]) -> str:
+    """SHA-256 over a group's arrays (loops, codes, provenance): checked when the group is read back."""
+    h = hashlib.sha256()
+    for key in ("packed", "n_loops", "group", "provenance", "codes"):
+        if key in payload:
+            value = np.asarray(payload[key])
+            h.update(f"{key}:{value.dtype.str}:{value.shape};".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
+def _damaged(path: Path, what: str) -> MissingInputError:
+    return MissingInputError(f"{path} is damaged ({what}): run notebook {MADE_BY} again (same PROFILE and SEED)")
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a stored group, checked against the digest it was saved with (when it has one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated, or a bad CRC
+        raise _damaged(path, f"{type(err).__name__}: {' '.join(str(err).split())[:100]}") from None
+    if "digest" in arrays and str(arrays["digest"]) != _digest(arrays):
+        raise _damaged(path, "its contents do not match the digest it was saved with")
+    return arrays
+
+
+def _provenance(arrays: dict[str, np.ndarray]) -> Provenance | None:
+    if "provenance" not in arrays:
+        return None
+    try:
+        return Provenance(**json.loads(str(arrays["provenance"])))
+    except (TypeError, ValueError):  # written by a loopgen whose record had other fields: not this run's
+        return None
+
+
 def stored_provenance(paths: Paths, profile_name: str, group: str) -> Provenance | None:
-    """The provenance a stored group records; None when the group or its record is missing."""
+    """The provenance a stored group records; None when the group or its record is missing (a damaged file
+    raises :class:`MissingInputError` naming notebook 05)."""
     path = paths.sample_group(profile_name, group)
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        if "provenance" not in data.files:
-            return None
-        try:
-            return Provenance(**json.loads(str(data["provenance"])))
-        except (TypeError, ValueError):  # written by a loopgen whose record had other fields: not this run's
-            return None
+    return _provenance(_read(path))
 
 
 def load_generated(
@@ -92,24 +126,32 @@ def load_generated(
 
     With ``expected`` (what every notebook passes, through :mod:`loopgen.evaluation`), a group made by other
     weights, data, seed, n or sampling raises MissingInputError saying what differs; a group never written
-    raises it too. Both name notebook 05.
+    raises it too, and so does a damaged one (its digest, loop count or code shape wrong). All name notebook 05.
     """
     path = require(paths.sample_group(profile_name, group), made_by=MADE_BY)
+    arrays = _read(path)
     if expected is not None:
-        stored = stored_provenance(paths, profile_name, group)
+        stored = _provenance(arrays)
         if stored != expected:
             what = "; ".join(stored.differences(expected)) if stored else "no provenance recorded"
             raise MissingInputError(
                 f"{path} was not made by this run's models (stored != expected: {what}): run notebook {MADE_BY} "
                 "again (same PROFILE and SEED)"
             )
-    with np.load(path, allow_pickle=False) as data:
-        packed = data["packed"]
-        codes = data["codes"] if "codes" in data.files else None
+    packed, codes = arrays.get("packed"), arrays.get("codes")
+    if packed is None:
+        raise _damaged(path, "no loops in it")
     try:
         loops = unpack_loops(packed)
     except ValueError as err:  # e.g. a file of an older loopgen, packed along the columns
         raise MissingInputError(f"{path} does not hold loops in the current format ({err}): rerun {MADE_BY}") from None
+    if "n_loops" in arrays and int(arrays["n_loops"]) != len(loops):
+        raise _damaged(path, f"{len(loops)} loops, but it records {int(arrays['n_loops'])}")
+    if codes is not None:
+        try:
+            check_codes(codes, name="codes", rows=len(loops), allow_empty=True)
+        except ValueError as err:
+            raise _damaged(path, " ".join(str(err).split())) from None
     return loops, codes
 
 

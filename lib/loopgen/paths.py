@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,5 +142,5 @@ def require(path: Path | str, made_by: str) -> Path:
     """Return ``path`` if it exists, else raise naming the notebook that writes it."""
     p = Path(path)
     if not p.exists():
-        raise MissingInputError(f"{p} is missing: run notebook {made_by} first (same PROFILE).")
+        raise MissingInputError(f"{shlex.quote(str(p))} is missing: run notebook {made_by} first (same PROFILE).")
     return p

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from loopgen import metrics
+from loopgen.cli import quoted
 from loopgen.dataset import LoopSet, dataset_dir
 from loopgen.extract import list_midi_files
 from loopgen.loops import LoopParams
@@ -65,7 +66,8 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
     folder = paths.lmd_full
     if not folder.is_dir():
         raise MissingInputError(
-            f"{folder} is missing: download LMD-full with `python -m loopgen corpus download-lmd {paths.lmd_dir}` "
+            f"{quoted(folder)} is missing: download LMD-full with `python -m loopgen corpus download-lmd "
+            f"{quoted(paths.lmd_dir)}` "
             "(about 1.7 GB) or pass MIDI_DIR=/path/to/lmd_full to notebook 01."
         )
     return MidiSource(folder, corpus.name)

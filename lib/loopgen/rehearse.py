@@ -244,14 +244,15 @@ def cli_main(argv: list[str]) -> int:
     from loopgen import cli
 
     parser = cli.parser("rehearse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="paper", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--profile", default="paper", choices=sorted(profiles.PROFILES),
+                        help="whose trainings to rehearse")
     parser.add_argument("--steps", type=cli.int_at_least(2), default=4, help="optimiser steps per training (>= 2)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=None, help="override the profile's batch")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=None, help="override the profile's batch (default: the profile's)")
     parser.add_argument(
-        "--precision", default=None, choices=device_mod.PRECISIONS, help="override the profile's precision"
+        "--precision", default=None, choices=device_mod.PRECISIONS, help="override the profile's precision (default: the profile's)"
     )
-    parser.add_argument("--only", nargs="*", help="rehearse only trainings whose label contains one of these")
+    parser.add_argument("--only", nargs="*", help="rehearse only trainings whose label contains one of these (default: all)")
     parser.add_argument("--samples", type=cli.positive_int, default=64, help="loops sampled for the metric row")
     args = parser.parse_args(argv)
     table = rehearse(

@@ -141,9 +141,9 @@ def cli_main(argv: list[str]) -> int:
     from loopgen import cli
 
     parser = cli.parser("run-notebooks", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="the profile every notebook runs")
     parser.add_argument(
-        "--only", nargs="+", type=cli.non_empty, help="run only notebooks whose executed name contains one of these"
+        "--only", nargs="+", type=cli.non_empty, help="run only notebooks whose executed name contains one of these (default: all)"
     )
     parser.add_argument(
         "--cell-timeout",
@@ -151,7 +151,7 @@ def cli_main(argv: list[str]) -> int:
         default=None,
         help="seconds per cell (papermill); 0 = no limit; default: 3600, none for the paper profile",
     )
-    parser.add_argument("--seed", type=cli.seed_int, default=0)
+    parser.add_argument("--seed", type=cli.seed_int, default=0, help="SEED passed to every notebook")
     args = parser.parse_args(argv)
     if args.only:
         names = [r.output_name for r in plan(args.profile, args.seed)]

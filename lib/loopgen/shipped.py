@@ -21,15 +21,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
 from pathlib import Path
 
 import torch
 
-from loopgen.atomic import write_bytes
+from loopgen.atomic import exclusive_lock, write_bytes
+from loopgen.cli import UserError
 
 SHIPPED_DIR = Path(__file__).with_name("shipped")
 INDEX_FILE = "index.json"
 FORMAT = 1
+
+
+_WAY_FORWARD = (
+    "re-install the package (in a clone: git checkout -- lib/loopgen/shipped; otherwise pip install "
+    "--force-reinstall loopgen), or delete that file to train the short demo recipe here instead"
+)
+
+
+class ShippedWeightsError(UserError, ValueError):
+    """Shipped weights that fail their check against ``index.json`` (one line saying what to do)."""
 
 
 def shipped_path(name: str, key: str, folder: Path | None = None) -> Path:
@@ -73,24 +85,26 @@ def export(checkpoint: Path | str, profile: str, folder: Path | None = None) -> 
     torch.save(payload, buffer)
     data = buffer.getvalue()
     out = shipped_path(ckpt["name"], ckpt["key"], folder)
-    write_bytes(out, data)
-    index = read_index(folder)
-    index[out.name] = {
-        "sha256": _sha256(data),
-        "bytes": len(data),
-        "name": ckpt["name"],
-        "key": ckpt["key"],
-        "profile": profile,
-        "data_key": ckpt.get("meta", {}).get("data_key"),
-    }
-    write_bytes(Path(folder) / INDEX_FILE, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
+    with exclusive_lock(Path(folder) / (INDEX_FILE + ".lock"), what=f"the shipped weights' {INDEX_FILE}", wait=True):
+        write_bytes(out, data)
+        index = read_index(folder)
+        index[out.name] = {
+            "sha256": _sha256(data),
+            "bytes": len(data),
+            "name": ckpt["name"],
+            "key": ckpt["key"],
+            "profile": profile,
+            "data_key": ckpt.get("meta", {}).get("data_key"),
+        }
+        write_bytes(Path(folder) / INDEX_FILE, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
     return out
 
 
 def load(name: str, key: str, folder: Path | None = None) -> dict | None:
     """The shipped payload of model ``name`` with checkpoint key ``key``, checked; ``None`` if none ships.
 
-    Raises ``ValueError`` when a file is there but its SHA-256 or its recorded key does not match.
+    Raises :class:`ShippedWeightsError` (a ``ValueError``) when a file is there but its SHA-256 or its recorded
+    key does not match, saying what to do.
     """
     path = shipped_path(name, key, folder)
     if not path.is_file():
@@ -98,10 +112,12 @@ def load(name: str, key: str, folder: Path | None = None) -> dict | None:
     data = path.read_bytes()
     entry = read_index(folder).get(path.name)
     if entry is None or entry.get("sha256") != _sha256(data):
-        raise ValueError(f"shipped weights {path} do not match {INDEX_FILE} (damaged or replaced)")
+        raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not match {INDEX_FILE} (damaged or "
+                                  f"replaced): {_WAY_FORWARD}")
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if payload.get("key") != key or payload.get("name") != name or payload.get("format") != FORMAT:
-        raise ValueError(f"shipped weights {path} do not hold the run their name says")
+        raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not hold the run their name says: "
+                                  f"{_WAY_FORWARD}")
     payload["model"] = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
     return payload
 
@@ -113,9 +129,10 @@ def cli_main(argv: list[str]) -> int:
     from loopgen.paths import MissingInputError, Paths
 
     parser = cli.parser("ship", "write a finished checkpoint as shipped half-precision weights")
-    parser.add_argument("--profile", default="demo-long", choices=sorted(profiles.PROFILES))
-    parser.add_argument("--model", required=True, choices=AUTOENCODERS)
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0)
+    parser.add_argument("--profile", default="demo-long", choices=sorted(profiles.PROFILES),
+                        help="the profile the checkpoint was trained with")
+    parser.add_argument("--model", required=True, choices=AUTOENCODERS, help="the model whose weights to ship")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="the training seed")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     paths = Paths()
@@ -128,9 +145,9 @@ def cli_main(argv: list[str]) -> int:
     )
     if not path.exists():
         raise MissingInputError(
-            f"no trained {args.model} at {path}: run python -m loopgen train --profile {args.profile} "
+            f"no trained {args.model} at {cli.quoted(path)}: run python -m loopgen train --profile {args.profile} "
             f"--model {args.model} first"
         )
     out = export(path, args.profile)
-    print(f"{out} ({out.stat().st_size / 1e6:.2f} MB)")
+    print(f"{cli.quoted(out)} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -143,21 +143,22 @@ def cli_main(argv: list[str]) -> int:
     """``python -m loopgen corpus {demo,download-lmd} ...``."""
     parser = cli.parser("corpus", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.OneLineParser)
-    demo = sub.add_parser("demo", help="write the procedural demo corpus")
-    demo.add_argument("out_dir", type=cli.output_dir)
-    demo.add_argument("--n-songs", type=cli.int_in(1, 1_000_000), default=300, help="1 to 1,000,000")
-    demo.add_argument("--seed", type=cli.seed_int, default=0)
+    shown = {"formatter_class": cli.DefaultsShown}
+    demo = sub.add_parser("demo", help="write the procedural demo corpus", **shown)
+    demo.add_argument("out_dir", type=cli.output_dir, help="folder for the songs: new, empty, or a demo corpus")
+    demo.add_argument("--n-songs", type=cli.int_in(1, 1_000_000), default=300, help="songs to write, 1 to 1,000,000")
+    demo.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the procedural songs")
     demo.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a corpus")
-    demo.add_argument("--quiet", action="store_true")
-    lmd = sub.add_parser("download-lmd", help="download and unpack LMD-full")
-    lmd.add_argument("dest", type=cli.output_dir)
-    lmd.add_argument("--url", type=_http_url, default=LMD_FULL_URL)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    lmd = sub.add_parser("download-lmd", help="download and unpack LMD-full", **shown)
+    lmd.add_argument("dest", type=cli.output_dir, help="folder for the archive and the unpacked lmd_full/")
+    lmd.add_argument("--url", type=_http_url, default=LMD_FULL_URL, help="where to download lmd_full.tar.gz from")
     lmd.add_argument(
         "--md5", type=_md5_hex, default=LMD_FULL_MD5,
-        help="expected MD5 of the archive (required: LMD publishes none)",
+        help="expected MD5 of the archive (default: none; it must be given, as LMD publishes none)",
     )
-    lmd.add_argument("--no-extract", action="store_true")
-    lmd.add_argument("--quiet", action="store_true")
+    lmd.add_argument("--no-extract", action="store_true", help="download and check only, do not unpack")
+    lmd.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "demo":
         cli.check_output_folder(args.out_dir, made_by_us=made_by_corpus, what="demo corpus", force=args.force)

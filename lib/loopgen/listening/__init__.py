@@ -78,7 +78,8 @@ def cli_main(argv: list[str]) -> int:
     from loopgen.paths import MissingInputError, Paths
 
     parser = cli.parser("study", description=build_study.__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
+                        help="whose generated groups to put in the study")
     parser.add_argument(
         "--out", type=cli.output_dir, default=None, help="study folder (default build/study/<profile>)"
     )
@@ -128,12 +129,12 @@ def cli_main(argv: list[str]) -> int:
     )
     layout = StudyLayout(study)
     if built:
-        print(f"study written to {study}")
+        print(f"study written to {cli.quoted(study)}")
         if args.seed is not None:
             print(f"  built with --seed {args.seed}: reproducible, NOT blind to anyone who knows the seed")
     else:
-        print(f"kept the study in {study}: listeners have rated it (delete the folder to build a new one)")
-    print(f"  serve it:  cd {layout.site} && python -m http.server 8000   (then open http://localhost:8000/)")
-    print(f"  collect ratings_<listener>.csv into {layout.ratings}; keep {layout.key} and "
-          f"{layout.private_seed} private")
+        print(f"kept the study in {cli.quoted(study)}: listeners have rated it (delete the folder to build a new one)")
+    print(f"  serve it:  cd {cli.quoted(layout.site)} && python -m http.server 8000   (then open http://localhost:8000/)")
+    print(f"  collect ratings_<listener>.csv into {cli.quoted(layout.ratings)}; keep {cli.quoted(layout.key)} and "
+          f"{cli.quoted(layout.private_seed)} private")
     return 0

@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import secrets
+import shlex
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
@@ -295,7 +296,7 @@ def _readme(
 ## Run it
 1. Serve the page (any static web server; nothing is sent anywhere, ratings stay in the browser):
 
-       cd {layout.site}
+       cd {shlex.quote(str(layout.site))}
        python -m http.server 8000
 
    then open <http://localhost:8000/> (or open `site/index.html` directly in a browser).

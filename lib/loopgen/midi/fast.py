@@ -336,7 +336,7 @@ def read_notes_fast(path: str | os.PathLike, limits: ReadLimits = ReadLimits()) 
     )
     if error:
         raise MidiRejected("unreadable", _ERRORS[int(error)])
-    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on))
+    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on), data.tobytes())
     start, end, pitch = start[:n_notes], end[:n_notes], pitch[:n_notes]
     channel, program, instrument = channel[:n_notes], program[:n_notes], instrument[:n_notes]
     is_drum = channel == DRUM_CHANNEL

@@ -18,7 +18,8 @@ BASS_PROGRAMS = range(32, 40)  # General MIDI 33-40 (0-based 32-39): the bass fa
 REASONS: dict[str, str] = {
     "too_large": "file bigger than max_file_bytes, more than max_notes note-ons, an event at tick >= "
     "max_ticks, or a song longer than max_bars",
-    "unreadable": "not a MIDI file mido can parse (bad header or chunk, truncated, invalid bytes)",
+    "unreadable": "not a MIDI file mido can parse (bad header or chunk, truncated, invalid bytes, a header whose "
+    "track count differs from the tracks the file holds)",
     "bad_resolution": "ticks per quarter note below min_ticks_per_quarter (SMPTE division or 0)",
     "no_tracks": "a valid header but no track with any event (zero tracks, or only empty ones)",
     "time_signature": "a time-signature event other than 4/4 on some track",
@@ -60,19 +61,46 @@ class ReadLimits:
         if size > self.max_file_bytes:
             raise MidiRejected("too_large", f"{size} bytes > max_file_bytes={self.max_file_bytes}")
 
-    def check_parsed(self, tpq: int, last_tick: int, n_note_on: int) -> None:
+    def check_parsed(self, tpq: int, last_tick: int, n_note_on: int, data: bytes | None = None) -> None:
         """The rejections both backends apply once a file has parsed, in this order.
 
         ``last_tick`` is the tick of the last event over all tracks, -1 when no track holds an event.
+        ``data`` (the file's bytes) tells a file without tracks from one whose header miscounts them.
         """
         if tpq < self.min_ticks_per_quarter:
             raise MidiRejected("bad_resolution", f"ticks_per_quarter={tpq}")
         if last_tick < 0:
+            mismatch = None if data is None else track_count_mismatch(data)
+            if mismatch:  # mido read no track because the header's count is wrong (e.g. 65,535 read as -1)
+                raise MidiRejected("unreadable", mismatch)
             raise MidiRejected("no_tracks", "the file holds no track with any event")
         if last_tick >= self.max_ticks:
             raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={self.max_ticks}")
         if n_note_on > self.max_notes:
             raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={self.max_notes}")
+
+
+def track_count_mismatch(data: bytes) -> str | None:
+    """What is wrong when a file's header and its track chunks disagree: the header's track count (read
+    unsigned) against the ``MTrk`` chunks actually there, and whether the last one is cut short; ``None`` when
+    they agree (or the file is no Standard MIDI File)."""
+    data = bytes(data)
+    if len(data) < 14 or data[:4] != b"MThd":
+        return None
+    claimed = int.from_bytes(data[10:12], "big")
+    pos, found, cut = 8 + int.from_bytes(data[4:8], "big"), 0, False
+    while pos + 8 <= len(data):
+        name, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if name == b"MTrk":
+            found += 1
+            cut = pos + 8 + size > len(data)
+        elif not (name.isascii() and name.isalnum()):
+            break  # trailing bytes that are no chunk
+        pos += 8 + size
+    if claimed == found and not cut:
+        return None
+    text = f"track count mismatch: the header claims {claimed:,} tracks but the file holds {found}"
+    return text + (" (the last one truncated)" if cut else " (a damaged header, or a truncated file)")
 
 
 def _int_array(values=()) -> np.ndarray:

@@ -64,7 +64,7 @@ def read_notes_reference(path: str | os.PathLike, limits: ReadLimits = ReadLimit
                 time_signatures.append((tick, msg.numerator, _denominator(msg.denominator)))
         if len(track):
             last_tick = max(last_tick, tick)
-    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on))
+    limits.check_parsed(int(tpq), int(last_tick), int(n_note_on), path.read_bytes() if last_tick < 0 else None)
 
     # pretty_midi fails on an empty track (max of an empty list); an empty track holds nothing anyway.
     midi.tracks = [track for track in midi.tracks if len(track)]

@@ -8,9 +8,14 @@ settings, and registers the pair as NAME (``data/models.json``), so that ``gener
 
 from __future__ import annotations
 
+import shlex
+import shutil
 from pathlib import Path
 
+import numpy as np
+
 from loopgen import cli, profiles, sample
+from loopgen.atomic import exclusive_lock
 from loopgen.dataset import load_loops
 from loopgen.extract import DatasetMismatchError, extract
 from loopgen.midi import REASONS
@@ -21,45 +26,117 @@ from loopgen.profiles import Profile
 from loopgen.train import train_model, train_prior
 
 PREVIEW_LOOPS = 8
+MIN_LOOPS = 8  # our choice (the paper has no such case): fewer different loops teach a VQ-VAE nothing to vary
+
+
+def plural(n: int, word: str) -> str:
+    """'1 loop', '2 loops', '1,200 files'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def report_summary(totals: dict) -> str:
     """'12 files: 9 gave 57 loops; 3 without: no_bass 2, time_signature 1'."""
     reasons = ", ".join(f"{r} {totals['by_reason'][r]}" for r in REASONS if totals["by_reason"].get(r))
-    text = (f"{totals['files_scanned']} files: {totals['files_with_loops']} gave {totals['loops']} loops; "
-            f"{totals['files_rejected']} without")
+    text = (f"{plural(totals['files_scanned'], 'file')}: {totals['files_with_loops']:,} gave "
+            f"{plural(totals['loops'], 'loop')}; {totals['files_rejected']:,} without")
     return text + (f": {reasons}" if reasons else "")
 
 
+def split_without_copies(loops: np.ndarray, split: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(training loops, validation loops, validation loops dropped as copies of a training loop, different
+    loops in all): the same bars in two files (copies of a song, a repeated pattern) would let validation
+    measure memory, so a validation loop equal to a training loop is kept out of validation."""
+    train, val = loops[split == "train"], loops[split == "val"]
+    seen = {row.tobytes() for row in train}
+    fresh = np.array([row.tobytes() not in seen for row in val], dtype=bool)
+    distinct = len({row.tobytes() for row in loops})
+    return train, val[fresh], int((~fresh).sum()), distinct
+
+
+def _too_few(midi_dir: Path | str, distinct: int, copies: int, n_val: int, totals: dict) -> str | None:
+    """Why these loops cannot train a model (None when they can)."""
+    where = shlex.quote(str(midi_dir))
+    if distinct < MIN_LOOPS:
+        same = f" ({plural(totals['loops'], 'loop')} in all)" if distinct != totals["loops"] else ""
+        return (f"{where} gives {plural(distinct, 'different loop')}{same}; fit needs at least {MIN_LOOPS} different "
+                f"loops, some of them from songs of their own for validation: add more songs ({report_summary(totals)})")
+    if n_val == 0:
+        why = (f"all {plural(copies, 'validation loop')} are copies of training loops" if copies
+               else "no song was left for the validation split")
+        return (f"{where} gives no validation loop ({why}): add songs with loops of their own "
+                f"(fit needs at least {MIN_LOOPS} different loops, some from songs of their own)")
+    return None
+
+
 def fit(
-    midi_dir: Path | str, name: str, *, profile: Profile, paths: Paths, progress: bool = True
+    midi_dir: Path | str, name: str, *, profile: Profile, paths: Paths, progress: bool = True, force: bool = False
 ) -> dict:
     """Extract, train the VQ-VAE and the prior, register as ``name``; return the registry entry.
 
-    Raises :class:`loopgen.cli.UserError` when no file gives a loop.
+    Raises :class:`loopgen.cli.UserError` when the folder gives fewer than :data:`MIN_LOOPS` different loops or
+    no validation loop, and when ``name`` is a model fitted on other files (unless ``force``, which replaces
+    it and trains again). A replacement is extracted and trained beside the old model, which stays usable until
+    the new one is registered; a fit that fails leaves nothing behind that would block the next one (a dataset
+    no registry entry names is a failed fit's leftover, replaced without asking). One fit of a name at a time
+    (the name's lock); the registry entry is written under the registry's lock.
     """
     trained.check_name(name)
     folder = paths.user_loops_dir(name)
+    with exclusive_lock(folder.with_name(folder.name + ".lock"), what=f"the model {name!r} (another fit of it)"):
+        registered = name in trained.read_registry(paths)
+        replace = folder.exists() and (force or not registered)
+        target = folder.with_name(folder.name + ".new") if replace else folder
+        if replace:
+            shutil.rmtree(target, ignore_errors=True)  # a replacement a killed fit left half made
+        made_here = not target.exists()
+        try:
+            data, totals = _extract_checked(midi_dir, name, target, profile=profile, progress=progress)
+            _train(data, profile=profile, paths=paths, progress=progress, force=force)
+            if replace:
+                shutil.rmtree(folder)
+                target.rename(folder)
+        except BaseException:
+            if made_here:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+        return trained.register(paths, name, dataset=folder, profile=profile.name, report_totals=totals,
+                                out_dir=paths.user_model_dir(name), data_key=data.data_key)
+
+
+def _extract_checked(midi_dir: Path | str, name: str, folder: Path, *, profile: Profile, progress: bool):
+    """The loops of ``midi_dir`` in ``folder``, with copies kept out of validation; refused when too few."""
     try:
         report = extract(midi_dir, folder, workers=profile.extract.workers, progress=progress)
     except DatasetMismatchError:
         raise cli.UserError(
-            f"a model called {name!r} was fitted on other MIDI files: choose another --name"
+            f"a model called {name!r} was fitted on other MIDI files: choose another --name, or pass --force to "
+            "replace it"
         ) from None
     totals = report["totals"]
     print(report_summary(totals))
     if totals["loops"] == 0:
-        raise cli.UserError(f"no loops in {midi_dir}: nothing to train on ({report_summary(totals)})")
+        raise cli.UserError(f"no loops in {shlex.quote(str(midi_dir))}: nothing to train on ({report_summary(totals)})")
     data = load_loops(folder)
-    train, val = data.loops[data.split == "train"], data.loops[data.split == "val"]
+    train, val, copies, distinct = split_without_copies(data.loops, data.split)
+    if copies:
+        print(f"{plural(copies, 'validation loop')} {'is a copy' if copies == 1 else 'are copies'} of training "
+              "loops (the same bars in another file): kept out of validation")
+    problem = _too_few(midi_dir, distinct, copies, len(val), totals)
+    if problem:
+        raise cli.UserError(problem)
+    return data, totals
+
+
+def _train(data, *, profile: Profile, paths: Paths, progress: bool, force: bool) -> None:
+    """Train the VQ-VAE and its prior on the training split, validated on the validation loops that are no
+    copies of training loops."""
+    train, val, _, _ = split_without_copies(data.loops, data.split)
     settings = profile.train
     vq = train_model("vq_vae", train, val, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                     progress=progress)
-    codes, val_codes = (sample.encode_codes(vq.model, x) for x in (train, val if len(val) else train))
+                     progress=progress, force=force)
+    codes, val_codes = (sample.encode_codes(vq.model, x) for x in (train, val))
     train_prior(codes, settings, data_key=data.data_key, vq_key=vq.key, checkpoint_dir=paths.checkpoints,
-                num_codes=vq.model.num_codes, val_codes=val_codes, progress=progress)
-    return trained.register(paths, name, dataset=folder, profile=profile.name, report_totals=totals,
-                            out_dir=paths.user_model_dir(name))
+                num_codes=vq.model.num_codes, val_codes=val_codes, progress=progress, force=force)
 
 
 def cli_main(argv: list[str]) -> int:
@@ -70,13 +147,16 @@ def cli_main(argv: list[str]) -> int:
                         help="training settings (smoke: seconds, demo: minutes)")
     parser.add_argument("--out", type=cli.output_dir, default=None,
                         help="folder for a preview of the new model's loops (default data/models/NAME)")
-    parser.add_argument("--seed", type=cli.int_at_least(0), default=None, help="seed of the preview loops")
+    parser.add_argument("--seed", type=cli.int_at_least(0), default=None,
+                        help="seed of the preview loops (default: a fresh random one, printed)")
     parser.add_argument("--no-wav", action="store_true", help="preview as MIDI and PNG only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a model of that name fitted on other files, and train it again")
     args = parser.parse_args(argv)
     paths = Paths()
     profile = profiles.get(args.profile)
-    entry = fit(args.midi_dir, args.name, profile=profile, paths=paths, progress=not args.quiet)
+    entry = fit(args.midi_dir, args.name, profile=profile, paths=paths, progress=not args.quiet, force=args.force)
     out = Path(args.out) if args.out is not None else Path(entry["out_dir"])
     model = trained.load_vq(paths, profile, args.name)
     seed = draws.fresh_seed() if args.seed is None else args.seed
@@ -87,8 +167,8 @@ def cli_main(argv: list[str]) -> int:
                    [{**record, "index": i} for i in range(PREVIEW_LOOPS)], prefix=args.name,
                    run={"argv": list(argv), "seed": seed}, wav=not args.no_wav,
                    title=f"Model {args.name}: loops at temperature 1")
-    print(f"registered {args.name!r} (profile {profile.name}): python -m loopgen generate --from {args.name} "
-          f"--out DIR; preview -> {out / page.INDEX_HTML}")
+    print(f"registered {args.name!r} (profile {profile.name}): python -m loopgen generate --from "
+          f"{shlex.quote(args.name)} --out DIR; preview -> {shlex.quote(str(out / page.INDEX_HTML))}")
     say_audio(args)
     return 0
 

@@ -25,7 +25,7 @@ from loopgen import (
     audio,
 )
 from loopgen.atomic import atomic_path
-from loopgen.cli import UserError
+from loopgen.cli import UserError, shown_name
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
 from loopgen.midi import MidiRejected, read_notes
 from loopgen.validate import check_loops
@@ -67,12 +67,12 @@ def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams
     except MidiRejected as rejection:
         why = REASON_MESSAGES.get(rejection.reason, rejection.reason)
         detail = f" ({rejection.detail})" if rejection.detail else ""
-        raise UserError(f"{path.name} {why}{detail}") from None
+        raise UserError(f"{shown_name(path.name)} {why}{detail}") from None
     n_bars = len(roll) // STEPS_PER_BAR
     if start_bar is not None:
         if not 1 <= start_bar <= n_bars - BARS_PER_LOOP + 1:
             raise UserError(
-                f"--start-bar {start_bar}: {path.name} has {n_bars} bars, so an 8-bar loop starts at bar 1.."
+                f"--start-bar {start_bar}: {shown_name(path.name)} has {n_bars} bars, so an 8-bar loop starts at bar 1.."
                 f"{n_bars - BARS_PER_LOOP + 1}"
             )
         first = start_bar - 1
@@ -82,14 +82,14 @@ def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams
         starts = find_loops(roll, params)
         if not starts:
             raise UserError(
-                f"{path.name} ({n_bars} bars) holds no 8-bar loop by the extraction rules: choose one with --start-bar"
+                f"{shown_name(path.name)} ({n_bars} bars) holds no 8-bar loop by the extraction rules: choose one with --start-bar"
             )
         first = starts[0]
     loop = np.ascontiguousarray(loop_at(roll, first), dtype=np.uint8)
     for what, columns in (("drums", slice(0, N_DRUM)), ("bass", slice(N_DRUM, N_COLUMNS))):
         if not loop[:, columns].any():
-            raise UserError(f"{path.name}: the 8 bars from bar {first + 1} have no {what}")
-    return UserLoop(loop, first, n_bars, str(path))
+            raise UserError(f"{shown_name(path.name)}: the 8 bars from bar {first + 1} have no {what}")
+    return UserLoop(loop, first, n_bars, shown_name(str(path)))
 
 
 # ------------------------------------------------------------------------------------------- writing

@@ -27,6 +27,7 @@ import numpy as np
 
 from loopgen import metrics, plots
 from loopgen.atomic import write_text
+from loopgen.cli import shown_name
 from loopgen.musician import loopfile
 
 LOOPS_JSON = "loops.json"
@@ -142,7 +143,7 @@ def _card(entry: dict) -> str:
         if part in wav:
             label = "WAV" if part == "mix" else f"{part} WAV"
             links.append(f'<a class="wav-{part}" href="{_href(wav[part])}" download>{label}</a>')
-    extra = html.escape(entry.get("caption", ""))
+    extra = html.escape(shown_name(entry.get("caption", "")))
     return (
         f'<figure class="loop" id="{html.escape(Path(entry["file"]).stem)}">\n'
         f'  <img src="{_href(entry["png"])}" alt="pianoroll of {name}" width="720">\n'
@@ -161,7 +162,7 @@ def write_index_html(out_dir: Path | str, title: str = "loopgen loops") -> Path:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{html.escape(title)}</title>
+<title>{html.escape(shown_name(title))}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; max-width: 780px; }}
 figure.loop {{ border: 1px solid #ddd; padding: .6em; margin: 0 0 1.2em 0; }}
@@ -171,7 +172,7 @@ audio {{ width: 100%; }}
 </style>
 </head>
 <body>
-<h1>{html.escape(title)}</h1>
+<h1>{html.escape(shown_name(title))}</h1>
 <p>{len(loops)} loops. Loopability (0-1): how well bar 5 repeats bar 1 and bar 8 leads back into bar 1.
 Each MIDI file has "Bass" and "Drums" tracks, tempo and 4/4, and ends exactly on the loop's last bar.
 The <code>.npz</code> files are pypianoroll Multitracks (<code>pypianoroll.load(path)</code>). <code>loops.json</code> says how to make each loop again.</p>

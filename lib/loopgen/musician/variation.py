@@ -17,6 +17,7 @@ the LSTM prior samples the codes of the bars to regenerate, and the VQ-VAE decod
 from __future__ import annotations
 
 import argparse
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,25 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     span.add_argument("--keep-bars", type=cli.int_at_least(0), default=None,
                       help="keep bars 1..K and regenerate the rest (default 4)")
     span.add_argument("--regenerate-bars", type=bar_span, default=None, metavar="A-B",
-                      help="regenerate bars A..B (1-based) and keep the others")
-    parser.add_argument("--temperature", type=cli.positive_float, default=1.0, help="prior temperature")
+                      help="regenerate bars A..B (1-based) and keep the others (default: --keep-bars 4, i.e. 5-8)")
+    parser.add_argument("--temperature", type=cli.positive_float, default=1.0, help="prior temperature (> 0; higher: more surprising codes)")
     parser.add_argument("--start-bar", type=cli.positive_int, default=None,
                         help="for a song: the loop's first bar (default: its first extracted loop)")
     parser.add_argument("--candidates", type=cli.positive_int, default=DEFAULT_CANDIDATES,
-                        help="continuations sampled per variation for a span in the middle")
+                        help="continuations sampled per variation for a span in the middle, the best kept")
     add_common_options(parser)
     return parser
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options ``generate`` and ``vary`` share: model, seed, loopability filter, export."""
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
+                        help="whose trained VQ-VAE and prior to use (ignored with --from)")
     parser.add_argument("--from", dest="from_name", type=cli.non_empty, default=None, metavar="NAME",
-                        help="use the model registered by `python -m loopgen fit --name NAME`")
+                        help="use the model registered by `python -m loopgen fit --name NAME` (default: the profile's)")
     parser.add_argument("--seed", type=cli.int_at_least(0), default=None,
                         help="base seed (default: a fresh random one, printed and saved in loops.json)")
     parser.add_argument("--min-loopability", type=cli.float_in(0.0, 1.0), default=None,
-                        help="keep only loops with loopability >= X (0-1), drawing more until --n are found")
+                        help="keep only loops with loopability >= X (0-1), drawing more until --n are found (default: keep all)")
     parser.add_argument("--max-draws", type=cli.positive_int, default=None,
                         help="cap on loops drawn for --min-loopability (default 20 x --n)")
     parser.add_argument("--bpm", "--tempo", dest="bpm", type=cli.float_in(20.0, 400.0), default=120.0,
@@ -177,19 +179,21 @@ def cli_main(argv: list[str]) -> int:
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
     draws.report_shortfall(kept, args.n, args.min_loopability)
+    shown = cli.shown_name(Path(args.input).name)  # a name that is not UTF-8: \xNN in pages, files and messages
     common = {
         "command": "vary", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
-        "prior_key": model.prior_key, "temperature": args.temperature, "input": str(Path(args.input).resolve()),
+        "prior_key": model.prior_key, "temperature": args.temperature,
+        "input": cli.shown_name(str(Path(args.input).resolve())),
         "start_bar": user.start_bar + 1, "regenerate_bars": list(bars), "candidates": args.candidates,
     }
     options = dict(prefix="variation", bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
-                   with_stems=args.stems, title=f"Variations of {Path(args.input).name}")
-    run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
+                   with_stems=args.stems, title=f"Variations of {shown}")
+    run = {"argv": [cli.shown_name(a) for a in argv], "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
     original = {**common, "caption": "the original loop", "prefix": "original"}
     changed = [{**common, **r, "caption": f"bars {bars[0]}-{bars[1]} new; {kept_text(bars)}"} for r in kept.records]
     entries = page.add_loops(args.out, np.concatenate([user.loop[None], kept.loops]), [original, *changed],
                              **options, run=run)[1:]
-    print(f"{len(entries)} variations of bars {bars[0]}-{bars[1]} of {Path(args.input).name} "
-          f"(from bar {user.start_bar + 1}) -> {Path(args.out) / page.INDEX_HTML}")
+    print(f"{len(entries)} variations of bars {bars[0]}-{bars[1]} of {shown} "
+          f"(from bar {user.start_bar + 1}) -> {shlex.quote(cli.shown_name(str(Path(args.out) / page.INDEX_HTML)))}")
     say_audio(args)
     return 0 if len(entries) else 1

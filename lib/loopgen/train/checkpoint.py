@@ -2,7 +2,8 @@
 
 A checkpoint is keyed by (model name, full model configuration, the training settings that change the
 weights, the dataset's ``data_key``, the seed): ``checkpoint_dir/<name>[-variant]-<hash>.pt``. It holds the
-model, optimiser, scheduler, RNG states (torch, numpy, python) and the history so far, and is written through
+model, optimiser, scheduler, RNG states (torch, numpy, python), the history so far and a SHA-256 digest of all
+of that (checked on every load, with the weights' finiteness), and is written through
 :mod:`loopgen.atomic` (a temporary ``.<name>.pt.<random>.<pid>.tmp`` renamed over it), so a killed run leaves
 the previous checkpoint whole. Everything loads with ``torch.load(weights_only=True)``.
 """
@@ -13,7 +14,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import pickle
 import random
+import re
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,38 +217,104 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 
 # --------------------------------------------------------------------------------------- saving, reading
+DIGEST_FIELD = "digest"  # SHA-256 over everything else the checkpoint holds (absent in checkpoints before it)
+RETRAIN_HINT = "delete it and run again (it is retrained), or retrain with 'python -m loopgen train ... --force'"
+_CODE_ON_LOAD = re.compile(r"GLOBAL|REDUCE|Trying to call|Unsupported class|allowed global", re.IGNORECASE)
+
+
+def _feed(h: hashlib._Hash, value: object) -> None:
+    """Add ``value`` (nested dicts, lists, tensors, numbers, strings) to ``h`` in a canonical order."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(b"{")
+        for key, item in sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0]))):
+            _feed(h, key)
+            _feed(h, item)
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for item in value:
+            _feed(h, item)
+        h.update(b"]")
+    else:
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def contents_digest(checkpoint: dict) -> str:
+    """SHA-256 (hex) over every entry of ``checkpoint`` but its digest: the state dicts' tensors (dtype, shape,
+    bytes), the history, the settings and the RNG states. The same contents give the same digest wherever
+    they were loaded (CPU or GPU)."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in checkpoint.items() if k != DIGEST_FIELD})
+    return h.hexdigest()
+
+
 def save_checkpoint(checkpoint: dict, path: Path) -> None:
-    """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file whole)."""
+    """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file whole), with the
+    digest of its contents, which :func:`read_checkpoint` checks."""
+    sealed = {**checkpoint, DIGEST_FIELD: contents_digest(checkpoint)}
     with atomic_path(path, with_pid=True) as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save(sealed, tmp)
 
 
 class CheckpointError(UserError):
-    """A checkpoint file that cannot be read (truncated, damaged, or not a loopgen checkpoint)."""
+    """A checkpoint file that cannot be used (truncated, damaged, tampered with, or not a loopgen checkpoint)."""
+
+
+def _non_finite(state: object) -> str | None:
+    """The name of the first floating tensor in a state dict holding NaN or infinity, else None."""
+    if not isinstance(state, dict):
+        return None
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return str(name)
+    return None
 
 
 def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dict:
-    """Load a checkpoint dictionary safely (``weights_only=True``, so loading never executes code).
+    """Load a checkpoint dictionary safely (``weights_only=True``, so loading never executes code) and check it.
 
-    A truncated, damaged or foreign file raises :class:`CheckpointError` naming the file and how to retrain;
-    a missing file raises ``FileNotFoundError``.
+    Refused with :class:`CheckpointError`, one line naming the file and what to do: a truncated or damaged
+    file, one whose contents differ from the digest it was saved with, one with NaN or infinite weights, and a
+    file that asks to run code on load (not a loopgen checkpoint). Checkpoints written before the digest
+    existed (no ``digest`` entry) load without that check. A missing file raises ``FileNotFoundError``.
     """
     path = Path(path)
+    shown = shlex.quote(str(path))
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except Exception as err:  # noqa: BLE001 - zip, unpickling, EOF, safety refusals: all "unreadable"
-        reason = " ".join(str(err).split())[:160] or type(err).__name__
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if "Weights only load failed" in text and _CODE_ON_LOAD.search(text):
+            raise CheckpointError(
+                f"{shown} is not a loopgen checkpoint (it asks to run code on load); refused: delete it, and "
+                "retrain with 'python -m loopgen train ... --force' if it stood for one"
+            ) from None
+        raise CheckpointError(f"checkpoint {shown} is damaged or incomplete (unreadable pickle); {RETRAIN_HINT}") from err
+    except Exception as err:  # noqa: BLE001 - zip, EOF, storage errors: all "unreadable"
+        reason = " ".join(str(err).split()).split(". ")[0][:160] or type(err).__name__
         raise CheckpointError(
-            f"checkpoint {path} is damaged or incomplete ({type(err).__name__}: {reason}); "
-            f"delete it and run again, or retrain with 'python -m loopgen train ... --force'"
+            f"checkpoint {shown} is damaged or incomplete ({type(err).__name__}: {reason}); {RETRAIN_HINT}"
         ) from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(f"{shown} is not a loopgen checkpoint; {RETRAIN_HINT}")
+    digest = ckpt.get(DIGEST_FIELD)
+    if digest is not None and digest != contents_digest(ckpt):
         raise CheckpointError(
-            f"{path} is not a loopgen checkpoint; delete it and run again, "
-            "or retrain with 'python -m loopgen train ... --force'"
+            f"checkpoint {shown} is damaged: its contents do not match the digest it was saved with; {RETRAIN_HINT}"
         )
+    for where, state in (("", ckpt["model"]), ("best-epoch ", (ckpt.get("best") or {}).get("model"))):
+        bad = _non_finite(state)
+        if bad is not None:
+            raise CheckpointError(
+                f"checkpoint {shown} holds non-finite {where}weights (NaN or infinity in {bad}): the file is "
+                f"damaged or the training diverged; {RETRAIN_HINT}"
+            )
     return ckpt
 
 

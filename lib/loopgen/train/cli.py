@@ -38,12 +38,13 @@ def _vq_latent_steps(text: str) -> int:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.parser("train", description="train one model on the extracted loops")
-    parser.add_argument("--model", required=True, choices=sorted(MODELS))
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES))
-    parser.add_argument("--t", type=_vq_latent_steps, default=None, help="VQ-VAE latent time steps (32 or 64)")
-    parser.add_argument("--L", type=cli.int_in(1, 1024), default=None, help="VQ-VAE latent dimension (16 or 32)")
-    parser.add_argument("--K", type=cli.int_in(2, 65536), default=None, help="VQ-VAE codebook size (256 or 512)")
-    parser.add_argument("--seed", type=cli.seed_int, default=0)
+    parser.add_argument("--model", required=True, choices=sorted(MODELS), help="the model to train")
+    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
+                        help="training settings and dataset (lib/loopgen/profiles.py)")
+    parser.add_argument("--t", type=_vq_latent_steps, default=None, help="VQ-VAE latent time steps (32 or 64; default: the profile's, 32)")
+    parser.add_argument("--L", type=cli.int_in(1, 1024), default=None, help="VQ-VAE latent dimension (16 or 32; default: the profile's, 16)")
+    parser.add_argument("--K", type=cli.int_in(2, 65536), default=None, help="VQ-VAE codebook size (256 or 512; default: the profile's, 512)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0, help="training seed (a new seed trains a new checkpoint)")
     parser.add_argument("--force", action="store_true", help="retrain even if a finished checkpoint exists")
     parser.add_argument(
         "--device", default=None, choices=("cpu", "cuda", "mps"), help="default: the best available"
