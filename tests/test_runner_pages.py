@@ -42,7 +42,7 @@ AUDIO_CELL = (
 def _notebook(*sources: str) -> nbformat.NotebookNode:
     params = new_code_cell(f'PROFILE = "{PROFILE}"\nSEED = 0')
     params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[new_markdown_cell("# A stand-in <notebook> & friends"), params])
+    nb = new_notebook(cells=[new_markdown_cell("# A stand-in notebook: Größe & friends"), params])
     nb.cells += [new_code_cell(s) for s in sources]
     nb.metadata["kernelspec"] = {"name": "loopgen", "display_name": "Python (loopgen)", "language": "python"}
     return nb
@@ -272,5 +272,6 @@ def test_run_all_sh_interrupted_says_so(tmp_path):
 
 def test_escaping_helpers():
     assert notebook_pages.page_name("02_x-vq_vae.ipynb") == "02_x-vq_vae.html"
+    assert notebook_pages.page_name("a/b\\c.ipynb") == "a_b_c.html"
     assert notebook_pages.glob_escape("a[1]*?") == "a[[]1][*][?]"
     assert html.unescape(notebook_pages._href("a b/ü&.png")) == "a%20b/%C3%BC%26.png"

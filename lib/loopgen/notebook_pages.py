@@ -69,8 +69,9 @@ class PageRecord:
 
 
 def page_name(output_name: str) -> str:
-    """``02_train_autoencoders-vq_vae.ipynb`` -> ``02_train_autoencoders-vq_vae.html``."""
-    return (output_name[: -len(".ipynb")] if output_name.endswith(".ipynb") else output_name) + ".html"
+    """``02_train_autoencoders-vq_vae.ipynb`` -> ``02_train_autoencoders-vq_vae.html`` (a slash becomes ``_``)."""
+    stem = output_name[: -len(".ipynb")] if output_name.endswith(".ipynb") else output_name
+    return re.sub(r"[/\\]", "_", stem) + ".html"
 
 
 def _exporter():
