@@ -14,6 +14,7 @@ folders with spaces or non-ASCII letters (or ``<``, ``&``) show as they are and 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import re
 from collections.abc import Mapping, Sequence
@@ -74,7 +75,9 @@ def page_name(output_name: str) -> str:
     return re.sub(r"[/\\]", "_", stem) + ".html"
 
 
+@functools.lru_cache(maxsize=1)
 def _exporter():
+    """nbconvert's HTML exporter with the offline template (made once: loading the templates takes a while)."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
