@@ -143,9 +143,16 @@ case "$MODE" in
   notebooks)
     start=$SECONDS
     log "running every notebook at profile '$PROFILE' into build/executed/$PROFILE"
+    # Ctrl-C reaches the runner, which stops with one line and exit 130; this shell carries on to say so.
+    trap ':' INT
     "$PY" -m loopgen run-notebooks --profile "$PROFILE" ${ONLY[@]+--only "${ONLY[@]}"}
     rc=$?
-    log "notebooks finished in $((SECONDS - start)) s (exit $rc); tables and figures are in figures/"
+    trap - INT
+    # One closing line: what failed or stopped and where the log is (loopgen.runner.outcome reads runs.json).
+    outcome=$("$PY" -c 'import sys; from loopgen.runner import outcome; print(outcome(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))' \
+      "$PROFILE" "$rc" "$((SECONDS - start))" 2>/dev/null) \
+      || outcome="notebooks ended with exit $rc after $((SECONDS - start)) s; see the messages above"
+    log "$outcome"
     exit $rc
     ;;
 esac

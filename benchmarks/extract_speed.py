@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     with_loops = sum(1 for reason, _ in fast_r if reason is None)
     n_loops = sum(len(starts) for _, starts in fast_r)
     four_four = len(files) - sum(reasons[r] for r in NOT_FOUR_FOUR)
-    print("\nloop yield (spec defaults: 1-bar stride):")
+    print("\nloop yield (docs/rules.md defaults: 1-bar stride):")
     print(
         f"  files scanned {len(files)}, with loops {with_loops} ({with_loops / len(files):.1%}), loops {n_loops}"
     )

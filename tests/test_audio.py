@@ -15,7 +15,7 @@ from loopgen import CRASH, KICK, LOOP_STEPS, N_COLUMNS, N_DRUM, audio
 
 
 def make_valid_loop(seed: int = 0) -> np.ndarray:
-    """A loop satisfying spec section 3: kick+crash and bass at step 0, bars 1 and 5 equal, >= 32 cells each.
+    """A loop satisfying docs/rules.md §3: kick+crash and bass at step 0, bars 1 and 5 equal, >= 32 cells each.
 
     Bass is monophonic (the extractor keeps only the lowest pitch) and has repeated and long notes.
     """

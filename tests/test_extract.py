@@ -1,4 +1,4 @@
-"""Spec section 5: every file accounted for; parallel, resumable, reusable, never mixed."""
+"""docs/rules.md §5: every file accounted for; parallel, resumable, reusable, never mixed."""
 
 from __future__ import annotations
 

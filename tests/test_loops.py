@@ -1,4 +1,4 @@
-"""Spec sections 2-4 on note tables built in memory (no files)."""
+"""docs/rules.md §2-4 on note tables built in memory (no files)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics of spec section 6 on small hand-built loops; every expected value is worked out in a comment."""
+"""Metrics of docs/rules.md §6 on small hand-built loops; every expected value is worked out in a comment."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def test_drum_pattern_consistency_matches_pairwise_definition():
 
 # ------------------------------------------------------------------ the whole row
 def _reference_row(x: np.ndarray) -> dict[str, float]:
-    """Loop-by-loop, bar-by-bar restatement of spec section 6 (slow, obvious)."""
+    """Loop-by-loop, bar-by-bar restatement of docs/rules.md §6 (slow, obvious)."""
     hd, fnd, fnb, dup, up, upb, nd = [], [], [], 0, [], [], []
     for loop in x:
         hd.append(np.sum(loop[0:16] != loop[64:80]) / 1488)

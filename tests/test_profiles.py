@@ -10,14 +10,14 @@ from loopgen import paper, profiles, tables, train
 from loopgen.models.lstm_vae import SCHEDULED_SAMPLING_RATE
 from loopgen.paths import Paths
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CHOICES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "choices.md"
 
 
-def test_readme_open_choices_section_is_the_generated_table():
-    text = README.read_text()
+def test_choices_page_is_the_generated_table():
+    text = CHOICES_PAGE.read_text()
     assert profiles.readme_with_open_choices(text) == text, (
-        "README's open-choices section is stale: run "
-        "python -c \"from loopgen import profiles; profiles.write_readme_open_choices('README.md')\""
+        "docs/choices.md is stale: run "
+        "python -c \"from loopgen import profiles; profiles.write_readme_open_choices('docs/choices.md')\""
     )
 
 

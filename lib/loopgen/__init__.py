@@ -6,7 +6,7 @@ Data flows one way: MIDI files -> note tables -> song rolls -> loops (shards) ->
 
 __version__ = "0.1.0"
 
-# The loop array, spec section 1: 8 bars x 16 steps, 9 drum columns + 84 bass pitches.
+# The loop array, docs/rules.md §1: 8 bars x 16 steps, 9 drum columns + 84 bass pitches.
 STEPS_PER_BAR = 16
 BARS_PER_LOOP = 8
 LOOP_STEPS = STEPS_PER_BAR * BARS_PER_LOOP  # 128

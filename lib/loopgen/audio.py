@@ -1,6 +1,6 @@
 """Loops as MIDI and audio (the paper's appendix, "How to Play Pianoroll Representation").
 
-A loop array (128 steps x 93 columns, spec section 1) becomes a two-instrument MIDI file:
+A loop array (128 steps x 93 columns, docs/rules.md §1) becomes a two-instrument MIDI file:
 
 * **bass** (program 33, velocity 80): column ``c`` is MIDI pitch ``c + 15``; consecutive active steps of
   one pitch merge into one note, because a step grid cannot tell a long note from repeated ones;
@@ -8,7 +8,7 @@ A loop array (128 steps x 93 columns, spec section 1) becomes a two-instrument M
   one step long, at every active step.
 
 The file is written at a fixed resolution (:data:`TICKS_PER_QUARTER`) with one tempo and a 4/4 time
-signature, so that reading it back with the extractor (spec section 2) gives the same array.
+signature, so that reading it back with the extractor (docs/rules.md §2) gives the same array.
 Audio is ``scipy.io.wavfile.write(pretty_midi.fluidsynth())`` as in the paper; it needs the FluidSynth
 shared library. Without it the audio functions say so once and return ``None``.
 """
@@ -36,7 +36,7 @@ STEP_TICKS = TICKS_PER_QUARTER // 4
 BASS_PROGRAM = 33  # GM "Electric Bass (finger)", 0-based
 BASS_VELOCITY = 80
 DRUM_VELOCITY = 100
-# One canonical General MIDI note per drum column (spec section 1 order), each mapping back to its column.
+# One canonical General MIDI note per drum column (docs/rules.md §1.2 order), each mapping back to its column.
 DRUM_PITCHES = (36, 38, 42, 45, 46, 48, 49, 50, 51)
 DEFAULT_SAMPLE_RATE = 22050
 

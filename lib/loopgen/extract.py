@@ -1,4 +1,4 @@
-"""Spec section 5: a MIDI folder -> a loop dataset, every input file accounted for.
+"""docs/rules.md §5: a MIDI folder -> a loop dataset, every input file accounted for.
 
 ``extract(midi_dir, out_dir, params)`` reads every ``*.mid`` / ``*.midi`` file below ``midi_dir``
 (sorted by relative path), applies the rules of :mod:`loopgen.loops` in a process pool, and writes
@@ -69,7 +69,7 @@ class FileResult:
 
 
 def extract_file(path: str | Path, params: LoopParams = LoopParams(), backend: str = "fast") -> FileResult:
-    """Spec sections 2-3 for one file; never raises for a bad file (the reason is recorded)."""
+    """docs/rules.md §2-3 for one file; never raises for a bad file (the reason is recorded)."""
     empty = np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
     try:
         notes = read_notes(path, backend, params.limits)

@@ -1,6 +1,6 @@
-"""Spec sections 2-4: note table -> song roll -> 8-bar loops -> train/val/test splits.
+"""docs/rules.md §2-4: note table -> song roll -> 8-bar loops -> train/val/test splits.
 
-Pure numpy, no I/O. Every rule with a *(param)* in the spec is a field of :class:`LoopParams`.
+Pure numpy, no I/O. Every rule marked (param) in docs/rules.md is a field of :class:`LoopParams`.
 A file refused by a rule raises :class:`loopgen.midi.MidiRejected` with its reason code.
 """
 
@@ -29,12 +29,12 @@ from . import (
 )
 from .midi.notes import MidiRejected, NoteTable, ReadLimits
 
-REPEATED_BARS = (0, 4)  # spec 3 rule 1 and the HD metric: "the first and fifth bar"
+REPEATED_BARS = (0, 4)  # docs/rules.md §3.1 and the HD metric: "the first and fifth bar"
 
 # Drum components in column order: kick, snare, closed hi-hat, low tom, open hi-hat, mid tom, crash,
 # high tom, ride (loopgen.DRUM_NAMES).
 DRUM_MAPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    # The authors' public code (spec section 1): every other drum note is dropped.
+    # The authors' public code (docs/rules.md §1.3): every other drum note is dropped.
     "default": (
         (35, 36),
         (37, 38, 39, 40),
@@ -75,7 +75,7 @@ def drum_lookup(name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LoopParams:
-    """Every extraction choice of the spec (defaults = the spec's) plus safety caps.
+    """Every extraction choice of docs/rules.md (defaults = the rules') plus safety caps.
 
     :meth:`as_dict` (what dataset manifests store and :meth:`key` hashes) lists the read limits inline,
     as flat as the fields were before they moved into :class:`ReadLimits`; :meth:`from_dict` reads it back.
@@ -129,7 +129,7 @@ def ticks_to_steps(ticks: np.ndarray, ticks_per_quarter: int) -> np.ndarray:
 
 
 def check_time_signatures(notes: NoteTable, params: LoopParams = LoopParams()) -> None:
-    """Spec 2.1: raise unless every time signature is 4/4 (and there is one, unless allowed)."""
+    """docs/rules.md §2.1: raise unless every time signature is 4/4 (and there is one, unless allowed)."""
     ts = notes.time_signatures
     bad = (ts[:, 1] != 4) | (ts[:, 2] != 4)
     if bad.any():
@@ -140,7 +140,7 @@ def check_time_signatures(notes: NoteTable, params: LoopParams = LoopParams()) -
 
 
 def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray:
-    """Spec section 2: the whole song as a binary (S, 93) uint8 array, S a multiple of 16.
+    """docs/rules.md §2: the whole song as a binary (S, 93) uint8 array, S a multiple of 16.
 
     Raises :class:`MidiRejected` ("time_signature", "no_time_signature", "no_bass", "no_drums",
     "too_short", "too_large").
@@ -194,23 +194,23 @@ def song_roll(notes: NoteTable, params: LoopParams = LoopParams()) -> np.ndarray
 
 
 def repetition_distance(loops: np.ndarray) -> np.ndarray:
-    """Per loop of (N, 128, 93): the cells that differ between bar 1 and bar 5 (spec 3 rule 1; HD)."""
+    """Per loop of (N, 128, 93): the cells that differ between bar 1 and bar 5 (docs/rules.md §3.1; HD)."""
     first, fifth = (loops[:, k * STEPS_PER_BAR : (k + 1) * STEPS_PER_BAR] for k in REPEATED_BARS)
     return np.count_nonzero((first != fifth).reshape(len(loops), -1), axis=1)
 
 
 def starts_with_kick_and_crash(loops: np.ndarray) -> np.ndarray:
-    """Per loop of (N, 128, 93): kick and crash both on at step 0 (spec 3 rule 2; FND)."""
+    """Per loop of (N, 128, 93): kick and crash both on at step 0 (docs/rules.md §3.2; FND)."""
     return (loops[:, 0, KICK] != 0) & (loops[:, 0, CRASH] != 0)
 
 
 def starts_with_bass(loops: np.ndarray) -> np.ndarray:
-    """Per loop of (N, 128, 93): some bass pitch on at step 0 (spec 3 rule 3; FNB)."""
+    """Per loop of (N, 128, 93): some bass pitch on at step 0 (docs/rules.md §3.3; FNB)."""
     return loops[:, 0, N_DRUM:].any(axis=1)
 
 
 def find_loops(roll: np.ndarray, params: LoopParams = LoopParams()) -> list[int]:
-    """Spec section 3: start bars of the 8-bar windows of ``roll`` (a binary song roll (S, 93)) that are loops."""
+    """docs/rules.md §3: start bars of the 8-bar windows of ``roll`` (a binary song roll (S, 93)) that are loops."""
     if roll.ndim != 2 or roll.shape[1] != N_COLUMNS:
         raise ValueError(f"roll must be a song roll of shape (steps, {N_COLUMNS}); got {roll.shape}")
     n_bars = roll.shape[0] // STEPS_PER_BAR
@@ -241,7 +241,7 @@ SPLITS = ("train", "val", "test")
 
 
 def assign_splits(sources: Sequence[str], cuts: tuple[float, float] = (0.8, 0.9)) -> np.ndarray:
-    """Spec section 4: the split ("train"/"val"/"test") of each loop.
+    """docs/rules.md §4: the split ("train"/"val"/"test") of each loop.
 
     ``sources`` gives each loop's source file, loops already in (sorted path, start bar) order, so
     each file's loops are contiguous. The cuts at 80 % and 90 % of the loop count move to the nearest

@@ -1,10 +1,10 @@
-"""The paper's metrics (spec section 6), vectorised numpy over a batch ``x`` of shape (N, 128, 93), 0/1.
+"""The paper's metrics (docs/rules.md §6), vectorised numpy over a batch ``x`` of shape (N, 128, 93), 0/1.
 
 Every metric is a plain function of the batch, so a notebook cell reads like the paper's sentence:
 ``metrics.ham_dist(loops)``. :func:`metric_row` computes the whole row of the paper's Table 3 in a
 couple of passes over the data (120,600 loops in about two seconds on two cores).
 
-Two definitions differ from the paper's wording, for the reasons spec section 6 gives:
+Two definitions differ from the paper's wording, for the reasons docs/rules.md §6.3 gives:
 
 * **UP** counts distinct active columns (drum components and bass pitches) over the whole 8-bar loop;
   the per-bar count the paper's text names is reported beside it as ``UP/bar``.

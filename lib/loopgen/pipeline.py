@@ -92,7 +92,7 @@ def four_four_files(totals: dict) -> int:
 
 
 def accounting_table(report: dict, manifest: dict) -> pd.DataFrame:
-    """Every input file accounted for (spec section 5), beside the paper's LMD-full numbers.
+    """Every input file accounted for (docs/rules.md §5), beside the paper's LMD-full numbers.
 
     Columns ``ours`` and ``paper``. The paper gives only files scanned (176,581), files left after removing
     the non-4/4 ones (114,444), loops (150,750) and the split sizes; every other paper cell is '-'.
@@ -127,7 +127,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def dataset_summary(loops: LoopSet) -> dict[str, float]:
-    """Yield of a dataset and the metric row of its training split (spec section 8 compares these)."""
+    """Yield of a dataset and the metric row of its training split (docs/rules.md §8 compares these)."""
     totals = loops.report["totals"]
     train = loops.loops[loops.split == "train"] if len(loops) else loops.loops
     row: dict[str, float] = {

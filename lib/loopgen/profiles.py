@@ -7,7 +7,7 @@ concern; every notebook reads the section it needs.
 
 :data:`OPEN_CHOICES` lists every setting the paper leaves open (or states ambiguously), with the paper's
 words, our value per profile (read from the profiles and the model defaults, never retyped) and why.
-:func:`open_choices_markdown` renders it for the README (a test keeps the two equal) and
+:func:`open_choices_markdown` renders it for docs/choices.md (a test keeps the two equal) and
 :func:`open_choices_note` as one line for the notes of the tables the paper profile writes.
 """
 
@@ -540,18 +540,18 @@ def open_choices_note(profile_name: str) -> str | None:
         return None
     profile = PROFILES[profile_name]
     parts = [f"{c.setting}: {c.ours(profile)}" for c in OPEN_CHOICES]
-    return "Choices the paper leaves open (paper profile; README 'Open choices'): " + "; ".join(parts) + "."
+    return "Choices the paper leaves open (paper profile; docs/choices.md): " + "; ".join(parts) + "."
 
 
 def readme_with_open_choices(readme: str) -> str:
     """``readme`` with the text between the open-choices markers replaced by the generated table."""
     begin, end = readme.find(OPEN_CHOICES_BEGIN), readme.find(OPEN_CHOICES_END)
     if begin < 0 or end < begin:
-        raise ValueError("the README has no open-choices markers")
+        raise ValueError("the page has no open-choices markers")
     return readme[: begin + len(OPEN_CHOICES_BEGIN)] + "\n" + open_choices_markdown() + readme[end:]
 
 
 def write_readme_open_choices(readme_path: Path | str) -> None:
-    """Regenerate the open-choices section of the README in place."""
+    """Regenerate the open-choices section of a page (docs/choices.md) in place."""
     path = Path(readme_path)
     path.write_text(readme_with_open_choices(path.read_text()))

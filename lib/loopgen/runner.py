@@ -8,21 +8,40 @@ Cell time limits (:data:`CELL_TIMEOUTS`): an hour per cell for smoke and demo, n
 training cells run for hours. Cell output (the training's tqdm progress) is streamed to the console as well as
 kept in the executed notebook. A killed run started again resumes: extraction reuses its finished chunks and
 every training resumes from its last checkpoint (each epoch, and every ``checkpoint_minutes`` inside one).
+
+What a run leaves in ``build/executed/<profile>/`` besides the executed notebooks:
+
+* ``html/index.html`` and a page per notebook (:mod:`loopgen.notebook_pages`), updated after every notebook;
+* ``runs.json``: each notebook's status (ok, failed, interrupted, running), time and error, which the index and
+  ``run_all.sh``'s closing line (:func:`outcome`) read;
+* ``run.log``: the latest run's console story, the cells' printed output and the kernels' own messages (which
+  stay off the console: a kernel's start-up warning and its shutdown noise after Ctrl-C land here).
+
+Ctrl-C stops the run with one line naming the notebook it stopped and exit status 130.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
+from loopgen import atomic
+from loopgen.notebook_pages import PageRecord, export_page, write_index
 from loopgen.outputs import AUTOENCODERS, TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
 from loopgen.paths import Paths
 from loopgen.profiles import PROFILES
 
 KERNEL_NAME = "loopgen"
+STATUS_FILE = "runs.json"
+LOG_FILE = "run.log"
+HTML_DIR = "html"
 CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "paper": None}  # seconds; None: no limit
 
 
@@ -81,6 +100,113 @@ def _use_own_kernel() -> None:
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(share), os.environ.get("JUPYTER_PATH")]))
 
 
+def html_dir(paths: Paths, profile: str) -> Path:
+    """``build/executed/<profile>/html``: the executed notebooks as web pages, ``index.html`` first."""
+    return paths.executed_dir(profile) / HTML_DIR
+
+
+def log_path(paths: Paths, profile: str) -> Path:
+    """``build/executed/<profile>/run.log``: the latest run's log."""
+    return paths.executed_dir(profile) / LOG_FILE
+
+
+def load_records(out_dir: Path) -> dict[str, PageRecord]:
+    """The status of every notebook run recorded in ``out_dir/runs.json`` (empty when none or unreadable)."""
+    return _load_state(out_dir)[1]
+
+
+def _load_state(out_dir: Path) -> tuple[dict, dict[str, PageRecord]]:
+    """(``this_run``, records) of ``out_dir/runs.json``; empty when there is none or it cannot be read."""
+    try:
+        raw = json.loads((out_dir / STATUS_FILE).read_text(encoding="utf-8"))
+        return dict(raw.get("this_run") or {}), {r["output_name"]: PageRecord.from_dict(r) for r in raw["runs"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
+
+
+def _save_records(
+    out_dir: Path, profile: str, records: dict[str, PageRecord], seed: int, this_run: dict | None = None
+) -> None:
+    """``runs.json`` and ``html/index.html`` for the plan, with what ``records`` knows of each run.
+
+    ``this_run`` (``started``, ``names``) says which runs the latest invocation made (:func:`outcome` reads it).
+    """
+    ordered = []
+    for nb_run in plan(profile, seed):
+        record = records.get(nb_run.output_name) or PageRecord(nb_run.output_name, nb_run.notebook, nb_run.parameters)
+        ordered.append(record)
+    extra = [r for name, r in records.items() if name not in {o.output_name for o in ordered}]
+    ordered += extra
+    state = {"profile": profile, "this_run": this_run or {}, "runs": [r.to_dict() for r in ordered]}
+    atomic.write_text(out_dir / STATUS_FILE, json.dumps(state, indent=1))
+    html = out_dir / HTML_DIR
+    html.mkdir(parents=True, exist_ok=True)
+    write_index(html, ordered, profile=profile)
+
+
+def _kernel_manager_class(log: TextIO):
+    """A kernel manager whose kernel writes its own messages into ``log``, not onto the console.
+
+    The kernel's cell output still reaches the notebook (ipykernel captures it); what stays off the console is the
+    kernel's logging: "Kernel is running over TCP without encryption" at every start, and the ZMQ traceback a
+    kernel prints when it is shut down in the middle of a cell (Ctrl-C).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stdout"] = kw["stderr"] = log
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Session:
+    """One ``run``: where it writes, what it knows of every notebook run, and its log."""
+
+    profile: str
+    seed: int
+    paths: Paths
+    log: TextIO
+    records: dict[str, PageRecord]
+    this_run: dict
+
+    @property
+    def out_dir(self) -> Path:
+        return self.paths.executed_dir(self.profile)
+
+    def say(self, line: str) -> None:
+        """A line on the console and in the log."""
+        print(line, flush=True)
+        self.log.write(line + "\n")
+        self.log.flush()
+
+    def save(self) -> None:
+        _save_records(self.out_dir, self.profile, self.records, self.seed, self.this_run)
+
+    def export(self, record: PageRecord) -> None:
+        """The notebook's web page, if papermill wrote an executed copy; a failure is logged, never raised."""
+        executed = self.out_dir / record.output_name
+        record.page, record.figures, record.audio = None, [], []
+        if not executed.exists():
+            return
+        try:
+            export_page(executed, self.out_dir / HTML_DIR, record)
+        except Exception as exc:  # noqa: BLE001 - a page that cannot be made must not stop the run
+            self.log.write(f"no web page for {record.output_name}: {_last_line(exc)}\n")
+            record.error = (record.error + "; " if record.error else "") + f"no web page: {_last_line(exc)}"
+
+
 def run(
     profile: str = "demo",
     *,
@@ -92,37 +218,70 @@ def run(
     """Execute the plan; return (run, seconds, error or None) per notebook. Never stops at a failure.
 
     ``cell_timeout``: seconds per cell, 0 for no limit, None for the profile's default (:func:`cell_timeout_for`).
+    After each notebook its web page and the index are written (an export failure is recorded, never fatal).
+    Ctrl-C (KeyboardInterrupt) marks the running notebook "interrupted" in ``runs.json`` and the index, then
+    propagates.
     """
     import papermill as pm
 
     paths = paths or Paths()
     paths.ensure()
-    out_dir = paths.executed_dir(profile)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths.executed_dir(profile).mkdir(parents=True, exist_ok=True)
     _use_own_kernel()
     results = []
     runs = [r for r in plan(profile, seed) if not only or any(key in r.output_name for key in only)]
-    for i, nb_run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {nb_run.output_name}  {nb_run.parameters}", flush=True)
-        start = time.perf_counter()
-        error = None
+    records = load_records(paths.executed_dir(profile))
+    for record in records.values():  # a run killed hard (kill -9) left its notebook "running"
+        if record.status == "running":
+            record.status = "interrupted"
+    with open(log_path(paths, profile), "w", encoding="utf-8") as log:
+        this_run = {"started": _now(), "names": [r.output_name for r in runs]}
+        session = _Session(profile, seed, paths, log, records, this_run)
+        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook runs")
+        kernel_manager = _kernel_manager_class(log)
+        current: PageRecord | None = None
         try:
-            pm.execute_notebook(
-                str(paths.notebooks / nb_run.notebook),
-                str(out_dir / nb_run.output_name),
-                parameters=nb_run.parameters,
-                kernel_name=KERNEL_NAME,
-                log_output=True,
-                progress_bar=False,
-                execution_timeout=cell_timeout_for(profile, cell_timeout),
-                cwd=str(paths.notebooks),
-            )
-        except Exception as exc:  # noqa: BLE001 - every notebook runs even after one fails
-            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-        seconds = time.perf_counter() - start
-        status = "ok" if error is None else f"FAILED ({error})"
-        print(f"    {nb_run.output_name}: {seconds:.1f} s {status}", flush=True)
-        results.append((nb_run, seconds, error))
+            for i, nb_run in enumerate(runs, 1):
+                session.say(f"[{i}/{len(runs)}] {nb_run.output_name}  {nb_run.parameters}")
+                current = PageRecord(nb_run.output_name, nb_run.notebook, nb_run.parameters, status="running")
+                records[nb_run.output_name] = current
+                session.save()
+                start = time.perf_counter()
+                error = None
+                try:
+                    pm.execute_notebook(
+                        str(paths.notebooks / nb_run.notebook),
+                        str(session.out_dir / nb_run.output_name),
+                        parameters=nb_run.parameters,
+                        kernel_name=KERNEL_NAME,
+                        log_output=True,
+                        stdout_file=log,
+                        stderr_file=log,
+                        progress_bar=False,
+                        execution_timeout=cell_timeout_for(profile, cell_timeout),
+                        cwd=str(paths.notebooks),
+                        kernel_manager_class=kernel_manager,
+                    )
+                except KeyboardInterrupt:
+                    current.seconds = time.perf_counter() - start
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every notebook runs even after one fails
+                    error = _last_line(exc)
+                seconds = time.perf_counter() - start
+                current.status, current.seconds, current.error, current.finished = (
+                    "ok" if error is None else "failed", seconds, error, _now()
+                )
+                session.export(current)
+                session.save()
+                session.say(f"    {nb_run.output_name}: {seconds:.1f} s {'ok' if error is None else f'FAILED ({error})'}")
+                results.append((nb_run, seconds, error))
+        except KeyboardInterrupt:
+            if current is not None and current.status == "running":
+                current.status, current.error, current.finished = "interrupted", "stopped by Ctrl-C", _now()
+                log.write(f"interrupted during {current.output_name}\n")
+                session.export(current)  # what the notebook showed before it was stopped
+            session.save()
+            raise
     return results
 
 
@@ -160,12 +319,68 @@ def cli_main(argv: list[str]) -> int:
             raise cli.UsageError(
                 f"--only {' '.join(unknown)} matches no notebook; choose parts of: {', '.join(names)}"
             )
-    results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed)
+    paths = Paths()
+    try:
+        results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed, paths=paths)
+    except KeyboardInterrupt:
+        print(outcome(args.profile, 130, paths=paths), file=sys.stderr, flush=True)
+        return 130
     print("\n" + summary(results))
     failed = [r.output_name for r, _, e in results if e is not None]
     if failed:
-        print(f"\nFAILED notebooks ({len(failed)}): {', '.join(failed)}; executed copies with the traceback are in "
-              f"{Paths().executed_dir(args.profile)}")
+        print("\n" + outcome(args.profile, 1, paths=paths))
         return 1
-    print(f"\nAll {len(results)} notebook runs succeeded; outputs in {Paths().figures}")
+    print(f"\nAll {len(results)} notebook runs succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
+          f"{_shown(html_dir(paths, args.profile) / 'index.html')}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as a shell can take it back: relative to the current folder when below it, quoted when needed."""
+    path = Path(path)
+    try:
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        pass
+    return shlex.quote(str(path))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def outcome(profile: str, exit_code: int, seconds: float | None = None, *, paths: Paths | None = None) -> str:
+    """One line on how the latest ``run-notebooks`` of ``profile`` ended: what failed or stopped, and where to look.
+
+    ``run_all.sh`` prints it last; it reads ``runs.json`` and names the log and the web pages.
+    """
+    paths = paths or Paths()
+    out_dir = paths.executed_dir(profile)
+    this_run, records = _load_state(out_dir)
+    mine = [records[n] for n in this_run.get("names", []) if n in records]
+    took = "" if seconds is None else f" after {_duration(seconds)}"
+    log = log_path(paths, profile)
+    index = html_dir(paths, profile) / "index.html"
+    where = f"log: {_shown(log)}" if log.exists() else "no log was written"
+    if index.exists():
+        where += f"; the run as web pages: {_shown(index)}"
+    if exit_code == 0:
+        return f"notebooks finished{took}: tables and figures are in {_shown(paths.figures)}; {where}"
+    if exit_code == 130:
+        stopped = [r.output_name for r in mine if r.status == "interrupted"]
+        done = sum(r.status == "ok" for r in mine)
+        during = f" during {', '.join(stopped)}" if stopped else ""
+        return (
+            f"notebooks interrupted{took}{during} (exit 130): {done} of {len(mine)} notebook runs had finished (their "
+            f"results are kept); the same command resumes, trainings from their last checkpoint; {where}"
+        )
+    if exit_code == 2:
+        return "run-notebooks refused its arguments (exit 2): see the error line above"
+    failed = [r.output_name for r in mine if r.status == "failed"]
+    if failed:
+        return (
+            f"notebooks FAILED{took} (exit {exit_code}): {len(failed)} of {len(mine)} failed: {', '.join(failed)}; "
+            f"each one's page (and its executed .ipynb in {_shown(out_dir)}) shows the traceback; {where}"
+        )
+    return f"run-notebooks stopped with an error{took} (exit {exit_code}): see the error line above; {where}"

@@ -131,7 +131,7 @@ def write_table(
 
 
 def standard_notes(profile: str, n_loops: int | None = None, *, extra: Iterable[str] = ()) -> list[str]:
-    """The definitions every metric table states (spec section 6), plus the run's profile and size."""
+    """The definitions every metric table states (docs/rules.md §6), plus the run's profile and size."""
     notes = [f"Profile: {profile}." + (f" Loops per row: {n_loops:,}." if n_loops is not None else "")]
     notes += [metrics.HD_NOTE, metrics.UP_NOTE, metrics.ND_NOTE, metrics.OS_US_NOTE]
     notes += ["'paper' columns: the paper's published values; '-' = not reported / not applicable."]

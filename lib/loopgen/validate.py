@@ -1,4 +1,4 @@
-"""The two input checks every module uses: loop arrays (spec section 1) and latent code sequences.
+"""The two input checks every module uses: loop arrays (docs/rules.md §1) and latent code sequences.
 
 Each raises a one-line :class:`ValueError` that names the argument and says what was wrong (shape, dtype or
 values), and returns the array in the form the caller computes with. Callers differ only through keywords.

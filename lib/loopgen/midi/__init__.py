@@ -1,4 +1,4 @@
-"""Reading MIDI files into note tables (spec section 2, rule 0).
+"""Reading MIDI files into note tables (docs/rules.md §2.0).
 
 Two backends return the same :class:`NoteTable` and raise the same :class:`MidiRejected`:
 ``"reference"`` (mido + pretty_midi 0.2.x, the paper's parser; slow) and ``"fast"`` (a numba-compiled

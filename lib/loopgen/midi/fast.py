@@ -3,7 +3,7 @@
 It walks the bytes the way mido 1.3 reads them (so it refuses exactly the files mido refuses:
 truncated chunks, bad chunk names, running status without a status, undefined status bytes, data
 bytes above 127, meta events mido cannot decode, ...) and pairs notes the way pretty_midi 0.2.x does
-(spec section 2 rule 0: an instrument is a (track, channel, program) triple, program current at the
+(docs/rules.md §2.0: an instrument is a (track, channel, program) triple, program current at the
 note's end; a note-off ends every open note of that track/channel/pitch begun at an earlier tick,
 and one that finds only same-tick notes drops them; a note never ended is dropped).
 The equivalence test against :mod:`loopgen.midi.reference` on real files is what proves it.

@@ -1,7 +1,7 @@
 """The note table: what a MIDI file contributes to a song roll, whichever backend read it.
 
 Both backends (:mod:`loopgen.midi.reference`, :mod:`loopgen.midi.fast`) return a :class:`NoteTable`
-in MIDI ticks, with notes paired the way pretty_midi 0.2.x pairs them (spec section 2, rule 0),
+in MIDI ticks, with notes paired the way pretty_midi 0.2.x pairs them (docs/rules.md §2.0),
 and both raise :class:`MidiRejected` with the same reason code for a file they refuse.
 """
 

@@ -1,9 +1,9 @@
 """Reference backend: notes exactly as pretty_midi 0.2.x pairs them (the paper's parser).
 
 mido reads the file; pretty_midi's own ``_load_instruments`` pairs the notes. Only the tick -> seconds
-map is replaced by the identity, so that notes come out in ticks (the grid is counted in ticks, spec
-section 2 rule 2), and pretty_midi's track-0-only metadata is skipped: time signatures are read here
-from every track (rule 1). Slow (pure Python); :mod:`loopgen.midi.fast` must agree with it exactly.
+map is replaced by the identity, so that notes come out in ticks (the grid is counted in ticks, docs/rules.md
+§2.2), and pretty_midi's track-0-only metadata is skipped: time signatures are read here from every
+track (§2.1). Slow (pure Python); :mod:`loopgen.midi.fast` must agree with it exactly.
 """
 
 from __future__ import annotations

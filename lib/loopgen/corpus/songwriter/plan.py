@@ -26,7 +26,7 @@ from loopgen.corpus.songwriter.styles import (
     groove_kind,
 )
 
-# Defects that must lead the extractor (spec sections 2 and 5) to reject the file, and the reason.
+# Defects that must lead the extractor (docs/rules.md §2 and §5) to reject the file, and the reason.
 EXPECTED_REJECTION = {
     "broken_truncated": "unreadable",
     "broken_garbage": "unreadable",
