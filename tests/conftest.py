@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,3 +54,32 @@ def dev_midi_dir() -> Path:
     if not SHARED_DEV_MIDI.is_dir():
         pytest.skip(f"real MIDI folder {SHARED_DEV_MIDI} is not present")
     return SHARED_DEV_MIDI
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """Every notebook run once at the smoke profile in an isolated root (``LOOPGEN_ROOT``)."""
+
+    root: Path
+    returncode: int
+    log_tail: str
+    started: float  # time.time() just before the run
+    user_figures: dict  # the checkout's figures/ (path -> mtime) before the run
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, repo_root) -> SmokeRun:
+    """The smoke notebook run, made once per session and shared by the notebook, solution and expected-range
+    tests: a user's figures/, data/ and build/ are never touched."""
+    root = tmp_path_factory.mktemp("smoke-root")
+    started = time.time() - 1
+    user_figures = {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", "smoke", "--cell-timeout", "900"],
+        cwd=root,
+        env={**os.environ, "LOOPGEN_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    return SmokeRun(root, proc.returncode, (proc.stdout + proc.stderr)[-6000:], started, user_figures)
