@@ -205,6 +205,9 @@ def paper_ranges() -> dict[str, dict[str, dict]]:
     t4 = paper.TABLE4
     out["06"] = {f"after the copy, {row}: {c}": around(float(t4.loc[row, c])) for row in t4.index
                  for c in ("HD", "OS", "US") if c in t4.columns and float(t4.loc[row, c]) > 0}
+    out["07"] = {"Kruskal-Wallis statistic": around(paper.LISTENING.kruskal_h),
+                 **{f"mean rating: {label}": around(mean) for label, mean in
+                    ((paper.GROUP_LABELS.get(g, g), m) for g, m in paper.LISTENING_MEANS.items())}}
     return out
 
 
