@@ -58,6 +58,24 @@ CAUSES: dict[str, tuple[str, str]] = {
     "08": ("fewer claims hold than in the reference runs: the short trainings learned less (check the recipe)",
            "the short trainings differ from the reference runs (another recipe or seed)"),
 }
+# Measures whose unusual values mean something else than their notebook's (by the end of the measure's name).
+MEASURE_CAUSES: dict[str, tuple[str, str]] = {
+    "perplexity": ("few codes are in use: the codebook collapsed onto some codes (see the dead-codes curve) or the "
+                   "training was cut short", "more codes are in use than in the reference runs: a longer training"),
+    "codes used": ("the VQ-VAE uses few codes (a collapsed codebook or a cut-short training in notebook 02)",
+                   "the VQ-VAE uses more codes than in the reference runs (a longer training)"),
+    "p-value": ("the groups differ more clearly than in the reference runs", "the groups are harder to tell apart "
+                "than in the reference runs: with the proxy listener, the generated loops look more like real ones"),
+}
+
+
+def _causes(notebook: str, measure: str) -> tuple[str, str]:
+    for suffix, causes in MEASURE_CAUSES.items():
+        if measure.endswith(suffix):
+            return causes
+    return CAUSES.get(notebook.split("-")[0], ("", ""))
+
+
 # measures that are shares (0 to 1), named by how they end; every headline number is >= 0 when its references are
 SHARE_SUFFIXES = ("HD", "FND", "FNB", "OS", "US", "share", "accuracy", "error", "p-value")
 
@@ -82,10 +100,13 @@ def read_ranges(path: Path | None = None) -> dict:
 
 
 def _clean(values: Mapping[str, object]) -> dict[str, float]:
+    """Every headline as a float (NaN for what is not a number: the comparison then calls it unusual)."""
     out = {}
     for name, value in values.items():
-        number = float(value)  # type: ignore[arg-type]
-        out[str(name)] = number
+        try:
+            out[str(name)] = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            out[str(name)] = math.nan
     return out
 
 
@@ -100,7 +121,6 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
     source = entry.get("source", {})
     where = (f"{source.get('runs', '?')} reference run(s), seeds {source.get('seeds', '?')}"
              if profile != "paper" else PAPER_RULE)
-    low_cause, high_cause = CAUSES.get(notebook.split("-")[0], ("", ""))
     lines, unusual, checked = [], 0, 0
     for name, value in values.items():
         bounds = expected.get(name)
@@ -113,6 +133,7 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
             lines.append(f"UNUSUAL {name} is NaN (expected {low:.4g} to {high:.4g}): a step produced no number")
         elif value < low or value > high:
             unusual += 1
+            low_cause, high_cause = _causes(notebook, name)
             side, cause = ("below", low_cause) if value < low else ("above", high_cause)
             lines.append(f"UNUSUAL {name} = {value:.4g}, {side} the expected {low:.4g} to {high:.4g}; likely cause: "
                          f"{cause}.")
