@@ -130,3 +130,12 @@ def test_notebook_and_solution_hold_every_exercise(nb):
             assert f'assert exercises.check("{e.id}"' in solution_code, f"{solution.name} does not check {e.id}"
         else:
             assert f'exercises.check("{e.id}"' in solution_code, f"{solution.name} does not answer {e.id}"
+
+
+@pytest.mark.parametrize("nb", ["01", "02", "03", "04", "05", "06", "07", "08"])
+def test_notebook_shows_the_library_questions(nb):
+    """The questions in a notebook's exercise section are the library's (exercises.sheet), word for word."""
+    chapter = next(NOTEBOOKS.glob(f"{nb}_*.ipynb"))
+    cells = json.loads(chapter.read_text(encoding="utf-8"))["cells"]
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert exercises.sheet(nb) in markdown, f"{chapter.name}: regenerate its exercise section from exercises.sheet"
