@@ -70,7 +70,14 @@ class SmokeRun:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, repo_root) -> SmokeRun:
     """The smoke notebook run, made once per session and shared by the notebook, solution and expected-range
-    tests: a user's figures/, data/ and build/ are never touched."""
+    tests: a user's figures/, data/ and build/ are never touched.
+
+    ``LOOPGEN_TEST_SMOKE_ROOT=DIR`` reuses the root of a finished ``run-notebooks --profile smoke`` instead (quick
+    local iterations on the solution and range tests; the outputs' freshness is then not checked)."""
+    reused = os.environ.get("LOOPGEN_TEST_SMOKE_ROOT")
+    if reused:
+        return SmokeRun(Path(reused), 0, "(reused a finished smoke run)", 0.0,
+                        {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")})
     root = tmp_path_factory.mktemp("smoke-root")
     started = time.time() - 1
     user_figures = {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")}

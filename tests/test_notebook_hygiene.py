@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from loopgen import colab
 from loopgen.runner import plan
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTERS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+NOTEBOOKS = CHAPTERS + sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))  # worked solutions follow the same rules
 
 
 def _cells(nb_path: Path) -> list[dict]:
@@ -18,7 +21,7 @@ def _cells(nb_path: Path) -> list[dict]:
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 7, [p.name for p in NOTEBOOKS]
+    assert len(CHAPTERS) >= 7, [p.name for p in CHAPTERS]
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
@@ -62,3 +65,18 @@ def test_plan_parameters_exist_in_notebooks():
         declared = {t.id for n in ast.parse("".join(tagged["source"])).body for t in n.targets}
         missing = set(nb_run.parameters) - declared
         assert not missing, f"{nb_run.notebook} does not declare {missing}"
+
+
+def test_no_code_cell_copied_between_notebooks():
+    """Short teaching cells are welcome, but a cell of three or more lines used twice belongs in the library."""
+    seen: dict[str, str] = {}
+    for nb_path in NOTEBOOKS:
+        for cell in _cells(nb_path):
+            lines = [line.strip() for line in "".join(cell["source"]).splitlines() if line.strip()]
+            if cell["cell_type"] != "code" or len(lines) < 3 or lines[0].startswith(colab.CELL_MARKER):
+                continue  # the Colab install cell is made by loopgen.colab (tests/test_colab.py)
+            text = "\n".join(lines)
+            assert text not in seen or seen[text] == nb_path.name, (
+                f"the same cell is in {seen.get(text)} and {nb_path.name}: move it into lib/loopgen\n{text}"
+            )
+            seen.setdefault(text, nb_path.name)

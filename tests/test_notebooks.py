@@ -5,10 +5,8 @@ Marked ``notebooks``: select it alone with ``pytest -m notebooks``, or skip it w
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
+import json
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -18,21 +16,10 @@ from loopgen.outputs import OUTPUTS
 
 
 @pytest.mark.notebooks
-def test_smoke_profile_regenerates_every_output(repo_root, tmp_path_factory):
+def test_smoke_profile_regenerates_every_output(repo_root, smoke_run):
     """Runs in an isolated root (``LOOPGEN_ROOT``): a user's figures/, data/ and build/ are never touched."""
-    root = tmp_path_factory.mktemp("smoke-root")
-    started = time.time() - 1
-    user_figures = {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", "smoke", "--cell-timeout", "900"],
-        cwd=root,
-        env={**os.environ, "LOOPGEN_ROOT": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    tail = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, f"notebook run failed:\n{tail}"
+    root, started, user_figures, tail = smoke_run.root, smoke_run.started, smoke_run.user_figures, smoke_run.log_tail
+    assert smoke_run.returncode == 0, f"notebook run failed:\n{tail}"
     problems = []
     for output in OUTPUTS:
         path = root / "figures" / output.filename
@@ -59,3 +46,51 @@ def test_smoke_profile_regenerates_every_output(repo_root, tmp_path_factory):
     assert {p: p.stat().st_mtime for p in (repo_root / "figures").glob("*")} == user_figures, (
         "the notebook test touched the checkout's figures/"
     )
+
+
+SOLUTIONS = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "solutions").glob("*_solutions.ipynb"))
+
+
+@pytest.mark.notebooks
+def test_worked_solutions_run_at_the_smoke_profile(smoke_run, monkeypatch):
+    """Every worked solution runs on the smoke run's data, and every ``assert exercises.check(...)`` in it holds."""
+    import papermill as pm
+
+    from loopgen import runner
+
+    assert smoke_run.returncode == 0, f"the smoke run failed, so the solutions cannot run:\n{smoke_run.log_tail}"
+    assert len(SOLUTIONS) == 8, [p.name for p in SOLUTIONS]
+    monkeypatch.setenv("LOOPGEN_ROOT", str(smoke_run.root))  # the kernels inherit it
+    runner._use_own_kernel()
+    out = smoke_run.root / "build" / "executed" / "solutions"
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for nb in SOLUTIONS:
+        try:
+            pm.execute_notebook(str(nb), str(out / nb.name), parameters={"PROFILE": "smoke", "SEED": 0},
+                                kernel_name=runner.KERNEL_NAME, progress_bar=False, execution_timeout=600,
+                                cwd=str(nb.parent))
+        except Exception as exc:  # noqa: BLE001 - report every failing solution
+            failed.append(f"{nb.name}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}")
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.notebooks
+def test_smoke_headlines_fall_in_the_expected_ranges(smoke_run):
+    """The numbers each notebook's "What you should see" cell recorded lie in the smoke ranges of the ranges file."""
+    from loopgen import expectations
+
+    assert smoke_run.returncode == 0, f"notebook run failed:\n{smoke_run.log_tail}"
+    ranges = expectations.read_ranges()
+    smoke = ranges["profiles"]["smoke"]
+    assert smoke["source"]["runs"] >= 3, "the smoke ranges come from at least three reference runs"
+    folder = smoke_run.root / "build" / "headlines" / "smoke" / "seed0"
+    recorded = {p.stem for p in folder.glob("*.json")}
+    assert recorded >= set(smoke["ranges"]), f"no headlines for {sorted(set(smoke['ranges']) - recorded)}"
+    unusual = []
+    for notebook in sorted(smoke["ranges"]):
+        values = json.loads((folder / f"{notebook}.json").read_text(encoding="utf-8"))
+        lines = expectations.compare(notebook, values, "smoke", ranges)
+        assert lines[-1].startswith(("As expected", "No expected")) or "unusual" in lines[-1], lines
+        unusual += [f"{notebook}: {line}" for line in lines if line.startswith("UNUSUAL")]
+    assert not unusual, "\n".join(unusual)

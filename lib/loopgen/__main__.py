@@ -19,6 +19,7 @@ COMMANDS = {
     "ship": ("loopgen.shipped", "write a finished demo-long checkpoint as shipped half-precision weights"),
     "rehearse": ("loopgen.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
     "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
+    "expected-ranges": ("loopgen.expectations", "the notebooks' expected ranges per profile, from reference runs"),
 }
 
 
