@@ -355,3 +355,11 @@ def test_restart_moves_only_the_dead_codes_to_encoder_outputs(counted):
     assert torch.equal(q.codebook[[0, 2]], live[0]) and torch.equal(q.embed_sum[[0, 2]], live[1])
     q.restart(z, torch.zeros(4, dtype=torch.bool), counted=counted)  # no dead code: nothing moves
     torch.testing.assert_close(q.cluster_size, torch.tensor([3.0, 1.0, 5.0, 1.0]))
+
+
+def test_quantiser_counts_equal_bincount_of_its_codes():
+    torch.manual_seed(0)
+    q = VectorQuantiserEMA(num_codes=64, dim=4).eval()
+    _, codes, _, counts = q(torch.randn(500, 4))
+    assert counts.dtype == torch.long
+    assert torch.equal(counts, torch.bincount(codes, minlength=64))

@@ -42,7 +42,7 @@ SCHEDULED_SAMPLING_RATE = 20.0
 PAPER_EPOCHS = 2000  # the time axis of the paper's scheduled-sampling schedule
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The dtype autocast gives matrix products on ``device`` now, or None outside autocast."""
     if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
         enabled = torch.is_autocast_enabled(device.type)
@@ -136,20 +136,22 @@ class ARLSTMVAE(_LSTMEncoderVAE):
     ) -> torch.Tensor:
         """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction.
 
-        The decoder's ``nn.LSTM`` weights are stepped here directly (one call of ``nn.LSTM`` per step costs
-        ~15 framework operations and its own autograd bookkeeping). The input at step t is
-        ``concat(x_{t-1}, z)``, so ``W_ih = [W_prev | W_z]`` splits: ``z W_z^T + b_ih + b_hh`` is the same at
-        every step and is computed once; a step adds ``x_{t-1} W_prev^T`` and ``h_{t-1} W_hh^T`` and applies
-        the gates (:class:`~loopgen.models.blocks.LSTMGates`). The logits that decide a step's own
-        prediction are computed without autograd; the returned logits come from one ``Linear`` over all
-        128 hidden states (the same numbers, one matrix product instead of 128 in the backward pass).
+        The decoder's ``nn.LSTM`` weights are stepped here directly, not by 128 calls of ``nn.LSTM`` with a
+        one-step sequence (each with its own set-up and autograd record, each redoing the latent's share of
+        the input projection). The input at step t is ``concat(x_{t-1}, z)``, so ``W_ih = [W_prev | W_z]``
+        splits: ``z W_z^T + b_ih + b_hh`` is the same at every step and is computed once; a step adds
+        ``x_{t-1} W_prev^T`` and ``h_{t-1} W_hh^T`` and applies the gates
+        (:class:`~loopgen.models.blocks.LSTMGates`). The logits that decide a step's own prediction are
+        computed without autograd; the returned logits come from one ``Linear`` over all 128 hidden states
+        (the same numbers to rounding; one matrix product instead of 128 in the backward pass). Same weights,
+        same state-dict keys, the same logits as ``nn.LSTM`` step by step (tests/test_ar_decoder.py).
         """
         lstm = self.decoder
         batch = z.shape[0]
         w_prev, w_z = lstm.weight_ih_l0.split([N_COLUMNS, self.latent_size], dim=1)
         latent_gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, z, w_z.t())
         # matmul operands in the dtype autocast would give them, cast once here and not at every step
-        dtype = autocast_dtype(z.device) or z.dtype
+        dtype = _autocast_dtype(z.device) or z.dtype
         w_prev_t, w_hh_t = w_prev.t().to(dtype), lstm.weight_hh_l0.t().to(dtype)
         latent_gates = latent_gates.to(dtype)
         with torch.no_grad():

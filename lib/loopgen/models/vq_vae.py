@@ -130,7 +130,9 @@ class VectorQuantiserEMA(nn.Module):
             z = z.float()
             codes = self.nearest(z.detach())
             quantised = self.lookup(codes)
-            counts = torch.bincount(codes, minlength=self.num_codes)
+            # exact integer counts; unlike torch.bincount, no host wait on a GPU (it reads codes.max() first)
+            counts = torch.zeros(self.num_codes, dtype=torch.long, device=codes.device)
+            counts.index_add_(0, codes, torch.ones_like(codes))
             if self.training:
                 distributed.all_reduce_sum_(counts)  # global counts under DDP
                 self.ema_update(z.detach(), codes, counts)
