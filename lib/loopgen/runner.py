@@ -23,7 +23,7 @@ from loopgen.paths import Paths
 from loopgen.profiles import PROFILES
 
 KERNEL_NAME = "loopgen"
-CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "paper": None}  # seconds; None: no limit
+CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "colab": None, "paper": None}  # seconds; None: no limit
 
 
 def cell_timeout_for(profile: str, requested: int | None = None) -> int | None:
