@@ -154,3 +154,15 @@ def test_the_training_step_runs_in_the_precision_it_is_given(tmp_path):
     assert ckpt["settings"]["precision"] == "bf16" and np.isfinite(result.history["loss"]).all()
     fp32 = train.checkpoint_key("cnn_vae", dataclasses.replace(_settings(), epochs=1), data_key="d")
     assert result.key != fp32
+
+
+def test_a_gpu_the_torch_build_cannot_use_is_warned_about_loudly(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_mod, "nvidia_gpu_present", lambda: True)
+    device_mod.warn_if_gpu_unused.cache_clear()
+    with pytest.warns(RuntimeWarning, match="NVIDIA GPU is present but torch"):
+        assert device_mod.pick_device() == torch.device("cpu")
+    device_mod.warn_if_gpu_unused.cache_clear()
+    with pytest.warns(RuntimeWarning, match="paper profile is written for a GPU"):
+        device_mod.warn_if_gpu_profile_on_cpu("paper", torch.device("cpu"))
+    assert device_mod.warn_if_gpu_profile_on_cpu("demo", torch.device("cpu")) is None
