@@ -1,9 +1,13 @@
 """The training loop: one path for the autoencoders (:func:`train_model`) and the prior (:func:`train_prior`).
 
 Each call prepares its data (:mod:`loopgen.train.data`), sets up a :class:`Run` (model, recipe, checkpoint)
-and :func:`fit` trains it: AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`,
-one checkpoint after every epoch (and every ``checkpoint_minutes`` inside one, with the steps done and the
-running sums), so a killed run resumes where it stopped and ends as the uninterrupted run would. A finished
+and, holding the checkpoint's lock (one writer per checkpoint, whoever starts it), :func:`fit` trains it.
+The step itself, :func:`optimiser_step`, is the textbook's: forward and loss, backward, clip, update. Around it:
+AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`, the precision of
+:mod:`loopgen.device` (autocast for the forward pass, TF32 switches for the whole step), validation every
+``validate_every`` epochs, a checkpoint every ``checkpoint_every`` epochs (and every ``checkpoint_minutes``
+inside one, and on Ctrl-C, with the steps done and the running sums), so a killed or interrupted run resumes
+where it stopped and ends as the uninterrupted run would. A finished
 checkpoint is reused, not retrained, unless ``force``. The AR LSTM-VAE's scheduled sampling reads the epoch
 mapped onto the paper's 2,000-epoch time axis (``loopgen.models.lstm_vae.schedule_epoch``). Under
 ``torchrun`` each process trains on its slice of every batch (:mod:`loopgen.distributed`); only rank 0
