@@ -166,3 +166,24 @@ def test_a_gpu_the_torch_build_cannot_use_is_warned_about_loudly(monkeypatch):
     with pytest.warns(RuntimeWarning, match="paper profile is written for a GPU"):
         device_mod.warn_if_gpu_profile_on_cpu("paper", torch.device("cpu"))
     assert device_mod.warn_if_gpu_profile_on_cpu("demo", torch.device("cpu")) is None
+
+
+def test_a_model_trained_under_auto_loads_wherever_auto_resolves_otherwise(tmp_path, monkeypatch):
+    """Trained where "auto" meant bf16 (a GPU or a bf16 CPU), loaded on a device where it means float32."""
+    settings = dataclasses.replace(_settings(), epochs=1, precision="auto")
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: True)
+    trained = train.train_model("cnn_vae", _loops(), None, settings, data_key="d", checkpoint_dir=tmp_path,
+                                device="cpu", progress=False)
+    assert train.read_checkpoint(trained.checkpoint)["settings"]["precision"] == "bf16"
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
+    model, history = train.load_trained("cnn_vae", settings, data_key="d", checkpoint_dir=tmp_path)
+    assert train.weights_digest(model) == train.weights_digest(trained.model) and len(history) == 1
+
+
+def test_train_takes_precision_and_wait():
+    from loopgen.train import cli as train_cli
+
+    args = train_cli._parse(["--model", "cnn_vae", "--precision", "bf16", "--wait"])
+    assert args.precision == "bf16" and args.wait
+    with pytest.raises(SystemExit):
+        train_cli._parse(["--model", "cnn_vae", "--precision", "fp8"])
