@@ -187,3 +187,33 @@ def test_train_takes_precision_and_wait():
     assert args.precision == "bf16" and args.wait
     with pytest.raises(SystemExit):
         train_cli._parse(["--model", "cnn_vae", "--precision", "fp8"])
+
+
+def test_the_precision_switches_cover_every_whole_step(tmp_path, monkeypatch):
+    """The TF32 switches (on CUDA) wrap forward, backward and update, and a fresh context serves each step (a
+    generator-based context cannot be entered twice; "fp32"/"tf32" on CUDA use one)."""
+    import contextlib
+
+    state = {"switches": 0}
+    seen = []
+
+    @contextlib.contextmanager
+    def switches(device, precision="auto"):
+        state["switches"] += 1
+        try:
+            yield
+        finally:
+            state["switches"] -= 1
+
+    monkeypatch.setattr(device_mod, "matmul_precision", switches)
+    monkeypatch.setattr(device_mod, "autocast", lambda device, precision="auto": switches(device, precision))
+    real_backward = torch.Tensor.backward
+
+    def backward(self, *args, **kwargs):
+        seen.append(state["switches"])
+        return real_backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+    train.train_model("cnn_vae", _loops(), None, dataclasses.replace(_settings(), epochs=1), data_key="d",
+                      checkpoint_dir=tmp_path, device="cpu", progress=False)
+    assert len(seen) == 3 and all(n >= 1 for n in seen), "every backward pass runs inside the switches"

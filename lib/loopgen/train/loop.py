@@ -312,7 +312,6 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
     model_epoch = schedule_epoch(epoch, st.epochs, st.model.ss_paper_epochs) if is_ar else epoch
     order = data.epoch_order(len(run.train_data), run.seed, epoch).to(run.train_data.device)
     batches = data.batches(order, st.batch_size)
-    autocast = device_mod.autocast(dev, run.settings.precision)
 
     def inside() -> dict:  # what a checkpoint inside this epoch holds (a host sync: only when saving)
         return {"step_in_epoch": i_batch + 1, "sums": {k: float(v) for k, v in sums.items()},
@@ -326,7 +325,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
             kl_beta = _kl_beta(run, st, step)
             loss, terms = optimiser_step(
                 lambda x, kl_beta=kl_beta: train_step(x, kl_beta, model_epoch), x, st.optimiser, st.scheduler,
-                grad_clip=run.settings.grad_clip, autocast=autocast,
+                grad_clip=run.settings.grad_clip, autocast=device_mod.autocast(dev, run.settings.precision),
             )
             step += 1
             b = len(batch_index)
