@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -106,6 +107,7 @@ class _State:
     best: dict | None = None  # keep_best: {"loss", "epoch", "model"} of the best validated epoch so far
     partial: dict = field(default_factory=dict)  # a checkpoint written inside an epoch: steps done, sums
     saved_at: float = 0.0  # time.perf_counter() of the last checkpoint
+    partial_saved: int = 0  # the step inside an epoch an interrupt's checkpoint was written at
 
 
 # ------------------------------------------------------------------------------- the step, as in a textbook
@@ -186,6 +188,7 @@ def fit(run: Run) -> TrainResult:
             t0 = time.perf_counter()
             row = _train_epoch(run, st, train_step, epoch, stop)
             if row is None:  # stopped inside the epoch: its checkpoint is written
+                _say_interrupted(run, f"epoch {epoch + 1}, step {st.partial_saved} of {st.steps_per_epoch}")
                 raise KeyboardInterrupt
             row = {"epoch": epoch + 1, **row}
             if _validates(run, st, epoch):
@@ -199,6 +202,7 @@ def fit(run: Run) -> TrainResult:
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
                 bar.update(1)
             if stop.requested:
+                _say_interrupted(run, f"after epoch {epoch + 1}")
                 raise KeyboardInterrupt
     if bar is not None:
         bar.close()
@@ -215,6 +219,11 @@ def fit(run: Run) -> TrainResult:
         seconds_this_call=time.perf_counter() - t_call,
         config=dict(st.model.config),
     )
+
+
+def _say_interrupted(run: Run, where: str) -> None:
+    print(f"{run.name}: interrupted; checkpoint {run.path} holds the run up to {where}; "
+          "the same call again resumes there", file=sys.stderr, flush=True)
 
 
 def _validates(run: Run, st: _State, epoch: int) -> bool:
@@ -340,6 +349,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
             if i_batch + 1 < len(batches):
                 if stop is not None and stop.requested:
                     _save(run, st, epoch, False, partial=inside())
+                    st.partial_saved = i_batch + 1
                     return None
                 minutes = run.settings.checkpoint_minutes
                 if minutes and time.perf_counter() - st.saved_at >= 60 * minutes:
