@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 PROFILE=demo
 MODE=notebooks
 ONLY=()
-PROFILES="smoke demo demo-long paper"  # keep in step with loopgen.profiles.PROFILES (a test checks)
+PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.profiles.PROFILES (a test checks)
 usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -109,3 +109,27 @@ def test_precision_modes(monkeypatch):
     with pytest.raises(ValueError, match="precision"):
         device.autocast(torch.device("cpu"), "fp8")
     assert "float32" in device.describe_device(torch.device("cpu"), "tf32")
+
+
+def test_profiles_are_data_that_import_nothing_from_train():
+    """profiles -> train -> profiles was a circle; the settings now stand alone (issue 19)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, loopgen.profiles as p; p.get('paper').train.recipe('vq_vae'); p.open_choices_markdown(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('loopgen.train', 'loopgen.shipped'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_colab_profile_is_the_papers_models_and_batch_on_the_demo_corpus():
+    colab, paper_p, demo = profiles.get("colab"), profiles.get("paper"), profiles.get("demo")
+    assert colab.corpus == demo.corpus
+    for name in ("ar_lstm_vae", "nonar_lstm_vae", "cnn_vae", "vq_vae", "prior"):
+        c, p = colab.train.recipe(name), paper_p.train.recipe(name)
+        assert c.batch_size == p.batch_size == 2048
+        assert c.model_kwargs(name) == p.model_kwargs(name), "the paper's model sizes and choices"
+        assert demo.train.recipe(name).epochs < c.epochs < p.epochs
+    assert colab.train.precision == "auto", "float32 on a T4 (no native bf16), bf16 where the GPU has it"

@@ -52,3 +52,13 @@ def test_the_projection_counts_the_profiles_validations_and_checkpoints():
     assert hours == pytest.approx((200 * 1.0 + 200 * 0.5) / 3600), "2,000 epochs: 200 of each"
     every_epoch = rehearse.overhead_hours(profiles.get("demo").train, 1.0, 0.5)
     assert every_epoch == pytest.approx(2000 * 1.5 / 3600)
+
+
+def test_the_rehearsal_projects_a_profiles_own_run():
+    rate = 2000.0
+    colab = profiles.get("colab")
+    hours = rehearse.profile_hours("colab", "cnn_vae", "cnn_vae", rate)
+    assert hours == pytest.approx(colab.train.recipe("cnn_vae").epochs * profiles.TRAIN_LOOPS_ESTIMATE["colab"] / rate / 3600)
+    table2 = rehearse.profile_hours("colab", "vq_vae", "vq_vae_t64_L32_K512", rate)
+    assert table2 == pytest.approx(colab.table2_vq_epochs * profiles.TRAIN_LOOPS_ESTIMATE["colab"] / rate / 3600)
+    assert rehearse.profile_hours("paper", "prior", "prior", rate) == pytest.approx(rehearse.projected_hours(rate))

@@ -154,3 +154,66 @@ def test_the_training_step_runs_in_the_precision_it_is_given(tmp_path):
     assert ckpt["settings"]["precision"] == "bf16" and np.isfinite(result.history["loss"]).all()
     fp32 = train.checkpoint_key("cnn_vae", dataclasses.replace(_settings(), epochs=1), data_key="d")
     assert result.key != fp32
+
+
+def test_a_gpu_the_torch_build_cannot_use_is_warned_about_loudly(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_mod, "nvidia_gpu_present", lambda: True)
+    device_mod.warn_if_gpu_unused.cache_clear()
+    with pytest.warns(RuntimeWarning, match="NVIDIA GPU is present but torch"):
+        assert device_mod.pick_device() == torch.device("cpu")
+    device_mod.warn_if_gpu_unused.cache_clear()
+    with pytest.warns(RuntimeWarning, match="paper profile is written for a GPU"):
+        device_mod.warn_if_gpu_profile_on_cpu("paper", torch.device("cpu"))
+    assert device_mod.warn_if_gpu_profile_on_cpu("demo", torch.device("cpu")) is None
+
+
+def test_a_model_trained_under_auto_loads_wherever_auto_resolves_otherwise(tmp_path, monkeypatch):
+    """Trained where "auto" meant bf16 (a GPU or a bf16 CPU), loaded on a device where it means float32."""
+    settings = dataclasses.replace(_settings(), epochs=1, precision="auto")
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: True)
+    trained = train.train_model("cnn_vae", _loops(), None, settings, data_key="d", checkpoint_dir=tmp_path,
+                                device="cpu", progress=False)
+    assert train.read_checkpoint(trained.checkpoint)["settings"]["precision"] == "bf16"
+    monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
+    model, history = train.load_trained("cnn_vae", settings, data_key="d", checkpoint_dir=tmp_path)
+    assert train.weights_digest(model) == train.weights_digest(trained.model) and len(history) == 1
+
+
+def test_train_takes_precision_and_wait():
+    from loopgen.train import cli as train_cli
+
+    args = train_cli._parse(["--model", "cnn_vae", "--precision", "bf16", "--wait"])
+    assert args.precision == "bf16" and args.wait
+    with pytest.raises(SystemExit):
+        train_cli._parse(["--model", "cnn_vae", "--precision", "fp8"])
+
+
+def test_the_precision_switches_cover_every_whole_step(tmp_path, monkeypatch):
+    """The TF32 switches (on CUDA) wrap forward, backward and update, and a fresh context serves each step (a
+    generator-based context cannot be entered twice; "fp32"/"tf32" on CUDA use one)."""
+    import contextlib
+
+    state = {"switches": 0}
+    seen = []
+
+    @contextlib.contextmanager
+    def switches(device, precision="auto"):
+        state["switches"] += 1
+        try:
+            yield
+        finally:
+            state["switches"] -= 1
+
+    monkeypatch.setattr(device_mod, "matmul_precision", switches)
+    monkeypatch.setattr(device_mod, "autocast", lambda device, precision="auto": switches(device, precision))
+    real_backward = torch.Tensor.backward
+
+    def backward(self, *args, **kwargs):
+        seen.append(state["switches"])
+        return real_backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+    train.train_model("cnn_vae", _loops(), None, dataclasses.replace(_settings(), epochs=1), data_key="d",
+                      checkpoint_dir=tmp_path, device="cpu", progress=False)
+    assert len(seen) == 3 and all(n >= 1 for n in seen), "every backward pass runs inside the switches"

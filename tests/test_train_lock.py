@@ -121,7 +121,9 @@ sys.exit(cli.run(main, []))
     _wait_for_steps(interrupted, 3)
     interrupted.send_signal(signal.SIGINT)
     rc = interrupted.wait(timeout=120)
-    assert rc == 130, interrupted.stderr.read()[-3000:]
+    err = interrupted.stderr.read()
+    assert rc == 130, err[-3000:]
+    assert "interrupted; checkpoint" in err and "the same call again resumes there" in err
     ckpt = train.read_checkpoint(next((tmp_path / "run").glob("cnn_vae-*.pt")))
     assert ckpt["epoch"] == 0 and ckpt["partial"]["step_in_epoch"] >= 3, "the interrupt kept the steps done"
 

@@ -66,6 +66,23 @@ def warn_if_gpu_unused() -> str | None:
     return message
 
 
+GPU_PROFILES = ("paper", "colab")  # profiles written for a GPU
+
+
+def warn_if_gpu_profile_on_cpu(profile: str, device: torch.device) -> str | None:
+    """Warn loudly when a profile written for a GPU is about to train on a CPU (the paper profile: ~2,000 h);
+    return the warning (or None)."""
+    if profile not in GPU_PROFILES or torch.device(device).type != "cpu":
+        return None
+    message = (
+        f"the {profile} profile is written for a GPU and is about to train on the CPU, which takes weeks; "
+        f"run 'python -m loopgen rehearse --profile {profile}' for the projected time, and check that torch "
+        "sees the GPU (torch.cuda.is_available())"
+    )
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return message
+
+
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bf16 matrix products natively (oneDNN reports AVX-512 BF16 or AMX support)."""
     try:

@@ -81,8 +81,12 @@ class Evaluation:
     @cached_property
     def device(self):
         """The device the models are trained on (CUDA, then MPS, then CPU): they encode, reconstruct and sample
-        there too."""
-        return pick_device()
+        there too. A GPU profile (paper, colab) about to run on a CPU is warned about."""
+        from loopgen.device import warn_if_gpu_profile_on_cpu
+
+        device = pick_device()
+        warn_if_gpu_profile_on_cpu(self.profile.name, device)
+        return device
 
     def load(self, name: str, settings: TrainSettings | None = None, model_kwargs: dict | None = None) -> nn.Module:
         """The finished model ``name`` of this run (``settings`` default: the profile's) on :attr:`device`; raises

@@ -264,6 +264,33 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+# colab: for a reader with a borrowed notebook GPU (Colab or Kaggle: T4-class, ~15 GB, no native bf16, a few hours
+# a session). The paper's model sizes, batch (2,048) and training choices, on the demo corpus (~6,000 training
+# loops, ~3 optimiser steps an epoch). Our estimate of the epochs: the paper trains each model in under 8 h on an
+# RTX 3090 (2,000 epochs x 120,600 loops, so at least ~8,400 loops/s); a T4 has about a quarter of its float32
+# throughput, so ~2,100 loops/s or more, and 1,000 epochs x ~6,000 loops take under an hour per training. Precision
+# "auto": float32 on a T4 (no native bf16), bf16 on an A100 or L4. ``rehearse --profile colab`` on the GPU at hand
+# projects the real time of every training (TRAIN_LOOPS_ESTIMATE below) before a session is spent on it.
+COLAB_EPOCHS = 1000
+COLAB_TABLE2_VQ_EPOCHS = 250  # each of Table 2's six VQ-VAEs: about a quarter of an hour
+PROFILES["colab"] = Profile(
+    name="colab",
+    corpus=DEMO_CORPUS,
+    train=replace(
+        PROFILES["paper"].train,
+        epochs=COLAB_EPOCHS,
+        lstm_epochs=COLAB_EPOCHS,
+        prior_epochs=COLAB_EPOCHS,
+        precision="auto",
+        max_val_loops=500,
+    ),
+    table2_vq_epochs=COLAB_TABLE2_VQ_EPOCHS,
+)
+# Training loops a profile's dataset is expected to hold (for the rehearsal's projection before the data exist):
+# the demo corpus gave 5,997 (README, fresh clone); smoke caps its set at 256; the paper profile: the paper's split.
+TRAIN_LOOPS_ESTIMATE = {"smoke": 256, "demo": 5997, "demo-long": 5997, "colab": 5997}
+
+
 def get(name: str) -> Profile:
     """The profile called ``name`` (``smoke``, ``demo`` or ``paper``)."""
     try:

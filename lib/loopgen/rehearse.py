@@ -81,6 +81,16 @@ def projected_hours(samples_per_second: float) -> float:
     return paper.TRAINING["epochs"] * paper.DATASET.train / samples_per_second / 3600
 
 
+def profile_hours(profile: str, name: str, label: str, samples_per_second: float) -> float:
+    """Hours of ``profile``'s own run of training ``label`` (its epochs over the training loops its dataset is
+    expected to hold, ``profiles.TRAIN_LOOPS_ESTIMATE``; the paper's split for the paper profile)."""
+    p = profiles.get(profile)
+    table2 = name == "vq_vae" and label != vq_variant_name(*VQ_DEFAULT)
+    settings = (p.table2_train if table2 else p.train).recipe(name)
+    loops = profiles.TRAIN_LOOPS_ESTIMATE.get(profile, paper.DATASET.train)
+    return train.epochs_for(name, settings) * loops / samples_per_second / 3600
+
+
 def overhead_hours(settings: profiles.TrainSettings, validation_seconds: float, checkpoint_seconds: float) -> float:
     """Hours the paper's full run spends validating (every ``validate_every`` epochs) and writing checkpoints
     (every ``checkpoint_every`` epochs; the ``checkpoint_minutes`` ones inside long epochs are not counted)."""
@@ -222,6 +232,7 @@ def rehearse(
                 "checkpoint (s)": saving,
                 "projected with validation and checkpoints (h)": projected_hours(rate)
                 + overhead_hours(base, validation, saving),
+                f"projected {profile} run (h)": profile_hours(profile, run.name, run.label, rate),
                 "resumed": bool(resumed),
                 "loss": float(second.history["loss"].iloc[-1]),
                 **{k: row_metrics[k] for k in METRIC_COLUMNS},
@@ -267,7 +278,8 @@ def cli_main(argv: list[str]) -> int:
     shown = table.copy()
     for col, fmt in (("samples/s", "{:.1f}"), ("peak memory (MB)", "{:.0f}"), ("projected full run (h)", "{:.1f}"),
                      ("validation (s)", "{:.2f}"), ("checkpoint (s)", "{:.2f}"),
-                     ("projected with validation and checkpoints (h)", "{:.1f}")):
+                     ("projected with validation and checkpoints (h)", "{:.1f}"),
+                     (f"projected {args.profile} run (h)", "{:.2f}")):
         shown[col] = shown[col].map(fmt.format)
     print()
     print(shown.drop(columns=["wall (s)"]).to_markdown())
@@ -276,6 +288,10 @@ def cli_main(argv: list[str]) -> int:
         f"\nAll {len(table)} trainings one after another: {total:,.1f} h on this device "
         f"(the paper: each model in under {paper.TRAINING_HOURS_BELOW} h on one {paper.TRAINING_GPU})."
     )
+    if args.profile != "paper":
+        own = table[f"projected {args.profile} run (h)"]
+        print(f"The {args.profile} profile's own run ({profiles.TRAIN_LOOPS_ESTIMATE.get(args.profile, '?')} training "
+              f"loops expected): {own.max():,.2f} h for the longest training, {own.sum():,.2f} h for all of them.")
     if not table["resumed"].all():
         print("error: some trainings did not resume their checkpoint", file=sys.stderr)
         return 1

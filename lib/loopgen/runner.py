@@ -42,7 +42,7 @@ KERNEL_NAME = "loopgen"
 STATUS_FILE = "runs.json"
 LOG_FILE = "run.log"
 HTML_DIR = "html"
-CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "paper": None}  # seconds; None: no limit
+CELL_TIMEOUTS: dict[str, int | None] = {"smoke": 3600, "demo": 3600, "colab": None, "paper": None}  # seconds; None: no limit
 
 
 def cell_timeout_for(profile: str, requested: int | None = None) -> int | None:

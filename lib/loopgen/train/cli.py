@@ -83,10 +83,11 @@ def _cli(argv: list[str] | None) -> int:
     # under torchrun: join the process group, one GPU per process (see loopgen.distributed)
     device = distributed.init_from_env(args.device) or device_mod.pick_device(args.device)
     if distributed.is_main():
+        device_mod.warn_if_gpu_profile_on_cpu(args.profile, device)
         ranks = f" x {distributed.world_size()} processes (DDP)" if distributed.active() else ""
         print(
             f"{args.model}: {len(train)} training / {len(val)} validation loops, "
-            f"device {device_mod.describe_device(device, profile.train.precision)}{ranks}"
+            f"device {device_mod.describe_device(device, args.precision or profile.train.precision)}{ranks}"
         )
     settings = settings_on(profile.train, device)  # precision "auto" resolved for this device
     common = {"data_key": data.data_key, "checkpoint_dir": paths.checkpoints, "seed": args.seed}

@@ -1,9 +1,13 @@
 """The training loop: one path for the autoencoders (:func:`train_model`) and the prior (:func:`train_prior`).
 
 Each call prepares its data (:mod:`loopgen.train.data`), sets up a :class:`Run` (model, recipe, checkpoint)
-and :func:`fit` trains it: AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`,
-one checkpoint after every epoch (and every ``checkpoint_minutes`` inside one, with the steps done and the
-running sums), so a killed run resumes where it stopped and ends as the uninterrupted run would. A finished
+and, holding the checkpoint's lock (one writer per checkpoint, whoever starts it), :func:`fit` trains it.
+The step itself, :func:`optimiser_step`, is the textbook's: forward and loss, backward, clip, update. Around it:
+AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`, the precision of
+:mod:`loopgen.device` (autocast for the forward pass, TF32 switches for the whole step), validation every
+``validate_every`` epochs, a checkpoint every ``checkpoint_every`` epochs (and every ``checkpoint_minutes``
+inside one, and on Ctrl-C, with the steps done and the running sums), so a killed or interrupted run resumes
+where it stopped and ends as the uninterrupted run would. A finished
 checkpoint is reused, not retrained, unless ``force``. The AR LSTM-VAE's scheduled sampling reads the epoch
 mapped onto the paper's 2,000-epoch time axis (``loopgen.models.lstm_vae.schedule_epoch``). Under
 ``torchrun`` each process trains on its slice of every batch (:mod:`loopgen.distributed`); only rank 0
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +107,7 @@ class _State:
     best: dict | None = None  # keep_best: {"loss", "epoch", "model"} of the best validated epoch so far
     partial: dict = field(default_factory=dict)  # a checkpoint written inside an epoch: steps done, sums
     saved_at: float = 0.0  # time.perf_counter() of the last checkpoint
+    partial_saved: int = 0  # the step inside an epoch an interrupt's checkpoint was written at
 
 
 # ------------------------------------------------------------------------------- the step, as in a textbook
@@ -182,6 +188,7 @@ def fit(run: Run) -> TrainResult:
             t0 = time.perf_counter()
             row = _train_epoch(run, st, train_step, epoch, stop)
             if row is None:  # stopped inside the epoch: its checkpoint is written
+                _say_interrupted(run, f"epoch {epoch + 1}, step {st.partial_saved} of {st.steps_per_epoch}")
                 raise KeyboardInterrupt
             row = {"epoch": epoch + 1, **row}
             if _validates(run, st, epoch):
@@ -195,6 +202,7 @@ def fit(run: Run) -> TrainResult:
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in shown if k in row})
                 bar.update(1)
             if stop.requested:
+                _say_interrupted(run, f"after epoch {epoch + 1}")
                 raise KeyboardInterrupt
     if bar is not None:
         bar.close()
@@ -211,6 +219,11 @@ def fit(run: Run) -> TrainResult:
         seconds_this_call=time.perf_counter() - t_call,
         config=dict(st.model.config),
     )
+
+
+def _say_interrupted(run: Run, where: str) -> None:
+    print(f"{run.name}: interrupted; checkpoint {run.path} holds the run up to {where}; "
+          "the same call again resumes there", file=sys.stderr, flush=True)
 
 
 def _validates(run: Run, st: _State, epoch: int) -> bool:
@@ -308,7 +321,6 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
     model_epoch = schedule_epoch(epoch, st.epochs, st.model.ss_paper_epochs) if is_ar else epoch
     order = data.epoch_order(len(run.train_data), run.seed, epoch).to(run.train_data.device)
     batches = data.batches(order, st.batch_size)
-    autocast = device_mod.autocast(dev, run.settings.precision)
 
     def inside() -> dict:  # what a checkpoint inside this epoch holds (a host sync: only when saving)
         return {"step_in_epoch": i_batch + 1, "sums": {k: float(v) for k, v in sums.items()},
@@ -322,7 +334,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
             kl_beta = _kl_beta(run, st, step)
             loss, terms = optimiser_step(
                 lambda x, kl_beta=kl_beta: train_step(x, kl_beta, model_epoch), x, st.optimiser, st.scheduler,
-                grad_clip=run.settings.grad_clip, autocast=autocast,
+                grad_clip=run.settings.grad_clip, autocast=device_mod.autocast(dev, run.settings.precision),
             )
             step += 1
             b = len(batch_index)
@@ -337,6 +349,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
             if i_batch + 1 < len(batches):
                 if stop is not None and stop.requested:
                     _save(run, st, epoch, False, partial=inside())
+                    st.partial_saved = i_batch + 1
                     return None
                 minutes = run.settings.checkpoint_minutes
                 if minutes and time.perf_counter() - st.saved_at >= 60 * minutes:
