@@ -330,7 +330,8 @@ def cli_main(argv: list[str]) -> int:
     if failed:
         print("\n" + outcome(args.profile, 1, paths=paths))
         return 1
-    print(f"\nAll {len(results)} notebook runs succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
+    runs = f"{len(results)} notebook run{'' if len(results) == 1 else 's'}"
+    print(f"\nAll {runs} succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
           f"{_shown(html_dir(paths, args.profile) / 'index.html')}")
     return 0
 
