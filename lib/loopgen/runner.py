@@ -237,7 +237,7 @@ def run(
     with open(log_path(paths, profile), "w", encoding="utf-8") as log:
         this_run = {"started": _now(), "names": [r.output_name for r in runs]}
         session = _Session(profile, seed, paths, log, records, this_run)
-        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook runs")
+        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook run{'' if len(runs) == 1 else 's'}")
         kernel_manager = _kernel_manager_class(log)
         current: PageRecord | None = None
         try:
