@@ -237,7 +237,7 @@ def run(
     with open(log_path(paths, profile), "w", encoding="utf-8") as log:
         this_run = {"started": _now(), "names": [r.output_name for r in runs]}
         session = _Session(profile, seed, paths, log, records, this_run)
-        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook runs")
+        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook run{'' if len(runs) == 1 else 's'}")
         kernel_manager = _kernel_manager_class(log)
         current: PageRecord | None = None
         try:
@@ -330,7 +330,8 @@ def cli_main(argv: list[str]) -> int:
     if failed:
         print("\n" + outcome(args.profile, 1, paths=paths))
         return 1
-    print(f"\nAll {len(results)} notebook runs succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
+    runs = f"{len(results)} notebook run{'' if len(results) == 1 else 's'}"
+    print(f"\nAll {runs} succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
           f"{_shown(html_dir(paths, args.profile) / 'index.html')}")
     return 0
 
