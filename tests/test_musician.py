@@ -480,6 +480,22 @@ def test_an_unready_fitted_model_points_at_fit_not_at_a_notebook(project, capsys
         trained.unregister(project, "elsewhere")
 
 
+def test_an_unfinished_profile_model_names_the_command_too(project, monkeypatch):
+    """A CLI user of ``generate``/``vary`` gets the command that finishes the training, beside the notebook."""
+    from loopgen.paths import MissingInputError
+
+    def unfinished(name, *args, **kwargs):
+        raise MissingInputError(f"data/checkpoints/{name}-abc.pt is unfinished (1/2 epochs): run notebook "
+                                "02_train_autoencoders.ipynb with -p PROFILE smoke -p MODEL vq_vae to finish it.")
+
+    monkeypatch.setattr(trained, "load_trained", unfinished)
+    with pytest.raises(MissingInputError) as info:
+        trained.load_vq(project, profiles.get("smoke"))
+    message = str(info.value)
+    assert "02_train_autoencoders.ipynb" in message
+    assert "python -m loopgen train --model vq_vae --profile smoke" in message
+
+
 def test_fit_refuses_a_bad_name_with_exit_2(project, tmp_path, capsys):
     assert entry.main(["fit", str(tmp_path), "--name", "../x"]) == 2
     assert "not a valid model name" in capsys.readouterr().err

@@ -179,7 +179,7 @@ def check_output_folder(
     """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file, not a folder: choose a folder for the {what}")
+        raise UserError(f"{quoted(folder)} is a file, not a folder: choose a folder for the {what}")
     if not folder.exists() or force:
         return folder
     entries = sorted(os.fsdecode(name) for name in os.listdir(folder) if name != OWN_LOCK_FILE)
@@ -187,7 +187,7 @@ def check_output_folder(
         return folder
     shown = ", ".join(shown_name(name) for name in entries[:3]) + (", ..." if len(entries) > 3 else "")
     raise UserError(
-        f"{folder} is not empty ({len(entries)} entries: {shown}) and is not a {what} made by loopgen: "
+        f"{quoted(folder)} is not empty ({len(entries)} entries: {shown}) and is not a {what} made by loopgen: "
         "choose an empty or new folder, or pass --force to write into it (loopgen deletes only files it wrote)"
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from loopgen.atomic import atomic_path
+from loopgen.cli import quoted
 from loopgen.dataset import pack_loops, unpack_loops
 from loopgen.paths import MissingInputError, Paths, require
 from loopgen.validate import check_codes, check_loops
@@ -86,7 +87,7 @@ def _digest(payload: dict[str, np.ndarray]) -> str:
 
 
 def _damaged(path: Path, what: str) -> MissingInputError:
-    return MissingInputError(f"{path} is damaged ({what}): run notebook {MADE_BY} again (same PROFILE and SEED)")
+    return MissingInputError(f"{quoted(path)} is damaged ({what}): run notebook {MADE_BY} again (same PROFILE and SEED)")
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -135,7 +136,7 @@ def load_generated(
         if stored != expected:
             what = "; ".join(stored.differences(expected)) if stored else "no provenance recorded"
             raise MissingInputError(
-                f"{path} was not made by this run's models (stored != expected: {what}): run notebook {MADE_BY} "
+                f"{quoted(path)} was not made by this run's models (stored != expected: {what}): run notebook {MADE_BY} "
                 "again (same PROFILE and SEED)"
             )
     packed, codes = arrays.get("packed"), arrays.get("codes")
@@ -144,7 +145,7 @@ def load_generated(
     try:
         loops = unpack_loops(packed)
     except ValueError as err:  # e.g. a file of an older loopgen, packed along the columns
-        raise MissingInputError(f"{path} does not hold loops in the current format ({err}): rerun {MADE_BY}") from None
+        raise MissingInputError(f"{quoted(path)} does not hold loops in the current format ({err}): rerun {MADE_BY}") from None
     if "n_loops" in arrays and int(arrays["n_loops"]) != len(loops):
         raise _damaged(path, f"{len(loops)} loops, but it records {int(arrays['n_loops'])}")
     if codes is not None:

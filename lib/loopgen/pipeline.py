@@ -50,7 +50,7 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
     if midi_dir:
         folder = Path(midi_dir).expanduser().resolve()
         if not folder.is_dir():
-            raise FileNotFoundError(f"MIDI_DIR {folder} is not a folder")
+            raise FileNotFoundError(f"MIDI_DIR {quoted(folder)} is not a folder")
         if corpus.source == "lmd":
             return MidiSource(folder, corpus.name)
         digest = hashlib.sha1(str(folder).encode()).hexdigest()[:8]

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from loopgen.atomic import exclusive_lock, write_bytes
-from loopgen.cli import UserError
+from loopgen.cli import UserError, quoted
 
 SHIPPED_DIR = Path(__file__).with_name("shipped")
 INDEX_FILE = "index.json"
@@ -68,7 +68,7 @@ def export(checkpoint: Path | str, profile: str, folder: Path | None = None) -> 
     folder = Path(folder or SHIPPED_DIR)
     ckpt = read_checkpoint(checkpoint)
     if not ckpt.get("finished"):
-        raise ValueError(f"{checkpoint} is not finished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs)")
+        raise ValueError(f"{quoted(checkpoint)} is not finished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs)")
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     payload = {
         "format": FORMAT,
@@ -138,7 +138,7 @@ def cli_main(argv: list[str]) -> int:
     paths = Paths()
     data_dir = dataset.dataset_dir(paths, profile.corpus.name)
     if not data_dir.exists():
-        raise MissingInputError(f"{data_dir} is missing: run notebook 01_extract_loops.ipynb first")
+        raise MissingInputError(f"{cli.quoted(data_dir)} is missing: run notebook 01_extract_loops.ipynb first")
     data_key = dataset.load_loops(data_dir).data_key
     path = train.checkpoint_path(
         args.model, profile.train, data_key=data_key, checkpoint_dir=paths.checkpoints, seed=args.seed
