@@ -3,6 +3,7 @@
 #
 #   ./run_all.sh                     set up, then run every notebook at the demo profile (default)
 #   ./run_all.sh --profile smoke     the same at smoke scale (what the notebook test in CI runs)
+#   ./run_all.sh --profile colab     the paper's models and batch on the demo corpus (a notebook GPU; see README)
 #   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
 #   ./run_all.sh --tests             set up, then ruff + the whole pytest suite (what .ci/run calls)
 #   ./run_all.sh --setup             set up only
