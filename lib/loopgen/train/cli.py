@@ -16,6 +16,7 @@ from loopgen.paths import MissingInputError, Paths
 from loopgen.train.checkpoint import checkpoint_key, checkpoint_path, training_lock, vq_kwargs_from
 from loopgen.train.load import load_trained
 from loopgen.train.loop import train_model, train_prior
+from loopgen.train.schedule import is_prior
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -54,7 +55,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         raise cli.UsageError("--device cuda: no CUDA device is available here (use cpu)")
     if args.device == "mps" and not torch.backends.mps.is_available():
         raise cli.UsageError("--device mps: no Apple GPU is available here (use cpu)")
-    if args.model != "vq_vae" and args.model != "prior" and (args.t or args.L or args.K):
+    if args.model != "vq_vae" and not is_prior(args.model) and (args.t or args.L or args.K):
         raise cli.UsageError(f"--t, --L and --K are VQ-VAE settings; --model {args.model} takes none")
     return args
 
@@ -85,7 +86,7 @@ def _cli(argv: list[str] | None) -> int:
         )
     common = {"data_key": data.data_key, "checkpoint_dir": paths.checkpoints, "seed": args.seed}
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
-    if args.model == "prior":
+    if is_prior(args.model):  # the LSTM prior or the masked prior, on the VQ-VAE's codes
         from loopgen import sample
 
         vq, _ = load_trained("vq_vae", profile.train, model_kwargs=vq_kwargs, device=device, **common)
@@ -94,7 +95,7 @@ def _cli(argv: list[str] | None) -> int:
         )
         train_codes = sample.encode_codes(vq, train)
         prior_kwargs = {"num_codes": int(vq.num_codes), "seq_len": int(train_codes.shape[1])}
-        target = checkpoint_path("prior", profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
+        target = checkpoint_path(args.model, profile.train, model_kwargs=prior_kwargs, vq_key=vq_key, **common)
         with _lock_on_main_rank(target):
             result = train_prior(
                 train_codes,
@@ -104,6 +105,7 @@ def _cli(argv: list[str] | None) -> int:
                 val_codes=sample.encode_codes(vq, val) if len(val) else None,
                 device=device,
                 force=args.force,
+                name=args.model,
                 **common,
             )
     else:

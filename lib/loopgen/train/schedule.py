@@ -26,11 +26,16 @@ def is_gaussian(name: str) -> bool:
     return name in registry.MODELS and registry.MODELS[name].kind == registry.CONTINUOUS
 
 
+def is_prior(name: str) -> bool:
+    """True for the priors over VQ-VAE codes (the LSTM prior, the masked prior): they read code sequences."""
+    return name in registry.MODELS and registry.MODELS[name].kind == registry.PRIOR
+
+
 def epochs_for(name: str, settings: TrainSettings) -> int:
     """Epochs of ``name`` under ``settings``: ``lstm_epochs`` for the LSTM-VAEs, ``prior_epochs`` for the prior."""
     if model_family(name) == "lstm":
         return settings.lstm_epochs
-    if name == "prior":
+    if is_prior(name):
         return settings.prior_epochs
     return settings.epochs
 
