@@ -18,7 +18,8 @@ are fixed varies between samples.
 * :func:`lag_agreement`, :func:`masked_cross_entropy`, :func:`continuation_cross_entropy`: notebook 09's
   measures (the last one compares both priors on the same held-out codes).
 
-Seeded by ``seed`` through a private ``torch.Generator`` (the global RNG is left alone); batched; float32.
+Seeded by ``seed`` through a private ``torch.Generator`` (the global RNG is left alone); batched; the forward
+passes in bf16 on a CPU that supports it (``MaskedCodePrior.sampling_precision``), the draws in float32.
 """
 
 from __future__ import annotations
@@ -72,20 +73,24 @@ def _decode_batch(
     for s in range(steps):
         if not unknown.any():
             break
-        logits = prior(current).float()
+        with prior.sampling_precision(device):
+            logits = prior(current)
+        where = unknown.nonzero(as_tuple=True)  # only the masked positions are drawn
+        scaled = logits[where].float() / (1.0 if temperature is None else temperature)
+        probs = torch.softmax(scaled, dim=-1)
         if temperature is None:
-            probs = torch.softmax(logits, dim=-1)
-            drawn = probs.argmax(dim=-1)
+            picked = probs.argmax(dim=-1)
         else:
-            probs = torch.softmax(logits / temperature, dim=-1)
-            flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]).cpu(), 1, generator=generator)
-            drawn = flat.view(probs.shape[:2]).to(device)
-        confidence = torch.log(probs.gather(-1, drawn[..., None])[..., 0].clamp_min(1e-30))
+            picked = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(device)
+        drawn = current.clone()
+        drawn[where] = picked
+        score = torch.log(probs.gather(-1, picked[:, None])[:, 0].clamp_min(1e-30))
         noise_scale = mask_noise * (1 - (s + 1) / steps)
         if noise_scale > 0:
-            uniform = torch.rand(confidence.shape, generator=generator).to(device).clamp(1e-9, 1 - 1e-9)
-            confidence = confidence + noise_scale * -torch.log(-torch.log(uniform))
-        confidence = confidence.masked_fill(~unknown, math.inf)  # known codes are never masked again
+            uniform = torch.rand(score.shape, generator=generator).to(device).clamp(1e-9, 1 - 1e-9)
+            score = score + noise_scale * -torch.log(-torch.log(uniform))
+        confidence = torch.full(current.shape, math.inf, device=device)  # known codes are never masked again
+        confidence[where] = score
         still = torch.floor(total * math.cos(math.pi / 2 * (s + 1) / steps)).long()
         still = torch.minimum(still, unknown.sum(dim=1) - 1).clamp_min(0)  # each round fixes at least one
         if s == steps - 1:

@@ -18,8 +18,9 @@ token and predict them from all the others, on both sides and across the wrap.
 
 Sizes, dropout and the bf16 choice are ours (``loopgen.profiles.DEMO_RECIPES["masked_prior"]``).
 ``cpu_bf16``: on a CPU whose oneDNN supports bf16 (:func:`cpu_bf16_supported`), the training forward runs under
-``torch.autocast("cpu", dtype=torch.bfloat16)`` (several times faster on such CPUs); float32 otherwise, and
-always when evaluating or sampling.
+``torch.autocast("cpu", dtype=torch.bfloat16)`` (several times faster on such CPUs), and so do the forward passes
+of sampling (:meth:`MaskedCodePrior.sampling_precision`); float32 otherwise, and always for the validation
+cross-entropy.
 """
 
 from __future__ import annotations
@@ -158,6 +159,11 @@ class MaskedCodePrior(nn.Module):
             self.cpu_bf16 and self.training and codes.device.type == "cpu"
             and not torch.is_autocast_enabled("cpu") and cpu_bf16_supported()
         )
+        return torch.autocast("cpu", dtype=torch.bfloat16) if use else contextlib.nullcontext()
+
+    def sampling_precision(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the forward passes of sampling on a CPU that supports it (``cpu_bf16``)."""
+        use = self.cpu_bf16 and device.type == "cpu" and not torch.is_autocast_enabled("cpu") and cpu_bf16_supported()
         return torch.autocast("cpu", dtype=torch.bfloat16) if use else contextlib.nullcontext()
 
     def masked_loss(
