@@ -103,7 +103,8 @@ def comparison_table(
     papers = paper.TABLE3.loc[[TRAINING, LSTM_ARGMAX, LSTM_TEMP1]]
     n = len(groups[MASKED_TEMP1].loops)
     notes = tables.standard_notes(ev.profile.name, extra=[
-        "Not in the paper: the masked code prior and every measure after ND are this project's (notebook 09).",
+        "Not in the paper: the masked code prior, the rows without a paper value and every measure after ND "
+        "(our column only) are this project's (notebook 09).",
         f"Training-set and reconstruction rows: all {len(ev.train):,} training loops; every sampled row: {n:,} "
         f"loops. {LSTM_ARGMAX} and {LSTM_TEMP1} are the paper's rows: the VQ-VAE with its LSTM prior.",
         f"Masked prior: {steps} rounds of parallel decoding (MaskGIT's cosine schedule). Seams repaired: the "
@@ -118,7 +119,9 @@ def comparison_table(
         f"{len(val_codes):,}.",
         f"{SECONDS}: the wall time of each prior's training epochs as its checkpoint recorded them.",
     ])
-    table = PaperTable(STEM, TITLE, ours, tables.side_by_side(ours, papers), notes)
+    merged = tables.side_by_side(ours, papers)
+    ours_only = [(c, tables.PAPER) for c in ours.columns if c not in papers.columns]  # measures the paper lacks
+    table = PaperTable(STEM, TITLE, ours, merged.drop(columns=ours_only), notes)
     table.write(ev)
     return table
 
