@@ -14,7 +14,7 @@ def test_plan_order_and_names():
     runs = plan("smoke")
     names = [r.output_name for r in runs]
     assert len(names) == len(set(names)), "executed copies must not overwrite each other"
-    assert names[0] == "01_extract_loops.ipynb" and names[-1] == "08_sensitivity.ipynb"
+    assert names[0] == "01_extract_loops.ipynb" and names[-1] == "09_beyond_the_paper.ipynb"
     # 02 runs once per model (4) and once per Table 2 setting (6: smoke trains Table 2 with a recipe of its
     # own, the default setting included); the paper profile reuses the main VQ-VAE for the default setting
     assert sum(r.notebook == "02_train_autoencoders.ipynb" for r in runs) == 4 + len(TABLE2_SETTINGS)

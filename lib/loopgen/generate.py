@@ -1,6 +1,8 @@
 """Loops for musicians: ``python -m loopgen generate --model vq_vae --n 16 --temperature 1.2 --out DIR``.
 
-Samples any trained model of a profile (or, with ``--from NAME``, a model made by ``fit``) and adds each loop to
+Samples any trained model of a profile (or, with ``--from NAME``, a model made by ``fit``); the VQ-VAE's codes come
+from the paper's LSTM prior or, with ``--prior masked``, from notebook 09's masked code prior (``--steps`` rounds
+of parallel decoding; not in the paper). Each loop is added to
 the output folder as DAW-ready ``.mid``, ``.wav`` (when FluidSynth is installed) and a pianoroll ``.png``, with
 ``loops.json`` (what remakes each loop: model, checkpoint keys, temperature, seed) and ``index.html``. A run
 without ``--seed`` draws a fresh seed and prints it; files are numbered on, never overwritten.
@@ -18,8 +20,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from loopgen import audio, cli, plots, registry, sample
+from loopgen import audio, cli, masked, plots, registry, sample
 from loopgen.dataset import dataset_dir, load_loops
+from loopgen.models.masked_prior import MaskedCodePrior
+from loopgen.musician.trained import PRIORS, load_prior, prior_name_of
 from loopgen.paths import MissingInputError, Paths, require
 from loopgen.profiles import Profile, TrainSettings
 from loopgen.train import checkpoint_key, load_trained, model_config, resolved_kwargs
@@ -30,11 +34,13 @@ MODELS = registry.autoencoders()
 @dataclass(frozen=True)
 class Sampler:
     """A trained model ready to generate: a continuous VAE (decodes z ~ N(0, I)), or a VQ-VAE with its LSTM prior
-    and the training set's first-code distribution (``prior`` and ``first_codes`` set)."""
+    and the training set's first-code distribution (``prior`` and ``first_codes`` set), or with the masked code
+    prior (decoded in ``steps`` rounds, :func:`loopgen.masked.sample_masked`; ``first_codes`` unused)."""
 
     model: nn.Module
     prior: nn.Module | None = None
     first_codes: np.ndarray | None = None
+    steps: int = masked.DEFAULT_STEPS
 
     @classmethod
     def for_vq(cls, vq: nn.Module, prior: nn.Module, train_codes: np.ndarray) -> Sampler:
@@ -47,18 +53,23 @@ class Sampler:
         The prior samples each next code at ``temperature`` (None: argmax); continuous VAEs ignore it."""
         if self.prior is None:
             return sample.sample_vae(self.model, n, seed=seed), None
+        if isinstance(self.prior, MaskedCodePrior):
+            codes = masked.sample_masked(self.prior, n, steps=self.steps, temperature=temperature, seed=seed)
+            return sample.decode_codes(self.model, codes), codes
         codes = sample.sample_codes(self.prior, n, self.first_codes, temperature=temperature, seed=seed)
         return sample.decode_codes(self.model, codes), codes
 
 
-def checkpoint_keys(model_name: str, settings: TrainSettings, *, data_key: str, seed: int = 0) -> dict[str, str]:
+def checkpoint_keys(
+    model_name: str, settings: TrainSettings, *, data_key: str, seed: int = 0, prior_name: str = "prior"
+) -> dict[str, str]:
     """The keys of the checkpoints that sampling ``model_name`` loads: ``checkpoint_key``, and for the VQ-VAE
-    its prior's ``prior_key``."""
+    its prior's ``prior_key`` (``prior_name``: "prior", the LSTM, or "masked_prior")."""
     keys = {"checkpoint_key": checkpoint_key(model_name, settings, data_key=data_key, seed=seed)}
     if model_name == "vq_vae":
         vq = model_config("vq_vae", resolved_kwargs("vq_vae", settings))
         keys["prior_key"] = checkpoint_key(
-            "prior", settings, data_key=data_key, seed=seed, vq_key=keys["checkpoint_key"],
+            prior_name, settings, data_key=data_key, seed=seed, vq_key=keys["checkpoint_key"],
             model_kwargs={"num_codes": vq["num_codes"], "seq_len": vq["latent_steps"]},
         )
     return keys
@@ -71,26 +82,37 @@ def make_sampler(
     paths: Paths,
     temperature: float | None = 1.0,
     dataset: Path | None = None,
+    prior: str = "lstm",
+    steps: int = masked.DEFAULT_STEPS,
 ) -> tuple[Callable[[int, int], np.ndarray], dict]:
     """``(draw, keys)``: ``draw(seed, n)`` gives ``n`` loops of a trained model (what :func:`generate_loops`
     returns for that seed and n); ``keys`` names the checkpoints (:func:`checkpoint_keys`).
 
-    ``dataset`` is the loop dataset the models were trained on (default: the profile's corpus).
+    ``dataset`` is the loop dataset the models were trained on (default: the profile's corpus). ``prior``: the
+    VQ-VAE's "lstm" prior (the paper's) or the "masked" one (``steps`` decoding rounds; trained first when
+    missing, :func:`loopgen.musician.trained.load_prior`).
     """
+    prior_name = prior_name_of(prior)
     if model_name not in MODELS:
         raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
     folder = dataset if dataset is not None else dataset_dir(paths, profile.corpus.name)
     data = load_loops(require(folder, made_by="01_extract_loops.ipynb"))
     settings = profile.train
     model, _ = load_trained(model_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
-    keys = checkpoint_keys(model_name, settings, data_key=data.data_key)
+    keys = checkpoint_keys(model_name, settings, data_key=data.data_key, prior_name=prior_name)
     if model_name != "vq_vae":
         sampler = Sampler(model)
     else:
-        prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                                seed=0, vq_key=keys["checkpoint_key"])
         train = data.loops[data.split == "train"]
-        sampler = Sampler.for_vq(model, prior, sample.encode_codes(model, train if len(train) else data.loops))
+        val = data.loops[data.split == "val"]
+        train_codes = sample.encode_codes(model, train if len(train) else data.loops)
+        prior_model, _ = load_prior(
+            prior_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, vq=model,
+            vq_key=keys["checkpoint_key"], train_codes=train_codes,
+            val_codes=sample.encode_codes(model, val) if len(val) else None,
+        )
+        first = sample.first_code_distribution(train_codes, model.num_codes)
+        sampler = Sampler(model, prior_model, first, steps)
     return (lambda seed, n: sampler.draw(n, seed=seed, temperature=temperature)[0]), keys
 
 
@@ -150,16 +172,23 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=cli.float_in(0.0, 100.0, low_open=True), default=1.2,
                         help="VQ-VAE prior temperature, > 0 (paper: 1.2)")
     parser.add_argument("--argmax", action="store_true", help="VQ-VAE prior: argmax instead of sampling")
+    parser.add_argument("--prior", choices=sorted(PRIORS), default="lstm",
+                        help="the VQ-VAE's prior: lstm (the paper's) or masked (notebook 09, not in the paper)")
+    parser.add_argument("--steps", type=cli.int_in(1, 256), default=masked.DEFAULT_STEPS,
+                        help=f"--prior masked: rounds of parallel decoding (default {masked.DEFAULT_STEPS})")
     add_common_options(parser)
     args = parser.parse_args(argv)
     if args.from_name is not None and args.model != "vq_vae":
         raise cli.UsageError("--from NAME models are VQ-VAEs with their prior: use --model vq_vae")
+    if args.prior != "lstm" and args.model != "vq_vae":
+        raise cli.UsageError(f"--prior {args.prior} samples the VQ-VAE's codes: use --model vq_vae")
     seed = draws.fresh_seed() if args.seed is None else args.seed
     paths = Paths()
     temperature = None if args.argmax else args.temperature
     try:
         profile, folder, label = trained.resolve(paths, profiles.get(args.profile), args.from_name)
-        draw, keys = make_sampler(args.model, profile=profile, paths=paths, temperature=temperature, dataset=folder)
+        draw, keys = make_sampler(args.model, profile=profile, paths=paths, temperature=temperature, dataset=folder,
+                                  prior=args.prior, steps=args.steps)
     except MissingInputError as exc:
         print(f"error: cannot generate yet: {exc}", file=sys.stderr)
         return 1
@@ -168,6 +197,8 @@ def cli_main(argv: list[str]) -> int:
     draws.report_shortfall(kept, args.n, args.min_loopability)
     common = {"command": "generate", "model": args.model, "source": label, **keys,
               "temperature": "argmax" if temperature is None else temperature}
+    if args.model == "vq_vae":
+        common.update(prior=args.prior, **({"steps": args.steps} if args.prior == "masked" else {}))
     run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
     entries = page.add_loops(args.out, kept.loops, [{**common, **r} for r in kept.records], prefix=args.model,
                              run=run, bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,

@@ -30,7 +30,7 @@ class Output:
 
 
 def _outputs() -> tuple[Output, ...]:
-    nb1, nb2, nb3, nb4, nb5, nb6, nb7, nb8 = NOTEBOOKS
+    nb1, nb2, nb3, nb4, nb5, nb6, nb7, nb8, nb9 = NOTEBOOKS
     items = [
         Output("fig1_loop_pianoroll.png", "Figure 1 (loop pianoroll, bass and drum)", nb1),
         Output("table0_dataset.csv", "Dataset (Data Preprocess: LMD-full files, those in 4/4, loops, splits)", nb1),
@@ -51,6 +51,7 @@ def _outputs() -> tuple[Output, ...]:
         Output("fig6_listening_ratings.png", "Figure 6 (listening-test ratings box plot)", nb7),
         Output("table5_listening.csv", "Listening test: means, Kruskal-Wallis H and p", nb7),
         Output("table6_sensitivity.csv", "The paper's other claims (beta, commitment, compression, seeds)", nb8),
+        Output("table7_masked_prior.csv", "A masked code prior beside the LSTM prior (not in the paper)", nb9),
     ]
     return tuple(items)
 

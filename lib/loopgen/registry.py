@@ -46,6 +46,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("cnn_vae", "CNN-VAE", "loopgen.models.cnn_vae:CNNVAE", CONTINUOUS, "conv", True),
         ModelSpec("vq_vae", "VQ-VAE", "loopgen.models.vq_vae:VQVAE", DISCRETE, "conv"),
         ModelSpec("prior", "LSTM prior", "loopgen.models.prior:CodePrior", PRIOR, "prior"),
+        # not in the paper (notebook 09): a bidirectional transformer over the codes, trained MaskGIT-style
+        ModelSpec("masked_prior", "Masked prior", "loopgen.models.masked_prior:MaskedCodePrior", PRIOR, "prior"),
     )
 }
 
@@ -64,6 +66,7 @@ NOTEBOOKS = (
     "06_latent_space.ipynb",
     "07_listening_test.ipynb",
     "08_sensitivity.ipynb",
+    "09_beyond_the_paper.ipynb",  # not in the paper: the masked code prior
 )
 # The VQ-VAE's sample groups: argmax and the prior temperatures of Table 3's rows, and the listening test's
 # temperature (the paper's settings, restated here so that this module imports nothing; tests/test_registry.py

@@ -1,5 +1,9 @@
 """The VQ-VAE + prior pair a musician's command samples from: a profile's models, or one registered by ``fit``.
 
+The prior is the paper's LSTM (``--prior lstm``, the default) or the masked code prior of notebook 09
+(``--prior masked``, not in the paper): when its checkpoint is missing, :func:`load_prior` trains it on the
+VQ-VAE's codes first (keyed and resumable like every training; a few minutes at the demo profile).
+
 The registry is ``data/models.json`` (:attr:`loopgen.paths.Paths.model_registry`): for each NAME, the loop
 dataset it was trained on and the profile whose training settings it used. The checkpoints themselves live
 with every other checkpoint (``data/checkpoints``), keyed by the dataset's content hash, so a registered model
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +28,11 @@ from loopgen.cli import UserError
 from loopgen.dataset import dataset_dir, load_loops
 from loopgen.models import VQVAE, CodePrior
 from loopgen.paths import MissingInputError, Paths, require
-from loopgen.profiles import Profile
-from loopgen.train import checkpoint_key, load_trained
+from loopgen.profiles import Profile, TrainSettings
+from loopgen.train import checkpoint_key, load_trained, train_prior
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PRIORS = {"lstm": "prior", "masked": "masked_prior"}  # --prior choice -> registered model
 
 
 @dataclass
@@ -34,12 +40,13 @@ class TrainedVQ:
     """A trained VQ-VAE, its prior, the training set's first-code distribution and the checkpoint keys."""
 
     vq: VQVAE
-    prior: CodePrior
+    prior: CodePrior  # or the masked code prior (loopgen.models.masked_prior.MaskedCodePrior)
     first_probs: np.ndarray
     train_loops: np.ndarray
     vq_key: str
     prior_key: str
     label: str  # "profile demo" or "fit NAME"
+    prior_name: str = "prior"  # the prior's registered name: "prior" (LSTM) or "masked_prior"
 
     @property
     def bars_per_code(self) -> float:
@@ -148,12 +155,54 @@ def _fit_command(paths: Paths, name: str, profile: Profile, data) -> str:
             f"--profile {profile.name}")
 
 
-def load_vq(paths: Paths, profile: Profile, name: str | None = None) -> TrainedVQ:
-    """The trained VQ-VAE and prior of ``profile`` (or of the model registered as ``name``).
+def prior_name_of(choice: str) -> str:
+    """The registered prior behind a ``--prior`` choice ("lstm" -> "prior", "masked" -> "masked_prior")."""
+    try:
+        return PRIORS[choice]
+    except KeyError:
+        raise ValueError(f"unknown prior {choice!r}; choose one of {sorted(PRIORS)}") from None
+
+
+def load_prior(
+    prior_name: str,
+    settings: TrainSettings,
+    *,
+    data_key: str,
+    checkpoint_dir: Path,
+    vq: VQVAE,
+    vq_key: str,
+    train_codes: np.ndarray,
+    val_codes: np.ndarray | None = None,
+) -> tuple[object, str]:
+    """The trained prior ``prior_name`` over ``vq``'s codes and its checkpoint key. A missing LSTM prior is an
+    error naming notebook 03; a missing masked prior is trained here first on ``train_codes`` (validated on
+    ``val_codes``), under the checkpoint's lock, and said so on stderr."""
+    kwargs = {"num_codes": vq.num_codes, "seq_len": vq.latent_steps}
+    key = checkpoint_key(prior_name, settings, data_key=data_key, seed=0, vq_key=vq_key, model_kwargs=kwargs)
+    try:
+        prior, _ = load_trained(prior_name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=0,
+                                vq_key=vq_key, model_kwargs=kwargs)
+        return prior, key
+    except MissingInputError:
+        if prior_name == "prior":
+            raise
+    print(f"{prior_name}: no finished checkpoint for this VQ-VAE yet; training it first "
+          f"({settings.recipe(prior_name).epochs} epochs)", file=sys.stderr)
+    # the training takes the checkpoint's lock itself; wait=True: a second caller waits for the first to finish
+    result = train_prior(train_codes, settings, data_key=data_key, vq_key=vq_key, checkpoint_dir=checkpoint_dir,
+                         num_codes=vq.num_codes, val_codes=val_codes, seed=0, progress=False, name=prior_name,
+                         wait=True)
+    return result.model, key
+
+
+def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str = "lstm") -> TrainedVQ:
+    """The trained VQ-VAE and prior of ``profile`` (or of the model registered as ``name``); ``prior``: "lstm"
+    (the paper's) or "masked" (notebook 09's, trained here first when missing: :func:`load_prior`).
 
     A missing or unfinished checkpoint raises :class:`loopgen.paths.MissingInputError` whose hint fits how the
     model is made: ``fit`` again for a registered model; for a profile's own models the notebook, or
     ``python -m loopgen train``."""
+    prior_name = prior_name_of(prior)
     profile, folder, label = resolve(paths, profile, name)
     data = load_loops(folder)
     if name is not None:
@@ -162,11 +211,18 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None) -> TrainedV
             raise UserError(f"the loops of model {name!r} ({shlex.quote(str(folder))}) changed since it was fitted: "
                             f"fit it again: {_fit_command(paths, name, profile, data)} --force")
     settings = profile.train
+    train = data.loops[data.split == "train"]
+    if len(train) == 0:
+        train = data.loops
+    val = data.loops[data.split == "val"]
     try:
         vq, _ = load_trained("vq_vae", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
         vq_key = checkpoint_key("vq_vae", settings, data_key=data.data_key, seed=0)
-        prior, _ = load_trained("prior", settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                                seed=0, vq_key=vq_key)
+        train_codes = sample.encode_codes(vq, train)
+        prior_model, prior_key = load_prior(
+            prior_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, vq=vq, vq_key=vq_key,
+            train_codes=train_codes, val_codes=sample.encode_codes(vq, val) if len(val) else None,
+        )
     except MissingInputError as err:
         text = " ".join(str(err).split())
         if name is not None:  # a model fit made: fit finishes it (it resumes the checkpoints), not a notebook
@@ -176,10 +232,5 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None) -> TrainedV
         model = "prior" if "prior" in text.split(":", 1)[0] else "vq_vae"
         raise MissingInputError(f"{text.rstrip('.')} (or from the command line: python -m loopgen train --model {model} "
                                 f"--profile {profile.name})") from None
-    prior_key = checkpoint_key("prior", settings, data_key=data.data_key, seed=0, vq_key=vq_key,
-                               model_kwargs={"num_codes": vq.num_codes, "seq_len": vq.latent_steps})
-    train = data.loops[data.split == "train"]
-    if len(train) == 0:
-        train = data.loops
-    first = sample.first_code_distribution(sample.encode_codes(vq, train), vq.num_codes)
-    return TrainedVQ(vq, prior, first, train, vq_key, prior_key, label)
+    first = sample.first_code_distribution(train_codes, vq.num_codes)
+    return TrainedVQ(vq, prior_model, first, train, vq_key, prior_key, label, prior_name)

@@ -10,6 +10,10 @@ the LSTM prior samples the codes of the bars to regenerate, and the VQ-VAE decod
   is decoded and re-encoded, and the candidates whose re-encoded codes after the span match the original tail
   codes best are kept (ties broken by the prior's log-likelihood of the original tail after the new span).
   The kept candidates' span codes are then joined with the original tail codes and decoded.
+* **With the masked prior** (``--prior masked``, notebook 09, not in the paper) every span is conditioned exactly:
+  the codes of the bars to regenerate start masked and are decoded in ``--steps`` rounds from all the other
+  codes, on both sides and across the wrap (:func:`loopgen.masked.infill`); the other codes stay as they are,
+  and no candidates are drawn.
 * **The kept bars are the user's own, bit for bit**: the decoder is lossy, so the original bars are pasted
   back over the decoded loop; only the regenerated bars come from the decoder.
 """
@@ -23,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import BARS_PER_LOOP, LOOP_STEPS, STEPS_PER_BAR, cli, profiles, sample
+from loopgen import BARS_PER_LOOP, LOOP_STEPS, STEPS_PER_BAR, cli, masked, profiles, sample
+from loopgen.models.masked_prior import MaskedCodePrior
 from loopgen.musician import draws, loopfile, page
-from loopgen.musician.trained import TrainedVQ, load_vq
+from loopgen.musician.trained import PRIORS, TrainedVQ, load_vq
 from loopgen.paths import Paths
 from loopgen.validate import check_loops
 
@@ -40,7 +45,8 @@ class Variations:
     codes: np.ndarray  # int64 (n, t): the decoded codes
     original_codes: np.ndarray  # int64 (t,)
     bars: tuple[int, int]  # regenerated bars, 1-based, inclusive
-    tail_match: np.ndarray  # (n,): fraction of re-encoded tail codes equal to the original's (1 without a tail)
+    tail_match: np.ndarray  # (n,): fraction of re-encoded tail codes equal to the original's (1 without a tail
+    #                         and with the masked prior, whose tail codes are the original's by construction)
 
 
 def bar_span(text: str) -> tuple[int, int]:
@@ -71,9 +77,11 @@ def vary(
     temperature: float | None = 1.0,
     seed: int = 0,
     candidates: int = DEFAULT_CANDIDATES,
+    steps: int = masked.DEFAULT_STEPS,
 ) -> Variations:
     """``n`` variations of ``loop`` (128, 93) that regenerate bars ``bars`` (1-based, inclusive) and keep the rest
-    bit for bit; see the module docstring for how the bars after a middle span condition the choice."""
+    bit for bit; see the module docstring for how the bars after a middle span condition the choice (the LSTM
+    prior) or condition it exactly (the masked prior, ``steps`` decoding rounds; ``candidates`` unused)."""
     loop = check_loops(loop, name="loop", one=True)
     a, b = bar_span(f"{bars[0]}-{bars[1]}")
     if n < 1 or candidates < 1:
@@ -83,6 +91,14 @@ def vary(
     start, end = (a - 1) * per_bar, b * per_bar
     original = sample.encode_codes(vq, loop[None])[0]
     tail = original[end:]
+    if isinstance(prior, MaskedCodePrior):
+        regenerate = masked.bar_positions((a, b), vq.latent_steps)
+        codes = masked.infill(prior, np.tile(original, (n, 1)), regenerate, temperature=temperature, seed=seed,
+                              steps=min(steps, int(regenerate.sum())))
+        loops = sample.decode_codes(vq, codes)
+        keep = kept_steps((a, b))
+        loops[:, keep] = loop[keep]
+        return Variations(loops, codes, original, (a, b), np.ones(n))
     m = n if len(tail) == 0 else n * candidates
     drawn = sample.continue_codes(prior, original[:start], m, first_probs=model.first_probs,
                                   temperature=temperature, seed=seed)
@@ -132,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-bar", type=cli.positive_int, default=None,
                         help="for a song: the loop's first bar (default: its first extracted loop)")
     parser.add_argument("--candidates", type=cli.positive_int, default=DEFAULT_CANDIDATES,
-                        help="continuations sampled per variation for a span in the middle, the best kept")
+                        help="continuations sampled per variation for a span in the middle, the best kept (LSTM prior)")
+    parser.add_argument("--prior", choices=sorted(PRIORS), default="lstm",
+                        help="lstm (the paper's) or masked (notebook 09, not in the paper: every span conditioned exactly)")
+    parser.add_argument("--steps", type=cli.int_in(1, 256), default=masked.DEFAULT_STEPS,
+                        help=f"--prior masked: rounds of parallel decoding (default {masked.DEFAULT_STEPS})")
     add_common_options(parser)
     return parser
 
@@ -170,12 +190,12 @@ def cli_main(argv: list[str]) -> int:
     bars = _span_from(args)
     seed = draws.fresh_seed() if args.seed is None else args.seed
     user = loopfile.read_loop(args.input, args.start_bar)
-    model = load_vq(Paths(), profiles.get(args.profile), args.from_name)
+    model = load_vq(Paths(), profiles.get(args.profile), args.from_name, prior=args.prior)
     print(f"seed {seed}  (again: --seed {seed})")
 
     def draw(round_seed: int, batch: int) -> np.ndarray:
         return vary(user.loop, model, batch, bars=bars, temperature=args.temperature, seed=round_seed,
-                    candidates=args.candidates).loops
+                    candidates=args.candidates, steps=args.steps).loops
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
     draws.report_shortfall(kept, args.n, args.min_loopability)
@@ -185,6 +205,7 @@ def cli_main(argv: list[str]) -> int:
         "prior_key": model.prior_key, "temperature": args.temperature,
         "input": cli.shown_name(str(Path(args.input).resolve())),
         "start_bar": user.start_bar + 1, "regenerate_bars": list(bars), "candidates": args.candidates,
+        "prior": args.prior, **({"steps": args.steps} if args.prior == "masked" else {}),
     }
     options = dict(prefix="variation", bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
                    with_stems=args.stems, title=f"Variations of {shown}")

@@ -30,7 +30,7 @@ from loopgen.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
 from loopgen.cli import UserError
 from loopgen.models import build
 from loopgen.profiles import TrainSettings
-from loopgen.train.schedule import batch_size_for, epochs_for, is_gaussian
+from loopgen.train.schedule import batch_size_for, epochs_for, is_gaussian, is_prior
 
 CHECKPOINT_FORMAT = 1
 ARCHITECTURE_VERSION = 1  # bump when a model's code changes so that old checkpoints are not reused
@@ -129,7 +129,7 @@ def checkpoint_key(
         "data_key": str(data_key),
         "seed": int(seed),
     }
-    if name == "prior":
+    if is_prior(name):
         if not vq_key:
             raise ValueError("the prior's checkpoint is keyed by its VQ-VAE: pass vq_key")
         payload["vq_key"] = vq_key
@@ -140,7 +140,7 @@ def checkpoint_key(
 def _variant(name: str, config: dict) -> str:
     if name == "vq_vae":
         return f"-t{config['latent_steps']}-L{config['latent_dim']}-K{config['num_codes']}"
-    if name == "prior":
+    if is_prior(name):
         return f"-K{config['num_codes']}"
     return ""
 

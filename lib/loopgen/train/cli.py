@@ -15,6 +15,7 @@ from loopgen.paths import MissingInputError, Paths
 from loopgen.train.checkpoint import checkpoint_key, settings_on, vq_kwargs_from
 from loopgen.train.load import load_trained
 from loopgen.train.loop import train_model, train_prior
+from loopgen.train.schedule import is_prior
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -63,7 +64,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         raise cli.UsageError("--device cuda: no CUDA device is available here (use cpu)")
     if args.device == "mps" and not torch.backends.mps.is_available():
         raise cli.UsageError("--device mps: no Apple GPU is available here (use cpu)")
-    if args.model != "vq_vae" and args.model != "prior" and (args.t or args.L or args.K):
+    if args.model != "vq_vae" and not is_prior(args.model) and (args.t or args.L or args.K):
         raise cli.UsageError(f"--t, --L and --K are VQ-VAE settings; --model {args.model} takes none")
     return args
 
@@ -92,7 +93,7 @@ def _cli(argv: list[str] | None) -> int:
     settings = settings_on(profile.train, device)  # precision "auto" resolved for this device
     common = {"data_key": data.data_key, "checkpoint_dir": paths.checkpoints, "seed": args.seed}
     vq_kwargs = vq_kwargs_from(args.t, args.L, args.K)
-    if args.model == "prior":
+    if is_prior(args.model):  # the LSTM prior or the masked prior, on the VQ-VAE's codes
         from loopgen import sample
 
         vq, _ = load_trained("vq_vae", settings, model_kwargs=vq_kwargs, device=device, **common)
@@ -106,6 +107,7 @@ def _cli(argv: list[str] | None) -> int:
             device=device,
             force=args.force,
             wait=args.wait,
+            name=args.model,
             **common,
         )
     else:  # the training takes the checkpoint's lock itself (rank 0 under torchrun)

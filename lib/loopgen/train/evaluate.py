@@ -47,7 +47,10 @@ def evaluate_autoencoder(
 def evaluate_prior(
     model: nn.Module, codes: torch.Tensor, device: torch.device, precision: str = "auto"
 ) -> dict[str, float]:
-    """The prior's next-code cross-entropy and accuracy (teacher forcing) on validation code sequences."""
+    """The prior's next-code cross-entropy and accuracy (teacher forcing) on validation code sequences; a prior
+    with an ``evaluate_codes`` method (the masked prior) measures itself."""
+    if hasattr(model, "evaluate_codes"):
+        return model.evaluate_codes(codes, device, precision)
     loss_sum, correct, count = 0.0, 0.0, 0
     with _evaluating(model):
         for start in range(0, len(codes), EVAL_BATCH):

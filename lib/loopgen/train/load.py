@@ -22,9 +22,11 @@ from loopgen.train.checkpoint import (
     settings_on,
 )
 from loopgen.train.recipes import shipped_settings, weights_source
+from loopgen.train.schedule import is_prior
 
 TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
 PRIOR_NOTEBOOK = "03_train_prior.ipynb"
+MASKED_PRIOR_NOTEBOOK = "09_beyond_the_paper.ipynb"
 
 
 def _profile_of(settings: TrainSettings) -> tuple[str, bool]:
@@ -43,12 +45,13 @@ def _how_to_make(
 ) -> str:
     profile, table2 = _profile_of(settings)
     seed_param = f" -p SEED {seed}" if seed else ""
-    if name == "prior":
+    if is_prior(name):
         vq = model_config("vq_vae", vq_kwargs)
         extra = ""
         if (vq["latent_steps"], vq["latent_dim"], vq["num_codes"]) != registry.VQ_DEFAULT:
             extra = " (for this VQ-VAE variant)"
-        return f"run notebook {PRIOR_NOTEBOOK} with -p PROFILE {profile}{seed_param}{extra}"
+        notebook = PRIOR_NOTEBOOK if name == "prior" else MASKED_PRIOR_NOTEBOOK
+        return f"run notebook {notebook} with -p PROFILE {profile}{seed_param}{extra}"
     params = f"-p PROFILE {profile}{seed_param} -p MODEL {name}"
     if name == "vq_vae":
         c = model_config("vq_vae", model_kwargs)
@@ -109,7 +112,7 @@ def load_trained(
 def _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs) -> tuple[Path, dict]:
     """The checkpoint path of ``name`` under ``settings`` and the model arguments it is keyed with."""
     kwargs = dict(kwargs)
-    if name == "prior":
+    if is_prior(name):
         vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
         if vq_key is None:
             vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)

@@ -51,7 +51,7 @@ from loopgen.train.checkpoint import (
 )
 from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
 from loopgen.train.recipes import install_shipped
-from loopgen.train.schedule import batch_size_for, epochs_for, kl_beta_at, make_scheduler
+from loopgen.train.schedule import batch_size_for, epochs_for, is_prior, kl_beta_at, make_scheduler
 from loopgen.validate import check_codes, check_loops
 
 
@@ -192,7 +192,7 @@ def fit(run: Run) -> TrainResult:
                 raise KeyboardInterrupt
             row = {"epoch": epoch + 1, **row}
             if _validates(run, st, epoch):
-                evaluate = evaluate_prior if run.name == "prior" else evaluate_autoencoder
+                evaluate = evaluate_prior if is_prior(run.name) else evaluate_autoencoder
                 row.update(evaluate(st.model, run.val_data, run.device, run.settings.precision))
             row["lr"] = float(st.optimiser.param_groups[0]["lr"])
             row["seconds"] = time.perf_counter() - t0
@@ -330,7 +330,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
         for i_batch in range(skip, len(batches)):
             batch_index = distributed.local_slice(batches[i_batch])  # this rank's share (all of it on one)
             batch = run.train_data[batch_index].to(dev, non_blocking=True)
-            x = batch if run.name == "prior" else batch.float()  # the prior reads code indices
+            x = batch if is_prior(run.name) else batch.float()  # the prior reads code indices
             kl_beta = _kl_beta(run, st, step)
             loss, terms = optimiser_step(
                 lambda x, kl_beta=kl_beta: train_step(x, kl_beta, model_epoch), x, st.optimiser, st.scheduler,
@@ -389,7 +389,7 @@ def _reduce_over_ranks(sums: dict, counts: torch.Tensor | None, n_seen: int):
 def _end_epoch(run: Run, st: _State, epoch: int, row: dict[str, float], *, save: bool = True) -> None:
     """Keep the best epoch's weights (``keep_best``), add ``row`` to the history and (``save``, always after the
     last epoch) write the checkpoint."""
-    val_loss = row.get("val_loss" if run.name == "prior" else "val_recon")
+    val_loss = row.get("val_loss" if is_prior(run.name) else "val_recon")
     if run.settings.keep_best and val_loss is not None and (st.best is None or val_loss < st.best["loss"]):
         weights = {k: v.detach().clone() for k, v in st.model.state_dict().items()}
         st.best = {"loss": float(val_loss), "epoch": epoch + 1, "model": weights}
@@ -468,7 +468,7 @@ def _train(
         train, val, settings, check=check, names=names, seed=call.seed, device=device
     )
     kwargs = dict(model_kwargs)
-    if name == "prior":  # its sequence length is the codes' (unless given)
+    if is_prior(name):  # its sequence length is the codes' (unless given)
         kwargs = {"seq_len": int(train_data.shape[1]), **kwargs}
     shipped = install_shipped(name, settings, call.data_key, call.checkpoint_dir, kwargs, call.seed, vq_key=vq_key)
     own = settings if shipped is None else shipped
@@ -533,15 +533,17 @@ def train_prior(
     num_codes: int,
     val_codes: np.ndarray | None = None,
     model_kwargs: dict | None = None,
+    name: str = "prior",
     **options,
 ) -> TrainResult:
     """Train the LSTM prior on VQ-VAE code sequences ``codes`` (N, t) for ``settings.prior_epochs``.
+    ``name="masked_prior"`` trains the masked code prior (notebook 09) the same way.
 
     ``vq_key`` is the VQ-VAE's checkpoint key (``TrainResult.key``); ``num_codes`` its codebook size K.
     ``options`` are :func:`train_model`'s: ``seed``, ``device``, ``force``, ``progress``, ``max_epochs_this_call``,
     ``wait``.
     History: loss (cross-entropy), accuracy (teacher forcing, training batches), val_loss, val_accuracy, lr.
     """
-    return _train("prior", codes, val_codes, settings, _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, **options),
+    return _train(name, codes, val_codes, settings, _Call(data_key=data_key, checkpoint_dir=checkpoint_dir, **options),
                   check=lambda array, what: check_codes(array, name=what, num_codes=num_codes, min_steps=2), names=("codes", "val_codes"),
                   model_kwargs={"num_codes": int(num_codes), **(model_kwargs or {})}, vq_key=vq_key)

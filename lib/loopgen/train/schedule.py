@@ -26,6 +26,11 @@ def is_gaussian(name: str) -> bool:
     return name in registry.MODELS and registry.MODELS[name].kind == registry.CONTINUOUS
 
 
+def is_prior(name: str) -> bool:
+    """True for the priors over VQ-VAE codes (the LSTM prior, the masked prior): they read code sequences."""
+    return name in registry.MODELS and registry.MODELS[name].kind == registry.PRIOR
+
+
 def kl_beta_at(step: int, total_steps: int, anneal_fraction: float) -> float:
     """KL weight at optimisation ``step`` (0-based): linear 0 -> 1 over ``anneal_fraction`` of the run."""
     ramp = anneal_fraction * total_steps
