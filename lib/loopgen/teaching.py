@@ -38,7 +38,7 @@ def window_table(roll: np.ndarray, params: LoopParams = LoopParams()) -> pd.Data
     """Every 8-bar window of a song roll with what each loop rule measures and whether it passes.
 
     One row per window start bar (every ``params.stride_bars`` bars); ``loop`` is True exactly for the start bars
-    :func:`loopgen.loops.find_loops` returns, and ``first failing rule`` names the first rule (in the spec's order)
+    :func:`loopgen.loops.find_loops` returns, and ``first failing rule`` names the first rule (in the order of docs/rules.md §3)
     a rejected window fails.
     """
     n_bars = roll.shape[0] // STEPS_PER_BAR
