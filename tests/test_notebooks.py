@@ -1,4 +1,5 @@
-"""Run every notebook at the smoke profile through papermill and check what they wrote to figures/.
+"""Run every notebook at the smoke profile through papermill and check what they wrote to figures/; then run the
+worked solutions on that run's data and check its headline numbers against the smoke expected ranges.
 
 Marked ``notebooks``: select it alone with ``pytest -m notebooks``, or skip it with ``-m 'not notebooks'``.
 """

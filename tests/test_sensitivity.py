@@ -53,6 +53,15 @@ def test_prior_compression_and_seed_spread(data, tmp_path):
     _check(s, 3)  # two seeds and the spread row
 
 
+def test_prior_compression_after_seed_spread_of_the_previous_seed(data, tmp_path):
+    """Notebook 08 run with seed 0 and then seed 1 in one root: seed 0's seed_spread trained seed 1's prior without
+    validation codes; seed 1's prior_compression reuses that checkpoint and must still report validation numbers."""
+    sensitivity.seed_spread(_runs(data, tmp_path), seeds=(0, 1), n_samples=8)
+    f = sensitivity.prior_compression(_runs(data, tmp_path), seed=1)
+    _check(f, 2)
+    assert f.table["prior val accuracy"].notna().all() and f.table["prior val cross-entropy"].notna().all()
+
+
 def test_verdicts_follow_the_numbers():
     ref = {"HD": 1e-3, "DB": 0.0, "UP": 10.0, "ND": 1.0}
     assert sensitivity.distance_to_data(ref, ref) == 0

@@ -1,4 +1,4 @@
-"""Command line: ``python -m loopgen {corpus,extract,train,rehearse,generate,vary,fit,study,ship,run-notebooks} ...``.
+"""Command line: ``python -m loopgen {corpus,extract,train,rehearse,generate,vary,fit,study,ship,run-notebooks,expected-ranges} ...``.
 
 Each subcommand lives in its own module as ``cli_main(argv)``; this file only dispatches.
 """

@@ -18,6 +18,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,14 +77,15 @@ def _causes(notebook: str, measure: str) -> tuple[str, str]:
     return CAUSES.get(notebook.split("-")[0], ("", ""))
 
 
-# measures that are shares (0 to 1), named by how they end; every headline number is >= 0 when its references are
-SHARE_SUFFIXES = ("HD", "FND", "FNB", "OS", "US", "share", "accuracy", "error", "p-value")
+# measures that are shares (0 to 1), by a word of their name; a spread (max - min) / mean can exceed 1
+SHARE_WORDS = re.compile(r"\b(HD|FND|FNB|OS|US|share|accuracy|error|p-value)\b")
 
 
 def _bounds(measure: str, values: list[float]) -> tuple[float, float]:
     """The possible values of a measure: shares in [0, 1]; >= 0 when every reference value is."""
     low = 0.0 if min(values) >= 0 else -math.inf
-    return low, (1.0 if measure.endswith(SHARE_SUFFIXES) else math.inf)
+    share = bool(SHARE_WORDS.search(measure)) and "spread" not in measure
+    return low, (1.0 if share else math.inf)
 
 
 def headline_file(paths: Paths, profile: str, seed: int, notebook: str) -> Path:
@@ -195,7 +197,7 @@ def ranges_from_runs(runs: list[dict]) -> dict[str, dict[str, dict]]:
             out.setdefault(notebook, {})[measure] = {
                 "low": round(max(ordered[0] - margin, lo_bound), 6),
                 "high": round(min(ordered[-1] + margin, hi_bound), 6),
-                "reference values": [round(v, 6) for v in values],
+                "reference values": values,
             }
     return out
 
@@ -235,16 +237,15 @@ def paper_ranges() -> dict[str, dict[str, dict]]:
 def write_ranges(profile: str, runs: list[dict], roots: list[Path], path: Path | None = None) -> Path:
     """Write (or replace) ``profile``'s ranges from ``runs`` and refresh the paper profile's; return the file."""
     path = path or RANGES_FILE
-    data = read_ranges(path)
-    data["made by"] = "python -m loopgen expected-ranges (loopgen.expectations); never edit by hand"
-    data["rule"] = RULE
-    profiles = data.setdefault("profiles", {})
+    profiles = read_ranges(path).get("profiles", {})
+    data = {"made by": "python -m loopgen expected-ranges (loopgen.expectations); never edit by hand", "rule": RULE}
     if runs:
         profiles[profile] = {
             "source": {
                 "runs": len(runs),
                 "seeds": [run["_seed"] for run in runs],
-                "roots": [Path(r).name for r in roots],
+                "how": f"one `run-notebooks --profile {profile} --seed S` per seed; its build/headlines/{profile}/"
+                       f"seed<S>/*.json read from {len(roots)} root(s)",
                 "made": _dt.date.today().isoformat(),
             },
             "ranges": ranges_from_runs(runs),

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from loopgen import metrics, registry, sample, train
 from loopgen.profiles import TrainSettings
 from loopgen.registry import VQ_DEFAULT
+from loopgen.train.evaluate import evaluate_prior
 
 NOISE_METRICS = ("HD", "DB", "UP", "ND")  # Table 3 columns where noise moves samples away from the data
 
@@ -170,8 +172,11 @@ def prior_compression(
         kwargs = train.vq_kwargs_from(t, L, K)
         vq = runs.model("vq_vae", seed=seed, model_kwargs=kwargs)
         codes = sample.encode_codes(vq.model, runs.train_loops)
-        prior = runs.prior(vq, codes, seed=seed, val_codes=sample.encode_codes(vq.model, runs.val_loops))
+        val_codes = sample.encode_codes(vq.model, runs.val_loops)
+        prior = runs.prior(vq, codes, seed=seed, val_codes=val_codes)
         last = prior.history.iloc[-1]
+        if pd.isna(last.get("val_accuracy")):  # reused from seed_spread, which trains without validation codes
+            last = evaluate_prior(prior.model, torch.from_numpy(val_codes), next(prior.model.parameters()).device)
         rows[f"t={t}, L={L}, K={K}"] = {
             "compression (cells per latent value)": 128 * 93 / (t * L),
             "prior val accuracy": float(last["val_accuracy"]),
