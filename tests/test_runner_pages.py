@@ -275,3 +275,13 @@ def test_escaping_helpers():
     assert notebook_pages.page_name("a/b\\c.ipynb") == "a_b_c.html"
     assert notebook_pages.glob_escape("a[1]*?") == "a[[]1][*][?]"
     assert html.unescape(notebook_pages._href("a b/ü&.png")) == "a%20b/%C3%BC%26.png"
+
+
+def test_remote_images_become_their_alt_text_so_pages_open_offline():
+    html = ('<a href="https://colab.research.google.com/github/x"><img alt="Open In Colab" '
+            'src="https://colab.research.google.com/assets/colab-badge.svg"/></a> <img src="figures/a.png" alt="a">'
+            ' <img src="//cdn.example.org/b.png">')
+    out = notebook_pages.offline_images(html)
+    assert "colab-badge.svg" not in out and "cdn.example.org" not in out
+    assert '<a href="https://colab.research.google.com/github/x">Open In Colab</a>' in out
+    assert '<img src="figures/a.png" alt="a">' in out  # local figures stay

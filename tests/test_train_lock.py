@@ -132,5 +132,6 @@ sys.exit(cli.run(main, []))
     reference = train.train_model("cnn_vae", _loops(), _loops()[:8], _settings(), checkpoint_dir=tmp_path / "ref", **common)
     assert resumed.finished and not resumed.reused and resumed.epochs_this_call == 2
     for name, value in reference.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
+        # the first steps ran in another process: equal up to float rounding (oneDNN may pick another kernel there)
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
     assert resumed.history["loss"].tolist() == pytest.approx(reference.history["loss"].tolist())

@@ -106,6 +106,21 @@ def _media(nb) -> tuple[list[bytes], list[tuple[str, bytes]]]:
     return figures, sounds
 
 
+_REMOTE_IMG = re.compile(r"<img\b[^>]*\bsrc=\"(?:https?:)?//[^\"]*\"[^>]*>", re.IGNORECASE)
+_ALT = re.compile(r"\balt=\"([^\"]*)\"", re.IGNORECASE)
+
+
+def offline_images(html: str) -> str:
+    """``html`` with every image fetched from the network (e.g. the notebooks' "Open in Colab" badge) replaced by
+    its alt text, so a page opens offline without a request leaving the machine; its link, if any, stays."""
+
+    def alt_text(match: re.Match) -> str:
+        alt = _ALT.search(match.group(0))
+        return alt.group(1) if alt and alt.group(1) else "image"
+
+    return _REMOTE_IMG.sub(alt_text, html)
+
+
 def export_page(executed: Path, html_dir: Path, record: PageRecord) -> PageRecord:
     """Write the web page of the executed notebook ``executed`` and its media for the index; fill ``record``."""
     import nbformat
@@ -113,6 +128,7 @@ def export_page(executed: Path, html_dir: Path, record: PageRecord) -> PageRecor
     html_dir = Path(html_dir)
     nb = nbformat.read(executed, as_version=4)
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": record.output_name}})
+    body = offline_images(body)
     name = page_name(record.output_name)
     atomic.write_text(html_dir / name, body)
     stem = name[: -len(".html")]
