@@ -4,7 +4,7 @@
 
 One training step = ``training_loss`` (encoder, scheduled-sampling decoder, loss) + backward + AdamW, on random
 sparse loops, at the demo profile's batch size and encoder width, on the CPU. The former decoder (one call of
-``nn.LSTM`` with a sequence of length 1 per step, 128 per batch) lives only here, as ``_former_stepwise``, and is
+``nn.LSTM`` with a sequence of length 1 per step, 128 per batch) is the library's ``lstm_vae.reference_stepwise``, and is
 swapped into a second copy of the same model; old and new steps alternate, so that both see the same load on a
 shared machine. Prints, per precision, the median seconds per step of each, their ratio, and the largest absolute
 difference between the two decoders' logits on the same latent and teacher mask (random weights; under bf16 the
@@ -24,28 +24,9 @@ from contextlib import nullcontext
 import torch
 
 from loopgen import LOOP_STEPS, N_COLUMNS, profiles
-from loopgen.models import ARLSTMVAE, build
+from loopgen.models import build
+from loopgen.models.lstm_vae import reference_stepwise
 from loopgen.seed import seed_everything
-
-
-def _former_stepwise(
-    model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """The decoder loop as it was before the fused step: one ``nn.LSTM`` call of length 1 per step."""
-    state = model._initial_state(z)
-    previous = z.new_zeros(z.shape[0], N_COLUMNS)
-    logits = []
-    for t in range(LOOP_STEPS):
-        if t > 0:
-            own = (logits[-1] >= 0).to(z.dtype).detach()
-            if teacher_mask is None or x is None:
-                previous = own
-            else:
-                previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
-        step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
-        out, state = model.decoder(step_in, state)
-        logits.append(model.output(out[:, 0]))
-    return torch.stack(logits, dim=1)
 
 
 def _precision(name: str):
@@ -59,7 +40,7 @@ def step_times(
     seed_everything(0)
     fused = build("ar_lstm_vae", encoder_hidden=encoder_hidden).train()
     former = copy.deepcopy(fused)
-    former._stepwise = types.MethodType(_former_stepwise, former)
+    former._stepwise = types.MethodType(reference_stepwise, former)
     x = (torch.rand(batch, LOOP_STEPS, N_COLUMNS) < 0.05).float()
     runs = {
         "former": (former, torch.optim.AdamW(former.parameters())),
@@ -90,7 +71,7 @@ def logits_difference(batch: int, precision: str, encoder_hidden: int) -> float:
     z = torch.randn(batch, model.latent_size)
     mask = torch.rand(batch, LOOP_STEPS) < 0.5
     with _precision(precision):
-        former = _former_stepwise(model, z, x, mask).float()
+        former = reference_stepwise(model, z, x, mask).float()
         fused = model._stepwise(z, x, mask).float()
     return float((former - fused).abs().max())
 

@@ -1,6 +1,6 @@
 """The AR LSTM-VAE's fused decoder step against the former decoder (one ``nn.LSTM`` call per step).
 
-The former loop is kept here only, as the reference: the same weights, the same scheduled-sampling coins, the same
+The former loop (``lstm_vae.reference_stepwise``) is the reference: the same weights, the same scheduled-sampling coins, the same
 logits and gradients (float64 for the random-weight checks, where an untrained 128-step LSTM amplifies float32
 rounding; float32 for the shipped weights, which must load unchanged and decode as before), and the same behaviour
 under bf16 autocast.
@@ -17,28 +17,9 @@ import torch
 from loopgen import LOOP_STEPS, N_COLUMNS, shipped
 from loopgen.models import ARLSTMVAE, build
 from loopgen.models.blocks import LSTMGates
+from loopgen.models.lstm_vae import reference_stepwise
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _former_stepwise(
-    model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """The decoder loop before the fused step: one call of ``nn.LSTM`` with a length-1 sequence per step."""
-    state = model._initial_state(z)
-    previous = z.new_zeros(z.shape[0], N_COLUMNS)
-    logits = []
-    for t in range(LOOP_STEPS):
-        if t > 0:
-            own = (logits[-1] >= 0).to(z.dtype).detach()
-            if teacher_mask is None or x is None:
-                previous = own
-            else:
-                previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
-        step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
-        out, state = model.decoder(step_in, state)
-        logits.append(model.output(out[:, 0]))
-    return torch.stack(logits, dim=1)
 
 
 def _former(model: ARLSTMVAE) -> ARLSTMVAE:
@@ -46,7 +27,7 @@ def _former(model: ARLSTMVAE) -> ARLSTMVAE:
     former = build("ar_lstm_vae", **model.config)
     former.load_state_dict(model.state_dict())
     former.to(next(model.parameters()).dtype).train(model.training)
-    former._stepwise = types.MethodType(_former_stepwise, former)
+    former._stepwise = types.MethodType(reference_stepwise, former)
     return former
 
 

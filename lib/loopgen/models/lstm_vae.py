@@ -210,3 +210,26 @@ class NonARLSTMVAE(_LSTMEncoderVAE):
         repeated = z.unsqueeze(1).expand(-1, LOOP_STEPS, -1)
         out, _ = self.decoder(repeated)
         return self.output(out)
+
+
+def reference_stepwise(
+    model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """The AR decoder written the plain way: one call of ``model.decoder`` (``nn.LSTM``) on a length-1 sequence
+    per step, 128 per loop. Slower than the fused step :meth:`ARLSTMVAE._stepwise` uses, and kept as the readable
+    reference it is tested against (same weights, same draws, same logits) and benchmarked against
+    (``benchmarks/ar_decoder_speed.py``)."""
+    state = model._initial_state(z)
+    previous = z.new_zeros(z.shape[0], N_COLUMNS)
+    logits = []
+    for t in range(LOOP_STEPS):
+        if t > 0:
+            own = (logits[-1] >= 0).to(z.dtype).detach()
+            if teacher_mask is None or x is None:
+                previous = own
+            else:
+                previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
+        step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
+        out, state = model.decoder(step_in, state)
+        logits.append(model.output(out[:, 0]))
+    return torch.stack(logits, dim=1)
