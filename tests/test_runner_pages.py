@@ -196,6 +196,7 @@ def test_ctrl_c_stops_the_run_with_one_line(tmp_path):
         [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--only", "01_"],
         cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
     deadline = time.monotonic() + 120
@@ -257,6 +258,7 @@ def test_run_all_sh_interrupted_says_so(tmp_path):
         ["bash", str(checkout / "run_all.sh"), "--profile", PROFILE, "--only", "03_"],
         env={**_env(root), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
     deadline = time.monotonic() + 120
@@ -285,3 +287,9 @@ def test_remote_images_become_their_alt_text_so_pages_open_offline():
     assert "colab-badge.svg" not in out and "cdn.example.org" not in out
     assert '<a href="https://colab.research.google.com/github/x">Open In Colab</a>' in out
     assert '<img src="figures/a.png" alt="a">' in out  # local figures stay
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """In the child: Ctrl-C's default action, even when this suite was started in the background (a shell then
+    starts its jobs with SIGINT ignored, and a child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -42,6 +42,7 @@ def _start(script: str, root) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)], env={**os.environ, "LOOPGEN_ROOT": str(root)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Ctrl-C's default even in a background job
     )
 
 
@@ -127,11 +128,29 @@ sys.exit(cli.run(main, []))
     ckpt = train.read_checkpoint(next((tmp_path / "run").glob("cnn_vae-*.pt")))
     assert ckpt["epoch"] == 0 and ckpt["partial"]["step_in_epoch"] >= 3, "the interrupt kept the steps done"
 
-    common = dict(data_key="d", device="cpu", progress=False)
-    resumed = train.train_model("cnn_vae", _loops(), _loops()[:8], _settings(), checkpoint_dir=tmp_path / "run", **common)
-    reference = train.train_model("cnn_vae", _loops(), _loops()[:8], _settings(), checkpoint_dir=tmp_path / "ref", **common)
-    assert resumed.finished and not resumed.reused and resumed.epochs_this_call == 2
-    for name, value in reference.model.state_dict().items():
-        # the first steps ran in another process: equal up to float rounding (oneDNN may pick another kernel there)
-        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
-    assert resumed.history["loss"].tolist() == pytest.approx(reference.history["loss"].tolist())
+    # the resumed run and the uninterrupted reference each run in a fresh process, as the interrupted one did, so
+    # that nothing an earlier test left in this process (threads, backends) can tell them apart
+    finish = """
+import dataclasses, sys, numpy as np, torch
+from loopgen import profiles, train
+settings = dataclasses.replace(profiles.get("smoke").train, epochs=2, batch_size=8, max_train_loops=None,
+                               max_val_loops=None)
+loops = np.load({loops!r})
+result = train.train_model("cnn_vae", loops, loops[:8], settings, data_key="d", checkpoint_dir={run!r},
+                           device="cpu", progress=False)
+torch.save({{"finished": result.finished, "reused": result.reused, "epochs_this_call": result.epochs_this_call,
+            "model": result.model.state_dict(), "loss": result.history["loss"].tolist()}}, {out!r})
+"""
+    outcomes = {}
+    for which in ("run", "ref"):
+        out = tmp_path / f"{which}-outcome.pt"
+        proc = _start(finish.format(loops=str(tmp_path / "loops.npy"), run=str(tmp_path / which), out=str(out)),
+                      tmp_path)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        outcomes[which] = torch.load(out, weights_only=True)
+    resumed, reference = outcomes["run"], outcomes["ref"]
+    assert resumed["finished"] and not resumed["reused"] and resumed["epochs_this_call"] == 2
+    for name, value in reference["model"].items():
+        torch.testing.assert_close(resumed["model"][name], value, rtol=0, atol=0)
+    assert resumed["loss"] == pytest.approx(reference["loss"])
