@@ -192,25 +192,16 @@ def test_the_pages_of_a_run(finished_run):
 
 def test_ctrl_c_stops_the_run_with_one_line(tmp_path):
     root = _root(tmp_path, {"01_extract_loops.ipynb": _notebook("print('sleeping', flush=True)", "import time\ntime.sleep(120)")})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--only", "01_"],
-        cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-        preexec_fn=_sigint_as_in_a_terminal,
+    proc, console = _ctrl_c_once_sleeping(
+        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--only", "01_"], root,
+        cwd=root, env=_env(root),
     )
-    log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "sleeping" in log.read_text()):
-        time.sleep(0.5)
-    assert log.exists() and "sleeping" in log.read_text(), "the stand-in notebook never started"
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-    console, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, console
     assert "Traceback" not in console and "ZMQ" not in console and "without encryption" not in console, console
     extra = [line for line in console.splitlines() if not line.startswith(("run-notebooks --profile", "[1/1]"))]
     assert len(extra) == 1 and "interrupted" in extra[0] and "01_extract_loops.ipynb" in extra[0], console
     assert _status(root)["01_extract_loops.ipynb"] == "interrupted"
-    assert 'data-status="interrupted"' in (log.parent / runner.HTML_DIR / "index.html").read_text()
+    assert 'data-status="interrupted"' in (root / "build" / "executed" / PROFILE / runner.HTML_DIR / "index.html").read_text()
 
 
 # ----------------------------------------------------------------------------------------- run_all.sh
@@ -254,18 +245,10 @@ def test_run_all_sh_says_what_failed_and_where_the_log_is(tmp_path):
 def test_run_all_sh_interrupted_says_so(tmp_path):
     checkout, env = _run_all_checkout(tmp_path)
     root = _root(tmp_path, {"03_train_prior.ipynb": _notebook("print('sleeping', flush=True)", "import time\ntime.sleep(120)")})
-    proc = subprocess.Popen(
-        ["bash", str(checkout / "run_all.sh"), "--profile", PROFILE, "--only", "03_"],
-        env={**_env(root), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-        preexec_fn=_sigint_as_in_a_terminal,
+    proc, console = _ctrl_c_once_sleeping(
+        ["bash", str(checkout / "run_all.sh"), "--profile", PROFILE, "--only", "03_"], root,
+        env={**_env(root), **env},
     )
-    log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "sleeping" in log.read_text()):
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
-    console, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, console
     last = console.strip().splitlines()[-1]
     assert "interrupted" in last and "03_train_prior.ipynb" in last and "run.log" in last, last
@@ -293,3 +276,18 @@ def _sigint_as_in_a_terminal() -> None:
     """In the child: Ctrl-C's default action, even when this suite was started in the background (a shell then
     starts its jobs with SIGINT ignored, and a child would inherit that)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _ctrl_c_once_sleeping(command: list[str], root, **popen) -> tuple[subprocess.Popen, str]:
+    """Start ``command`` in its own process group, wait until its stand-in notebook logs "sleeping", press Ctrl-C
+    as a terminal does (SIGINT to the whole foreground group) and return the process and its console output."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, preexec_fn=_sigint_as_in_a_terminal, **popen)
+    log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "sleeping" in log.read_text()):
+        time.sleep(0.5)
+    assert log.exists() and "sleeping" in log.read_text(), "the stand-in notebook never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    console, _ = proc.communicate(timeout=120)
+    return proc, console
