@@ -25,8 +25,9 @@ import torch
 from loopgen import device as device_mod
 from loopgen import paper
 from loopgen.models import AUTOENCODERS, build
+from loopgen.profiles import TrainSettings
 from loopgen.seed import seed_everything
-from loopgen.train.loop import optimiser_step
+from loopgen.train.loop import make_optimiser, optimiser_step
 
 PAPER_TRAIN_LOOPS = paper.DATASET.train
 PAPER_EPOCHS = paper.TRAINING["epochs"]
@@ -51,7 +52,7 @@ def time_interleaved(
     for precision in precisions:
         seed_everything(0)
         model = build(name).to(device).train()
-        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        optimiser = make_optimiser(model, TrainSettings(lr_max=1e-3), device)  # AdamW as training makes it
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0)
         runs[precision] = (model, optimiser, scheduler)
     if name == "prior":

@@ -291,3 +291,66 @@ def _ctrl_c_once_sleeping(command: list[str], root, **popen) -> tuple[subprocess
     os.killpg(proc.pid, signal.SIGINT)
     console, _ = proc.communicate(timeout=120)
     return proc, console
+
+
+# ----------------------------------------------------------------------------------------- side by side
+def test_every_run_waits_only_for_runs_before_it_in_the_plan():
+    for profile in ("smoke", "demo"):
+        runs = runner.plan(profile)
+        names = [r.output_name for r in runs]
+        waits = {r.output_name: runner.waits_for(r, runs) for r in runs}
+        for name, before in waits.items():
+            assert all(names.index(b) < names.index(name) for b in before), (name, before)
+        assert waits["01_extract_loops.ipynb"] == []
+        assert waits["03_train_prior.ipynb"] == ["01_extract_loops.ipynb", "02_train_autoencoders-vq_vae.ipynb"]
+        assert waits["08_sensitivity.ipynb"] == ["01_extract_loops.ipynb"]
+        assert waits["09_beyond_the_paper.ipynb"] == ["02_train_autoencoders-vq_vae.ipynb", "03_train_prior.ipynb"]
+        assert set(waits["05_musical_metrics.ipynb"]) == {n for n in names if n[:2] in ("01", "02", "03")}
+    assert runner.default_workers("paper") == runner.default_workers("colab") == 1
+
+
+def _timed(name: str, seconds: float) -> nbformat.NotebookNode:
+    """A stand-in that notes when it starts and ends, and its kernel's thread setting, in ``times.txt``."""
+    note = ("import os, time\nwith open(os.path.join(os.environ['LOOPGEN_ROOT'], 'times.txt'), 'a') as f:\n"
+            "    f.write(f'{EVENT} " + name + " {time.time()} {os.environ.get(\"OMP_NUM_THREADS\")}\\n')")
+    return _notebook(note.replace("{EVENT}", "start"), f"print('sleeping', flush=True)\ntime.sleep({seconds})",
+                     note.replace("{EVENT}", "end"))
+
+
+def test_notebooks_side_by_side_wait_for_the_notebooks_they_read(tmp_path):
+    """01, then the VQ-VAE's 02 and 08 together (08 reads only 01's dataset), then 03 (it reads the VQ-VAE)."""
+    root = _root(tmp_path, {nb: _timed(nb[:2], 3) for nb in (
+        "01_extract_loops.ipynb", "02_train_autoencoders.ipynb", "03_train_prior.ipynb", "08_sensitivity.ipynb")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--workers", "2",
+         "--only", "01_", "02_train_autoencoders-vq_vae.ipynb", "03_", "08_"],
+        cwd=root, env=_env(root), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    times = {}
+    for line in (root / "times.txt").read_text().splitlines():
+        event, name, at, threads = line.split()
+        times[event, name] = float(at)
+        assert threads == str(max(1, (os.cpu_count() or 1) // 2)), line
+    assert times["end", "01"] < min(times["start", "02"], times["start", "08"])
+    assert times["end", "02"] < times["start", "03"]
+    assert times["start", "08"] < times["end", "02"] and times["start", "02"] < times["end", "08"], "side by side"
+    assert set(_status(root).values()) >= {"ok"} and list(_status(root).values()).count("ok") == 4
+    summary = proc.stdout[proc.stdout.index("notebook  "):]  # the closing table: plan order
+    assert summary.index("01_extract") < summary.index("02_train") < summary.index("03_train") < summary.index("08_")
+
+
+def test_ctrl_c_stops_notebooks_running_side_by_side(tmp_path):
+    root = _root(tmp_path, {nb: _timed(nb[:2], 120) for nb in ("02_train_autoencoders.ipynb", "08_sensitivity.ipynb")})
+    proc, console = _ctrl_c_once_sleeping(
+        [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--workers", "2",
+         "--only", "02_train_autoencoders-vq_vae.ipynb", "08_"], root, cwd=root, env=_env(root),
+    )
+    assert proc.returncode == 130, console
+    assert "Traceback" not in console and "ZMQ" not in console, console
+    expected = ("run-notebooks --profile", "[1/2]", "[2/2]", "Passed unknown parameter")  # the stand-in lacks MODEL...
+    extra = [line for line in console.splitlines() if not line.startswith(expected)]
+    assert len(extra) == 1 and "interrupted" in extra[0], console
+    status = _status(root)
+    assert status["02_train_autoencoders-vq_vae.ipynb"] == status["08_sensitivity.ipynb"] == "interrupted"
+    assert "end" not in (root / "times.txt").read_text(), "the kernels were stopped, not left to finish"

@@ -22,6 +22,7 @@ Ctrl-C stops the run with one line naming the notebook it stopped and exit statu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -144,18 +145,27 @@ def _save_records(
     write_index(html, ordered, profile=profile)
 
 
-def _kernel_manager_class(log: TextIO):
-    """A kernel manager whose kernel writes its own messages into ``log``, not onto the console.
+def _kernel_manager_class(log: TextIO, threads: int | None = None):
+    """A kernel manager whose kernel writes its own messages into ``log``, not onto the console, and (``threads``)
+    computes with that many CPU threads.
 
     The kernel's cell output still reaches the notebook (ipykernel captures it); what stays off the console is the
     kernel's logging: "Kernel is running over TCP without encryption" at every start, and the ZMQ traceback a
-    kernel prints when it is shut down in the middle of a cell (Ctrl-C).
+    kernel prints when it is shut down in the middle of a cell (Ctrl-C). Every manager is kept in ``started`` so
+    that Ctrl-C can stop kernels that run side by side.
     """
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
+        started: list = []
+
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stdout"] = kw["stderr"] = log
+            if threads is not None:
+                env = dict(kw.get("env") or os.environ)
+                env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+                kw["env"] = env
+            LoggedKernelManager.started.append(self)
             return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return LoggedKernelManager
@@ -207,6 +217,48 @@ class _Session:
             record.error = (record.error + "; " if record.error else "") + f"no web page: {_last_line(exc)}"
 
 
+# What each notebook reads that another notebook of the plan writes (by source notebook): the runs a run waits
+# for when notebooks run side by side. 02 runs once per model and per Table 2 setting; "02 vq_vae" is the main
+# VQ-VAE (not a Table 2 variant). 08 trains its own short models on 01's dataset; 09 reads the VQ-VAE and the prior.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "01_extract_loops.ipynb": (),
+    "02_train_autoencoders.ipynb": ("01",),
+    "03_train_prior.ipynb": ("01", "02 vq_vae"),
+    "04_reconstruction.ipynb": ("01", "02"),
+    "05_musical_metrics.ipynb": ("01", "02", "03"),
+    "06_latent_space.ipynb": ("05",),
+    "07_listening_test.ipynb": ("05",),
+    "08_sensitivity.ipynb": ("01",),
+    "09_beyond_the_paper.ipynb": ("02 vq_vae", "03"),
+}
+# Which runs start first when several could: the longest chain of waits first (02 vq_vae -> 03 -> 05 -> 06, 09),
+# then the long independent 08, then the rest in plan order.
+FIRST = ("02_train_autoencoders-vq_vae.ipynb", "08_sensitivity.ipynb", "03_train_prior.ipynb")
+
+
+def _is(nb_run: NotebookRun, need: str) -> bool:
+    """Whether ``nb_run`` is what ``need`` names: "01" (the notebook 01 run), "02" (every 02 run), "02 vq_vae"."""
+    number, _, model = need.partition(" ")
+    if not nb_run.notebook.startswith(number + "_"):
+        return False
+    return not model or (nb_run.parameters.get("MODEL") == model and not nb_run.parameters.get("TABLE2"))
+
+
+def waits_for(nb_run: NotebookRun, runs: list[NotebookRun]) -> list[str]:
+    """The runs among ``runs`` that ``nb_run`` waits for (their executed names); a notebook not in ``runs``
+    (``--only``) is taken as done."""
+    needs = NEEDS.get(nb_run.notebook, ("01", "02", "03", "04", "05", "06", "07", "08"))  # unknown: after all
+    return [r.output_name for r in runs if r is not nb_run and any(_is(r, need) for need in needs)]
+
+
+def default_workers(profile: str) -> int:
+    """Notebooks run side by side: two on a machine with two or more CPU cores (one core's trainings of these
+    small models leave the other mostly idle), one on a GPU profile (a single GPU) or a one-core machine."""
+    if profile in ("paper", "colab"):
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def run(
     profile: str = "demo",
     *,
@@ -214,75 +266,173 @@ def run(
     paths: Paths | None = None,
     cell_timeout: int | None = None,
     seed: int = 0,
+    workers: int | None = None,
 ) -> list[tuple[NotebookRun, float, str | None]]:
-    """Execute the plan; return (run, seconds, error or None) per notebook. Never stops at a failure.
+    """Execute the plan; return (run, seconds, error or None) per notebook, in plan order. Never stops at a failure.
 
     ``cell_timeout``: seconds per cell, 0 for no limit, None for the profile's default (:func:`cell_timeout_for`).
+    ``workers``: notebooks run side by side (None: :func:`default_workers`), each waiting for the notebooks whose
+    files it reads (:data:`NEEDS`, finished whether ok or failed: a notebook whose input is missing says which
+    notebook to run first). With more than one, each kernel gets an equal share of the CPU cores as its thread
+    count (``OMP_NUM_THREADS``), so the same run gives the same numbers on every machine with as many workers.
     After each notebook its web page and the index are written (an export failure is recorded, never fatal).
-    Ctrl-C (KeyboardInterrupt) marks the running notebook "interrupted" in ``runs.json`` and the index, then
-    propagates.
+    Ctrl-C (KeyboardInterrupt) marks the running notebooks "interrupted" in ``runs.json`` and the index, stops
+    their kernels, then propagates.
     """
-    import papermill as pm
-
     paths = paths or Paths()
     paths.ensure()
     paths.executed_dir(profile).mkdir(parents=True, exist_ok=True)
     _use_own_kernel()
-    results = []
     runs = [r for r in plan(profile, seed) if not only or any(key in r.output_name for key in only)]
+    workers = max(1, min(workers or default_workers(profile), len(runs) or 1))
     records = load_records(paths.executed_dir(profile))
     for record in records.values():  # a run killed hard (kill -9) left its notebook "running"
         if record.status == "running":
             record.status = "interrupted"
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     with open(log_path(paths, profile), "w", encoding="utf-8") as log:
         this_run = {"started": _now(), "names": [r.output_name for r in runs]}
         session = _Session(profile, seed, paths, log, records, this_run)
-        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; {len(runs)} notebook run{'' if len(runs) == 1 else 's'}")
-        kernel_manager = _kernel_manager_class(log)
-        current: PageRecord | None = None
-        try:
-            for i, nb_run in enumerate(runs, 1):
-                session.say(f"[{i}/{len(runs)}] {nb_run.output_name}  {nb_run.parameters}")
-                current = PageRecord(nb_run.output_name, nb_run.notebook, nb_run.parameters, status="running")
-                records[nb_run.output_name] = current
-                session.save()
-                start = time.perf_counter()
-                error = None
-                try:
-                    pm.execute_notebook(
-                        str(paths.notebooks / nb_run.notebook),
-                        str(session.out_dir / nb_run.output_name),
-                        parameters=nb_run.parameters,
-                        kernel_name=KERNEL_NAME,
-                        log_output=True,
-                        stdout_file=log,
-                        stderr_file=log,
-                        progress_bar=False,
-                        execution_timeout=cell_timeout_for(profile, cell_timeout),
-                        cwd=str(paths.notebooks),
-                        kernel_manager_class=kernel_manager,
-                    )
-                except KeyboardInterrupt:
-                    current.seconds = time.perf_counter() - start
-                    raise
-                except Exception as exc:  # noqa: BLE001 - every notebook runs even after one fails
-                    error = _last_line(exc)
-                seconds = time.perf_counter() - start
-                current.status, current.seconds, current.error, current.finished = (
-                    "ok" if error is None else "failed", seconds, error, _now()
-                )
-                session.export(current)
-                session.save()
-                session.say(f"    {nb_run.output_name}: {seconds:.1f} s {'ok' if error is None else f'FAILED ({error})'}")
-                results.append((nb_run, seconds, error))
-        except KeyboardInterrupt:
-            if current is not None and current.status == "running":
-                current.status, current.error, current.finished = "interrupted", "stopped by Ctrl-C", _now()
-                log.write(f"interrupted during {current.output_name}\n")
-                session.export(current)  # what the notebook showed before it was stopped
-            session.save()
-            raise
+        side = f"; {workers} side by side, {threads} thread{'' if threads == 1 else 's'} each" if threads else ""
+        session.say(f"run-notebooks --profile {profile} started {this_run['started']}; "
+                    f"{len(runs)} notebook run{'' if len(runs) == 1 else 's'}{side}")
+        kernel_manager = _kernel_manager_class(log, threads)
+        execute = functools.partial(_execute, session, kernel_manager, cell_timeout_for(profile, cell_timeout))
+        if workers == 1:
+            done = _run_in_order(session, runs, execute)
+        else:
+            done = _run_side_by_side(session, runs, execute, workers, kernel_manager)
+    order = {r.output_name: i for i, r in enumerate(runs)}
+    return sorted(done, key=lambda item: order[item[0].output_name])
+
+
+def _execute(session: _Session, kernel_manager, timeout: int | None, nb_run: NotebookRun) -> str | None:
+    """Run one notebook with papermill into the session's folder; the error's last line, or None."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(session.paths.notebooks / nb_run.notebook),
+            str(session.out_dir / nb_run.output_name),
+            parameters=nb_run.parameters,
+            kernel_name=KERNEL_NAME,
+            log_output=True,
+            stdout_file=session.log,
+            stderr_file=session.log,
+            progress_bar=False,
+            execution_timeout=timeout,
+            cwd=str(session.paths.notebooks),
+            kernel_manager_class=kernel_manager,
+        )
+    except Exception as exc:  # noqa: BLE001 - every notebook runs even after one fails
+        return _last_line(exc)
+    return None
+
+
+def _started(session: _Session, i: int, total: int, nb_run: NotebookRun) -> PageRecord:
+    session.say(f"[{i}/{total}] {nb_run.output_name}  {nb_run.parameters}")
+    record = PageRecord(nb_run.output_name, nb_run.notebook, nb_run.parameters, status="running")
+    session.records[nb_run.output_name] = record
+    session.save()
+    return record
+
+
+def _finished(session: _Session, record: PageRecord, seconds: float, error: str | None) -> None:
+    record.status, record.seconds, record.error, record.finished = (
+        "ok" if error is None else "failed", seconds, error, _now()
+    )
+    session.export(record)
+    session.save()
+    session.say(f"    {record.output_name}: {seconds:.1f} s {'ok' if error is None else f'FAILED ({error})'}")
+
+
+def _interrupted(session: _Session, running: list[PageRecord]) -> None:
+    """Ctrl-C: the running notebooks are marked "interrupted" (their pages show what they had done)."""
+    for record in running:
+        if record.status == "running":
+            record.status, record.error, record.finished = "interrupted", "stopped by Ctrl-C", _now()
+            session.log.write(f"interrupted during {record.output_name}\n")
+            session.export(record)
+    session.save()
+
+
+def _run_in_order(session: _Session, runs: list[NotebookRun], execute) -> list:
+    """One notebook after another, in plan order."""
+    results = []
+    current: PageRecord | None = None
+    try:
+        for i, nb_run in enumerate(runs, 1):
+            current = _started(session, i, len(runs), nb_run)
+            start = time.perf_counter()
+            try:
+                error = execute(nb_run)
+            except KeyboardInterrupt:
+                current.seconds = time.perf_counter() - start
+                raise
+            _finished(session, current, time.perf_counter() - start, error)
+            results.append((nb_run, current.seconds, error))
+    except KeyboardInterrupt:
+        _interrupted(session, [current] if current is not None else [])
+        raise
     return results
+
+
+def _run_side_by_side(session: _Session, runs: list[NotebookRun], execute, workers: int, kernel_manager) -> list:
+    """Up to ``workers`` notebooks at once, each started once every run it waits for has finished; the main
+    thread schedules, records and exports (one writer of ``runs.json``), worker threads only execute."""
+    import queue
+    import threading
+
+    waiting = {r.output_name: set(waits_for(r, runs)) for r in runs}
+    first = {name: i for i, name in enumerate(FIRST)}
+    pending = sorted(runs, key=lambda r: first.get(r.output_name, len(first)))  # stable: plan order after FIRST
+    finished: set[str] = set()
+    running: dict[str, tuple[NotebookRun, PageRecord, float]] = {}
+    done_queue: queue.Queue = queue.Queue()
+    results = []
+
+    def work(nb_run: NotebookRun) -> None:
+        try:
+            error = execute(nb_run)
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread, which decides
+            error = _last_line(exc)
+        done_queue.put((nb_run.output_name, error))
+
+    started = 0
+    try:
+        while pending or running:
+            while len(running) < workers:
+                ready = next((r for r in pending if waiting[r.output_name] <= finished), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                started += 1
+                record = _started(session, started, len(runs), ready)
+                running[ready.output_name] = (ready, record, time.perf_counter())
+                threading.Thread(target=work, args=(ready,), name=ready.output_name, daemon=True).start()
+            if not running:  # nothing can start: a cycle in NEEDS (a bug); run the rest anyway, in order
+                waiting.update({r.output_name: set() for r in pending})
+                continue
+            name, error = done_queue.get()
+            nb_run, record, start = running.pop(name)
+            _finished(session, record, time.perf_counter() - start, error)
+            finished.add(name)
+            results.append((nb_run, record.seconds, error))
+    except KeyboardInterrupt:
+        for _, record, start in running.values():
+            record.seconds = time.perf_counter() - start
+        _stop_kernels(kernel_manager)
+        _interrupted(session, [record for _, record, _ in running.values()])
+        raise
+    return results
+
+
+def _stop_kernels(kernel_manager) -> None:
+    """Kill the kernels still running (Ctrl-C while notebooks run side by side: their threads then end)."""
+    for manager in list(getattr(kernel_manager, "started", [])):
+        process = getattr(getattr(manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
 
 
 def summary(results: list[tuple[NotebookRun, float, str | None]]) -> str:
@@ -311,6 +461,11 @@ def cli_main(argv: list[str]) -> int:
         help="seconds per cell (papermill); 0 = no limit; default: 3600, none for the paper profile",
     )
     parser.add_argument("--seed", type=cli.seed_int, default=0, help="SEED passed to every notebook")
+    parser.add_argument(
+        "--workers", type=cli.int_in(1, 64), default=None,
+        help="notebooks run side by side, each after the notebooks it reads (default: 2 with two or more CPU "
+        "cores, 1 for the paper and colab profiles)",
+    )
     args = parser.parse_args(argv)
     if args.only:
         names = [r.output_name for r in plan(args.profile, args.seed)]
@@ -321,7 +476,8 @@ def cli_main(argv: list[str]) -> int:
             )
     paths = Paths()
     try:
-        results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed, paths=paths)
+        results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed, paths=paths,
+                      workers=args.workers)
     except KeyboardInterrupt:
         print(outcome(args.profile, 130, paths=paths), file=sys.stderr, flush=True)
         return 130

@@ -262,7 +262,7 @@ def _start(run: Run) -> _State:
     model = build(run.name, **run.model_kwargs).to(run.device)
     if isinstance(model, ARLSTMVAE):
         model.init_output_bias(_density(run.train_data))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay)
+    optimiser = make_optimiser(model, settings, run.device)
     batch_size = batch_size_for(run.name, settings)
     steps_per_epoch = data.steps_per_epoch(len(run.train_data), batch_size)
     scheduler = make_scheduler(optimiser, settings, epochs * steps_per_epoch)
@@ -288,6 +288,19 @@ def _start(run: Run) -> _State:
         st.best = ckpt.get("best")
         st.partial = ckpt.get("partial") or {}
     return st
+
+
+def make_optimiser(model: nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the recipe's learning rate and weight decay (PyTorch's betas and eps).
+
+    On a CPU or a CUDA GPU it is PyTorch's fused implementation: the same update rule in one kernel over all
+    parameters instead of a handful of operations per parameter tensor. Measured on 2 CPU cores at the demo's
+    batch of 16: 6 % less time per step for the VQ-VAE, 22 % for the CNN-VAE (``benchmarks/train_speed.py``).
+    The numbers differ from the unfused update only by rounding."""
+    fused = torch.device(device).type in ("cpu", "cuda")
+    return torch.optim.AdamW(
+        model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay, **({"fused": True} if fused else {})
+    )
 
 
 def _kl_beta(run: Run, st: _State, step: int) -> float:
