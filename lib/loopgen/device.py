@@ -12,9 +12,10 @@ and loss scaling (:func:`grad_scaler`), on CUDA only (a CPU is refused in one li
 
 Autocast (:func:`autocast`) covers the forward pass and the loss only, as PyTorch recommends; the TF32
 switches (:func:`matmul_precision`) cover the whole optimiser step, backward included, so "fp32" and "tf32"
-mean the same thing in both directions. float16 has bf16's 8-bit mantissa but only a 5-bit exponent: small
-gradients underflow to zero unless the loss is scaled up before the backward pass and the gradients scaled
-back down before the update, which is what the gradient scaler does (and why bf16 needs none).
+mean the same thing in both directions. float16 keeps more mantissa bits than bf16 (10 against 7) but has a
+5-bit exponent where bf16 and float32 have 8: small gradients underflow to zero unless the loss is scaled up
+before the backward pass and the gradients scaled back down before the update, which is what the gradient
+scaler does (and why bf16 needs none).
 """
 
 from __future__ import annotations
