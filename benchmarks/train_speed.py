@@ -5,7 +5,8 @@
 
 Prints medians over ``--steps`` timed optimisation steps (after two warm-up steps) on random sparse loops,
 on the best available device (CUDA, else MPS, else CPU), in each ``--precision`` (default: auto, what
-training picks here: bf16 autocast on a GPU or CPU with bf16 units, float32 elsewhere; several precisions
+training picks here: bf16 autocast on a GPU or CPU with bf16 units, fp16 with its gradient scaler on a T4 or
+V100, float32 elsewhere; several precisions
 take turns step by step, so their ratio is fair on a machine whose load changes), each step as
 ``loopgen.train.loop.optimiser_step`` runs it. ``--json`` ends with one JSON object: loops/s per model and
 precision, and the speed-up of each precision over the first. The projection multiplies the
@@ -54,20 +55,20 @@ def time_interleaved(
         model = build(name).to(device).train()
         optimiser = make_optimiser(model, TrainSettings(lr_max=1e-3), device)  # AdamW as training makes it
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0)
-        runs[precision] = (model, optimiser, scheduler)
+        runs[precision] = (model, optimiser, scheduler, device_mod.grad_scaler(device, precision))
     if name == "prior":
         x = runs[precisions[0]][0].example_input(batch).to(device)
     else:
         x = (torch.rand(batch, 128, 93, device=device) < 0.02).float()
     times: dict[str, list[float]] = {p: [] for p in precisions}
     for i in range(steps + 2):
-        for precision, (model, optimiser, scheduler) in runs.items():
+        for precision, (model, optimiser, scheduler, scaler) in runs.items():
             with device_mod.matmul_precision(device, precision):
                 _sync(device)
                 t0 = time.perf_counter()
                 optimiser_step(
                     lambda x, model=model: model.training_loss(x, kl_beta=1.0, epoch=0), x, optimiser, scheduler,
-                    grad_clip=None, autocast=device_mod.autocast(device, precision),
+                    grad_clip=None, autocast=device_mod.autocast(device, precision), scaler=scaler,
                 )
                 _sync(device)
             if i >= 2:

@@ -132,4 +132,4 @@ def test_the_colab_profile_is_the_papers_models_and_batch_on_the_demo_corpus():
         assert c.batch_size == p.batch_size == 2048
         assert c.model_kwargs(name) == p.model_kwargs(name), "the paper's model sizes and choices"
         assert demo.train.recipe(name).epochs < c.epochs < p.epochs
-    assert colab.train.precision == "auto", "float32 on a T4 (no native bf16), bf16 where the GPU has it"
+    assert colab.train.precision == "auto", "fp16 with loss scaling on a T4 (no native bf16), bf16 where the GPU has it"

@@ -122,6 +122,49 @@ def test_shipped_weights_install_when_they_match_and_are_refused_when_damaged(lo
         shipped.load("nonar_lstm_vae", trained_long.key, folder)
 
 
+def test_force_trains_the_own_recipe_instead_of_the_shipped_weights_and_it_stays_in_use(loops, tmp_path, monkeypatch, capsys):
+    """``train --force`` of a model with shipped weights (the demo's LSTM-VAEs) trains the profile's own recipe
+    here, says so in one line, and that model is the one loaded and reused afterwards; deleting it brings the
+    shipped weights back. Before, force installed the shipped weights again (then retrained their long recipe)."""
+    long = dataclasses.replace(BASE, epochs=2, lstm_epochs=2)
+    short = dataclasses.replace(BASE, epochs=1, lstm_epochs=1, per_model={"nonar_lstm_vae": {"shipped_from": "long-test"}})
+    monkeypatch.setitem(profiles.PROFILES, "long-test", profiles.Profile(name="long-test", train=long))
+    folder = tmp_path / "shipped"
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
+    trained_long = train.train_model(
+        "nonar_lstm_vae", loops[:48], loops[48:], long, data_key="k", checkpoint_dir=tmp_path / "a", progress=False
+    )
+    shipped.export(trained_long.checkpoint, "long-test", folder)
+    here = tmp_path / "b"
+    call = dict(data_key="k", checkpoint_dir=here, progress=False)
+    assert train.train_model("nonar_lstm_vae", loops[:48], loops[48:], short, **call).weights == "shipped (long-test)"
+    capsys.readouterr()
+
+    forced = train.train_model("nonar_lstm_vae", loops[:48], loops[48:], short, force=True, **call)
+    said = capsys.readouterr().err
+    assert forced.weights == "trained here" and not forced.reused and forced.epochs_this_call == 1
+    assert len(forced.history) == short.recipe("nonar_lstm_vae").epochs
+    assert "instead of installing the shipped long-test weights" in said and len(said.strip().splitlines()) == 1
+    model, _ = train.load_trained("nonar_lstm_vae", short, **{k: v for k, v in call.items() if k != "progress"})
+    assert train.weights_digest(model) == train.weights_digest(forced.model), "the forced model is the one loaded"
+    assert "trained here" in train.training_notes(["nonar_lstm_vae"], short, data_key="k", checkpoint_dir=here)[0]
+    again = train.train_model("nonar_lstm_vae", loops[:48], loops[48:], short, **call)
+    assert again.reused and again.weights == "trained here", "a later call reuses it, no reinstall"
+
+    forced.checkpoint.unlink()  # deleting it brings the shipped weights back
+    assert train.train_model("nonar_lstm_vae", loops[:48], loops[48:], short, **call).weights == "shipped (long-test)"
+
+
+def test_train_help_says_what_force_does(capsys):
+    from loopgen.train import cli as train_cli
+
+    with pytest.raises(SystemExit):
+        train_cli._parse(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "retrain from scratch even if a finished checkpoint exists" in text
+    assert "instead of installing them" in text and "fp16" in text
+
+
 def test_recipe_table_names_every_setting():
     table = train.recipe_table("prior", profiles.get("demo").train, 6000, 700)
     assert isinstance(table, pd.Series)

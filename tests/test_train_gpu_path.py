@@ -123,7 +123,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert "bf16 units" in device_mod.describe_device(torch.device("cpu"))
     monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
     assert device_mod.resolve_precision(torch.device("cpu")) == "fp32"
-    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):  # T4, A100, H100
+    for capability, expected in (((6, 1), "fp32"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):  # P100, T4, A100, H100
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None, c=capability: c)
         assert device_mod.resolve_precision(torch.device("cuda")) == expected

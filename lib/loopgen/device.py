@@ -2,14 +2,20 @@
 
 ``precision`` (``TrainSettings.precision``, ``--precision``) is one of :data:`PRECISIONS`. ``"auto"`` is
 resolved at run time by :func:`resolve_precision`: bf16 autocast on a CUDA GPU with native bf16 (compute
-capability 8.0 or newer) and on a CPU whose oneDNN reports bf16 support (AVX-512 BF16 / AMX units), float32
-everywhere else (older GPUs such as the T4 or V100, CPUs without bf16 units, Apple MPS). ``"bf16"`` asks for
-bf16 autocast wherever it runs (slow on hardware without bf16 units); ``"tf32"`` is float32 with TF32 matmuls
-and convolutions on CUDA (PyTorch 1.9's default on Ampere GPUs); ``"fp32"`` is float32 with TF32 off.
+capability 8.0 or newer) and on a CPU whose oneDNN reports bf16 support (AVX-512 BF16 / AMX units); fp16
+autocast with a gradient scaler on a CUDA GPU with float16 tensor cores but no native bf16 (compute capability
+7.x: the T4, V100); float32 everywhere else (older GPUs, CPUs without bf16 units, Apple MPS). ``"bf16"`` asks
+for bf16 autocast wherever it runs (slow on hardware without bf16 units); ``"fp16"`` asks for float16 autocast
+and loss scaling (:func:`grad_scaler`), on CUDA only (a CPU is refused in one line: use bf16 or fp32 there);
+``"tf32"`` is float32 with TF32 matmuls and convolutions on CUDA (PyTorch 1.9's default on Ampere GPUs);
+``"fp32"`` is float32 with TF32 off.
 
 Autocast (:func:`autocast`) covers the forward pass and the loss only, as PyTorch recommends; the TF32
 switches (:func:`matmul_precision`) cover the whole optimiser step, backward included, so "fp32" and "tf32"
-mean the same thing in both directions.
+mean the same thing in both directions. float16 keeps more mantissa bits than bf16 (10 against 7) but has a
+5-bit exponent where bf16 and float32 have 8: small gradients underflow to zero unless the loss is scaled up
+before the backward pass and the gradients scaled back down before the update, which is what the gradient
+scaler does (and why bf16 needs none).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "tf32", "fp32")
-RESOLVED = ("bf16", "tf32", "fp32")  # what "auto" and the others resolve to
+PRECISIONS = ("auto", "bf16", "fp16", "tf32", "fp32")
+RESOLVED = ("bf16", "fp16", "tf32", "fp32")  # what "auto" and the others resolve to
+_FP16_DEVICES = ("cuda",)  # where "fp16" trains (the CPU tests of the scaled step add "cpu" here)
 
 
 def pick_device(prefer: str | None = None, *, warn: bool = True) -> torch.device:
@@ -91,24 +98,51 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cuda_capability(device: torch.device | None = None) -> tuple[int, int] | None:
+    """The CUDA GPU's compute capability (major, minor), or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    index = None if device is None or device.index is None else device.index
+    major, minor = torch.cuda.get_device_capability(index)
+    return int(major), int(minor)
+
+
 def cuda_supports_bf16(device: torch.device | None = None) -> bool:
     """True when the CUDA GPU computes in bf16 natively (compute capability 8.0 or newer: A100, RTX 30xx, H100;
     not the T4 or V100, where torch emulates it slowly)."""
-    if not torch.cuda.is_available():
-        return False
-    index = None if device is None or device.index is None else device.index
-    major, _minor = torch.cuda.get_device_capability(index)
-    return major >= 8
+    capability = cuda_capability(device)
+    return capability is not None and capability[0] >= 8
+
+
+def cuda_has_fp16_tensor_cores(device: torch.device | None = None) -> bool:
+    """True when the CUDA GPU has float16 tensor cores (compute capability 7.0 or newer: V100, T4 and later)."""
+    capability = cuda_capability(device)
+    return capability is not None and capability[0] >= 7
+
+
+def _auto_on_cuda(device: torch.device) -> str:
+    """"auto" on a CUDA GPU: bf16 from compute capability 8.0, fp16 on 7.x (tensor cores), float32 below."""
+    if cuda_supports_bf16(device):
+        return "bf16"
+    return "fp16" if cuda_has_fp16_tensor_cores(device) else "fp32"
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:
-    """What ``precision`` means on ``device``: "bf16", "tf32" or "fp32" (see the module docstring)."""
+    """What ``precision`` means on ``device``: "bf16", "fp16", "tf32" or "fp32" (see the module docstring).
+
+    "fp16" off CUDA is refused (:class:`loopgen.cli.UserError`, one line naming what to use instead)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device)
+    if precision == "fp16" and device.type not in _FP16_DEVICES:
+        from loopgen.cli import UserError
+
+        instead = "bf16 or fp32" if device.type == "cpu" else "fp32"
+        raise UserError(f"precision fp16 (float16 autocast with a gradient scaler) is for CUDA GPUs; "
+                        f"on {device.type} use --precision {instead}")
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if cuda_supports_bf16(device) else "fp32"
+            return _auto_on_cuda(device)
         if device.type == "cpu":
             return "bf16" if cpu_supports_bf16() else "fp32"
         return "fp32"
@@ -138,27 +172,41 @@ def matmul_precision(device: torch.device, precision: str = "auto") -> contextli
     return _tf32(resolve_precision(device, precision) == "tf32")
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """The numeric precision of a forward pass: bf16 autocast where :func:`resolve_precision` says "bf16",
+    """The numeric precision of a forward pass: bf16 or fp16 autocast where :func:`resolve_precision` says so,
     otherwise the TF32 switches of :func:`matmul_precision` (a training step takes those around its backward
     pass too)."""
     device = torch.device(device)
-    if resolve_precision(device, precision) == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    resolved = resolve_precision(device, precision)
+    if resolved in AUTOCAST_DTYPES:
+        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[resolved])
     return matmul_precision(device, precision)
+
+
+def grad_scaler(device: torch.device, precision: str = "auto") -> torch.amp.GradScaler:
+    """The gradient scaler of a training in ``precision`` on ``device``: enabled for "fp16" (the loss is scaled up
+    so that float16 gradients do not underflow), disabled otherwise (then it passes everything through
+    unchanged: ``scale(loss)`` is the loss, ``step(optimiser)`` is ``optimiser.step()``)."""
+    device = torch.device(device)
+    return torch.amp.GradScaler(device.type, enabled=resolve_precision(device, precision) == "fp16")
 
 
 def describe_precision(device: torch.device, precision: str = "auto") -> str:
     """In words: what ``precision`` means on ``device`` and, for "auto", why."""
     device = torch.device(device)
     resolved = resolve_precision(device, precision)
-    shown = {"bf16": "bf16 autocast", "tf32": "float32, TF32 matmuls", "fp32": "float32"}[resolved]
+    shown = {"bf16": "bf16 autocast", "fp16": "fp16 autocast, gradient scaling", "tf32": "float32, TF32 matmuls",
+             "fp32": "float32"}[resolved]
     if precision != "auto":
         return shown
     if device.type == "cpu":
         why = "this CPU has bf16 units" if resolved == "bf16" else "this CPU has no bf16 units"
     elif device.type == "cuda":
-        why = "native bf16 on this GPU" if resolved == "bf16" else "this GPU has no native bf16"
+        why = {"bf16": "native bf16 on this GPU", "fp16": "float16 tensor cores, no native bf16 on this GPU",
+               }.get(resolved, "this GPU has neither native bf16 nor tensor cores")
     else:
         why = device.type
     return f"{shown}: auto, {why}"

@@ -93,8 +93,10 @@ class TrainSettings:
     kl_anneal_fraction: float = 0.5  # continuous VAEs: KL weight 0 -> 1 linearly over this share of the steps
     # --- added for issue 10; the defaults reproduce the behaviour (and checkpoint keys) from before ---
     precision: str = "auto"  # "auto": bf16 autocast where the hardware has bf16 units (a CUDA GPU of compute
-    #   capability >= 8.0, a CPU whose oneDNN reports bf16), float32 elsewhere (loopgen.device.resolve_precision);
-    #   "bf16": bf16 autocast on any device; "tf32": float32 with TF32 matmuls on CUDA; "fp32": float32 everywhere
+    #   capability >= 8.0, a CPU whose oneDNN reports bf16), fp16 autocast with a gradient scaler on a CUDA GPU of
+    #   compute capability 7.x (T4, V100), float32 elsewhere (loopgen.device.resolve_precision); "bf16": bf16
+    #   autocast on any device; "fp16": fp16 autocast and loss scaling, CUDA only; "tf32": float32 with TF32
+    #   matmuls on CUDA; "fp32": float32 everywhere
     ar_output_bias: str = "data_rate"  # AR LSTM-VAE output bias at start: "data_rate" (log-odds) or "zero" (He)
     vq_dead_code_restart: float = 1.0  # restart codes whose EMA count falls below this; 0 = never
     vq_loss_reduction: str = "sum"  # VQ-VAE: "sum" over cells and latent values per loop, or "mean" (Oord)
@@ -271,8 +273,9 @@ PROFILES: dict[str, Profile] = {
 # loops, ~3 optimiser steps an epoch). Our estimate of the epochs: the paper trains each model in under 8 h on an
 # RTX 3090 (2,000 epochs x 120,600 loops, so at least ~8,400 loops/s); a T4 has about a quarter of its float32
 # throughput, so ~2,100 loops/s or more, and 1,000 epochs x ~6,000 loops take under an hour per training. Precision
-# "auto": float32 on a T4 (no native bf16), bf16 on an A100 or L4. ``rehearse --profile colab`` on the GPU at hand
-# projects the real time of every training (TRAIN_LOOPS_ESTIMATE below) before a session is spent on it.
+# "auto": fp16 autocast with a gradient scaler on a T4 (float16 tensor cores, no native bf16), bf16 on an A100 or
+# L4. ``rehearse --profile colab`` on the GPU at hand projects the real time of every training
+# (TRAIN_LOOPS_ESTIMATE below) before a session is spent on it.
 COLAB_EPOCHS = 1000
 COLAB_TABLE2_VQ_EPOCHS = 250  # each of Table 2's six VQ-VAEs: about a quarter of an hour
 PROFILES["colab"] = Profile(
@@ -338,8 +341,9 @@ def _vq_loss(p: Profile) -> str:
 def _precision(p: Profile) -> str:
     return {
         "auto": "bf16 autocast where the GPU (compute capability >= 8.0) or CPU (oneDNN bf16) has bf16 units, "
-        "else float32",
+        "fp16 autocast with a gradient scaler on a GPU of compute capability 7.x (T4, V100), else float32",
         "bf16": "bf16 autocast on every device",
+        "fp16": "fp16 autocast with a gradient scaler (CUDA GPUs)",
         "tf32": "float32; TF32 matmuls and convolutions on CUDA",
         "fp32": "float32 everywhere",
     }[p.train.precision]
@@ -457,7 +461,8 @@ OPEN_CHOICES: tuple[OpenChoice, ...] = (
         "not stated (PyTorch 1.9 on an RTX 3090)",
         _precision,
         "PyTorch 1.9 ran float32 with TF32 on by default on Ampere GPUs; bf16 autocast is faster where the "
-        "hardware has bf16 units ('auto' checks at run time) and is keyed in the checkpoint; float32 is not keyed.",
+        "hardware has bf16 units, fp16 with loss scaling on the tensor cores of a T4 or V100 ('auto' checks at run "
+        "time); both are keyed in the checkpoint; float32 is not keyed.",
     ),
     OpenChoice(
         "VQ codebook update",

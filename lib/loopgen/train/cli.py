@@ -46,14 +46,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--L", type=cli.int_in(1, 1024), default=None, help="VQ-VAE latent dimension (16 or 32; default: the profile's, 16)")
     parser.add_argument("--K", type=cli.int_in(2, 65536), default=None, help="VQ-VAE codebook size (256 or 512; default: the profile's, 512)")
     parser.add_argument("--seed", type=cli.seed_int, default=0, help="training seed (a new seed trains a new checkpoint)")
-    parser.add_argument("--force", action="store_true", help="retrain even if a finished checkpoint exists")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="retrain from scratch even if a finished checkpoint exists; a model with shipped weights (the demo's "
+        "LSTM-VAEs) trains the profile's own recipe here instead of installing them",
+    )
     parser.add_argument(
         "--device", default=None, choices=("cpu", "cuda", "mps"), help="default: the best available"
     )
     parser.add_argument(
         "--precision", default=None, choices=device_mod.PRECISIONS,
-        help="numeric precision (default: the profile's; auto = bf16 where the CPU or GPU has bf16 units, "
-        "else float32); the checkpoint is keyed by it",
+        help="numeric precision (default: the profile's; auto = bf16 where the CPU or GPU has bf16 units, fp16 "
+        "with a gradient scaler on a T4 or V100, else float32; fp16 is for CUDA GPUs only); the checkpoint is "
+        "keyed by it",
     )
     parser.add_argument(
         "--wait", action="store_true",

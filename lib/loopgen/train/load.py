@@ -86,7 +86,7 @@ def load_trained(
     # precision "auto" means what it resolved to where the model was trained: this device's first, then the others
     candidates = [settings_on(settings, device)]
     if settings.precision == "auto":
-        candidates += [dataclasses.replace(settings, precision=p) for p in ("bf16", "fp32")]
+        candidates += [dataclasses.replace(settings, precision=p) for p in ("bf16", "fp16", "fp32")]
     for candidate in candidates:
         found = _path_of(name, candidate, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs)
         if found[0].exists():

@@ -2,7 +2,8 @@
 
 Each call prepares its data (:mod:`loopgen.train.data`), sets up a :class:`Run` (model, recipe, checkpoint)
 and, holding the checkpoint's lock (one writer per checkpoint, whoever starts it), :func:`fit` trains it.
-The step itself, :func:`optimiser_step`, is the textbook's: forward and loss, backward, clip, update. Around it:
+The step itself, :func:`optimiser_step`, is the textbook's: forward and loss, backward, clip, update (in fp16,
+through a gradient scaler). Around it:
 AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`, the precision of
 :mod:`loopgen.device` (autocast for the forward pass, TF32 switches for the whole step), validation every
 ``validate_every`` epochs, a checkpoint every ``checkpoint_every`` epochs (and every ``checkpoint_minutes``
@@ -104,6 +105,7 @@ class _State:
     history: dict[str, list] = field(default_factory=dict)
     epoch: int = 0  # epochs done
     finished: bool = False
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scaling (disabled in the other precisions)
     best: dict | None = None  # keep_best: {"loss", "epoch", "model"} of the best validated epoch so far
     partial: dict = field(default_factory=dict)  # a checkpoint written inside an epoch: steps done, sums
     saved_at: float = 0.0  # time.perf_counter() of the last checkpoint
@@ -119,21 +121,35 @@ def optimiser_step(
     *,
     grad_clip: float | None,
     autocast: contextlib.AbstractContextManager,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """One optimiser step on batch ``x``: forward and loss, backward, (clip), update, learning-rate step.
 
     ``loss_of(x)`` returns ``(loss, terms)``; ``autocast`` is the mixed-precision context of the forward pass.
     Everything else a training needs (DDP, the schedule, checkpoints, progress) happens around this function.
+
+    ``scaler`` (:func:`loopgen.device.grad_scaler`) is fp16's one addition to the textbook step: float16
+    gradients underflow to zero below ~6e-8, so the loss is multiplied by a large scale before the backward
+    pass, and the gradients are divided by it again (``unscale_``) before they are clipped and applied. When a
+    gradient overflowed (inf or NaN) the scaler skips the update and halves the scale; the learning rate then
+    stays where it is too (the schedule counts the updates made, and PyTorch's scheduler does not warn of an
+    update it missed). In the other precisions the scaler is disabled and each call below is the plain one.
     """
+    if scaler is None:
+        scaler = torch.amp.GradScaler(enabled=False)
     with autocast:
         loss, terms = loss_of(x)  # forward pass and loss
     optimiser.zero_grad(set_to_none=True)
-    loss.backward()  # gradients
+    scaler.scale(loss).backward()  # gradients (fp16: of the scaled loss)
     if grad_clip:
+        scaler.unscale_(optimiser)  # fp16: the true gradients, so the clip sees their real norm
         params = [p for group in optimiser.param_groups for p in group["params"]]
         nn.utils.clip_grad_norm_(params, grad_clip)
-    optimiser.step()  # update the weights
-    scheduler.step()  # the learning rate of the next step
+    scale = scaler.get_scale()
+    scaler.step(optimiser)  # update the weights (fp16: unless a gradient overflowed)
+    scaler.update()  # fp16: halve the scale after an overflow, double it after 2,000 clean steps
+    if scaler.get_scale() >= scale:  # the update was made (only an overflow lowers the scale)
+        scheduler.step()  # the learning rate of the next step
     return loss.detach(), terms
 
 
@@ -266,7 +282,8 @@ def _start(run: Run) -> _State:
     batch_size = batch_size_for(run.name, settings)
     steps_per_epoch = data.steps_per_epoch(len(run.train_data), batch_size)
     scheduler = make_scheduler(optimiser, settings, epochs * steps_per_epoch)
-    st = _State(model, optimiser, scheduler, epochs, batch_size, steps_per_epoch)
+    scaler = device_mod.grad_scaler(run.device, settings.precision)
+    st = _State(model, optimiser, scheduler, epochs, batch_size, steps_per_epoch, scaler=scaler)
     if run.force and distributed.is_main():
         run.path.unlink(missing_ok=True)
     distributed.barrier()  # under DDP no rank looks for the checkpoint before rank 0 has removed it
@@ -284,6 +301,8 @@ def _start(run: Run) -> _State:
     if not st.finished:
         optimiser.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler.is_enabled():  # fp16: the loss scale and its count of clean steps
+            scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"], run.device)
         st.best = ckpt.get("best")
         st.partial = ckpt.get("partial") or {}
@@ -348,6 +367,7 @@ def _train_epoch(run: Run, st: _State, train_step: Callable, epoch: int, stop: _
             loss, terms = optimiser_step(
                 lambda x, kl_beta=kl_beta: train_step(x, kl_beta, model_epoch), x, st.optimiser, st.scheduler,
                 grad_clip=run.settings.grad_clip, autocast=device_mod.autocast(dev, run.settings.precision),
+                scaler=st.scaler,
             )
             step += 1
             b = len(batch_index)
@@ -438,6 +458,7 @@ def _save(run: Run, st: _State, epoch_done: int, finished: bool, **extra) -> Non
         "scheduler": st.scheduler.state_dict(),
         "rng": rng_state(run.device),
         "history": st.history,
+        **({"scaler": st.scaler.state_dict()} if st.scaler is not None and st.scaler.is_enabled() else {}),
         **extra,
     }
     save_checkpoint(checkpoint, run.path)
@@ -476,6 +497,7 @@ def _train(
     ``fit`` and ``rehearse`` never write one checkpoint at once: the second is refused in one line
     (:class:`loopgen.atomic.LockedError`) or, with ``wait``, waits. Under torchrun rank 0 takes the lock."""
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
+    device_mod.resolve_precision(device, settings.precision)  # fp16 off CUDA: refused before any work
     settings = settings_on(settings, device)  # precision "auto" resolved for this device (and keyed so)
     train_data, val_data = data.prepare(
         train, val, settings, check=check, names=names, seed=call.seed, device=device
@@ -483,7 +505,8 @@ def _train(
     kwargs = dict(model_kwargs)
     if is_prior(name):  # its sequence length is the codes' (unless given)
         kwargs = {"seq_len": int(train_data.shape[1]), **kwargs}
-    shipped = install_shipped(name, settings, call.data_key, call.checkpoint_dir, kwargs, call.seed, vq_key=vq_key)
+    shipped = install_shipped(name, settings, call.data_key, call.checkpoint_dir, kwargs, call.seed, vq_key=vq_key,
+                              force=call.force)
     own = settings if shipped is None else shipped
     where = {"data_key": call.data_key, "model_kwargs": kwargs, "seed": call.seed, "vq_key": vq_key}
     meta = {"data_key": str(call.data_key), **({"vq_key": vq_key} if vq_key else {}), "n_train": len(train_data)}

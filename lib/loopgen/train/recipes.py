@@ -3,7 +3,9 @@
 
 A profile's recipe for a model may name another profile (``shipped_from``) whose weights are shipped: when
 they were trained on this very dataset (matched by checkpoint key and SHA-256), they are installed as a
-finished checkpoint instead of training the short recipe here.
+finished checkpoint instead of training the short recipe here. ``force`` (``train --force``) trains the short
+recipe here instead; once a checkpoint of the short recipe exists (trained with ``force``, or because no shipped
+weights matched), it is the one used, and deleting it brings the shipped weights back.
 """
 
 from __future__ import annotations
@@ -41,17 +43,30 @@ def install_shipped(
     kwargs: dict,
     seed: int,
     vq_key: str | None = None,
+    *,
+    force: bool = False,
 ) -> TrainSettings | None:
     """Install the shipped weights of ``name`` as a finished checkpoint when its recipe asks for them and
-    they match this dataset; return the settings they were trained with, or ``None`` (then train here)."""
+    they match this dataset; return the settings they were trained with, or ``None`` (then train here).
+
+    Nothing is installed with ``force`` (said in one line), nor when this recipe's own checkpoint exists (trained
+    here before: it is reused or resumed)."""
     from loopgen import shipped
 
     long = shipped_settings(name, settings)
     if long is None:
         return None
+    recipe = settings.recipe(name)
+    if force:
+        print(f"{name}: force: training this profile's own recipe here ({recipe.epochs} epochs, batch "
+              f"{recipe.batch_size}) instead of installing the shipped {recipe.shipped_from} weights", file=sys.stderr)
+        return None
     where = {"data_key": data_key, "model_kwargs": kwargs, "seed": seed, "vq_key": vq_key}  # vq_key: the prior's
     key = checkpoint_key(name, long, **where)
     path = checkpoint_path(name, long, checkpoint_dir=checkpoint_dir, **where)
+    own = checkpoint_path(name, settings, checkpoint_dir=checkpoint_dir, **where)
+    if own != path and own.exists():  # this recipe trained here before: reuse or resume it
+        return None
     if path.exists():
         ckpt = read_checkpoint(path)
         if ckpt.get("finished") and ckpt.get("key") == key:
@@ -93,7 +108,7 @@ def weights_source(name: str, settings: TrainSettings, *, data_key: str, checkpo
     if long is not None:
         path = checkpoint_path(name, long, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
         own = checkpoint_path(name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, seed=seed)
-        if path != own and path.exists():
+        if path != own and path.exists() and not own.exists():  # a checkpoint trained here comes first
             ckpt = read_checkpoint(path)
             if ckpt.get("finished"):
                 shipped_file = ckpt.get("meta", {}).get("shipped")
