@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # loopgen: one command to set up and regenerate every table and figure, one to run the tests.
 #
-#   ./run_all.sh                     set up, then run every notebook at the demo profile (default)
+#   ./run_all.sh                     set up, then run every notebook at the demo profile (default; two side by
+#                                    side on a machine with two or more cores, each after the notebooks it reads)
 #   ./run_all.sh --profile smoke     the same at smoke scale (what the notebook test in CI runs)
 #   ./run_all.sh --profile colab     the paper's models and batch on the demo corpus (a notebook GPU; see README)
 #   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
         ONLY+=("$1"); shift
       done
       [ ${#ONLY[@]} -gt 0 ] || usage_error "--only needs at least one notebook name (e.g. --only 04 05)" ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) usage_error "unknown option '$1'; options: --profile NAME, --only NAME..., --tests, --setup, --lock" ;;
   esac
 done
