@@ -1,0 +1,220 @@
+"""The AR LSTM-VAE's decoder recurrence with a hand-written backward pass (one autograd node for 128 steps).
+
+The decoder is a one-layer LSTM whose input at step t is ``concat(previous_t, z)``, where ``previous_t`` is the
+previous step of the target loop (teacher forcing) or the decoder's own previous prediction (``logit >= 0``),
+coin by coin (scheduled sampling). Splitting the input weights ``W_ih = [W_prev | W_z]``, step t computes
+
+    pre_t = latent_gates + previous_t W_prev^T + h_{t-1} W_hh^T      latent_gates = z W_z^T + b_ih + b_hh
+    i, f, o = sigmoid(pre_t[i], pre_t[f], pre_t[o]);  g = tanh(pre_t[g])     (PyTorch's gate order i, f, g, o)
+    c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t);  h_0 = c_0 = z
+
+``latent_gates`` is the same at every step and is computed once, outside, by ordinary autograd.
+
+**Why a hand-written backward pass.** Left to autograd, each of the 128 steps records a dozen small operations
+(matrix products, slices, sigmoids, products), and the backward pass replays them one by one: at batch 64 the
+bookkeeping costs about as much as the arithmetic. But the only paths a gradient takes through time are ``h`` and
+``c``: ``previous_t`` is data (the target) or a thresholded prediction, and neither carries a gradient.
+So the forward pass here runs with autograd off and keeps, per step, only what the backward pass needs, stacked
+over time: the step's input ``[previous_t | h_{t-1}]``, the forget gate f, and the local derivatives of the gate
+pre-activations (below), computed while the step's numbers are at hand. One matrix product per step gives both
+shares of the gates, ``[previous_t | h_{t-1}] [W_prev | W_hh]^T``.
+The backward pass then walks the steps backwards, t = T-1 .. 0, with six small operations each; given
+``dh_t`` (from the logits at step t plus from step t+1) and ``dc_t`` (from step t+1):
+
+    dc_t   += dh_t * o * (1 - tanh(c_t)^2)
+    dpre_t  = [dc_t * g * i(1-i),  dc_t * c_{t-1} * f(1-f),  dc_t * i * (1-g^2),  dh_t * tanh(c_t) * o(1-o)]
+    dh_{t-1} += dpre_t W_hh;   dc_{t-1} = dc_t * f
+
+and only then, with all ``dpre_t`` stacked (T x batch rows), the weight gradients come from one large matrix
+product instead of 256 small ones: ``[dW_prev | dW_hh] = sum_t dpre_t^T [previous_t | h_{t-1}]``, and
+``d latent_gates = sum_t dpre_t``, which ordinary autograd carries on into ``W_z``, the biases and z;
+``dh_0`` and ``dc_0`` flow into z too (``h_0 = c_0 = z``).
+The gradients are the same as autograd's through ``nn.LSTM`` step by step (tests/test_ar_decoder.py checks them
+against ``lstm_vae.reference_stepwise`` and with ``torch.autograd.gradcheck``).
+
+**Precision.** The caller hands the matrices in the dtype the products should run in (bf16 under bf16 autocast)
+and the initial cell state in its own (float32 under autocast): as with ``nn.LSTM`` under autocast, the matrix
+products and the gates run in the autocast dtype; here the cell state, and the backward pass's running
+``dh``/``dc``, stay in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _run_forward(
+    latent_gates: torch.Tensor,
+    w_cat: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    x: torch.Tensor | None,
+    teacher_mask: torch.Tensor | None,
+    w_out: torch.Tensor,
+    b_out: torch.Tensor,
+    steps: int,
+    keep_history: bool,
+) -> dict[str, torch.Tensor]:
+    """The ``steps`` steps without autograd, into preallocated buffers (time-major: index t is step t).
+
+    ``w_cat = [W_prev | W_hh]`` (4H, P + H), so that one matrix product per step gives both shares of the gates:
+    ``inputs[t] = [previous_t | h_{t-1}]`` (batch, P + H). Returns ``hidden`` (batch-major h_1 .. h_T) and, with
+    ``keep_history``, what the backward pass needs: ``inputs`` (steps, batch, P + H), ``forget`` (the f gates),
+    ``local`` (steps, batch, 4, H: d h_t or d c_t -> d pre_t for each gate, see the module docstring) and
+    ``dc_from_dh`` (steps, batch, H: ``o * (1 - tanh(c_t)^2)``), all computed here while each step's numbers are
+    at hand, not in the backward pass over tensors too large for the cache.
+    """
+    batch, hidden_size = h0.shape
+    columns = w_cat.shape[1] - hidden_size
+    acc = c0.dtype  # the cell state's dtype: float32 under autocast
+    kept = steps if keep_history else 1
+    inputs = latent_gates.new_zeros(steps + 1, batch, columns + hidden_size)  # row `steps` holds only h_T
+    gates = latent_gates.new_empty(kept, batch, 4, hidden_size)
+    local = c0.new_empty(kept, batch, 4, hidden_size)
+    dc_from_dh = c0.new_empty(kept, batch, hidden_size)
+    one = c0.new_ones(())
+    cells = c0.new_empty(2, batch, hidden_size)
+    tanh_c = c0.new_empty(batch, hidden_size)
+    pre = torch.empty_like(latent_gates)
+    cells[0] = c0
+    inputs[0, :, columns:] = h0
+    w_cat_t, w_out_t = w_cat.t(), w_out.t()
+    teacher = None if x is None or teacher_mask is None else teacher_mask.unsqueeze(-1)
+    for t in range(steps):
+        h_prev, previous = inputs[t, :, columns:], inputs[t, :, :columns]
+        if t > 0:  # the input: the previous target step or the own previous prediction (no gradient either way)
+            torch.ge(torch.addmm(b_out, h_prev, w_out_t), 0, out=previous)
+            if teacher is not None:
+                torch.where(teacher[:, t], x[:, t - 1], previous, out=previous)
+        torch.addmm(latent_gates, inputs[t], w_cat_t, out=pre)  # [previous_t | h_{t-1}] [W_prev | W_hh]^T
+        k = t if keep_history else 0
+        act = gates[k]
+        torch.sigmoid(pre.view(batch, 4, hidden_size), out=act)  # i, f, o (and g, overwritten next)
+        torch.tanh(pre[:, 2 * hidden_size : 3 * hidden_size], out=act[:, 2])
+        i, f, g, o = act.unbind(1)
+        c_prev, c = cells[t % 2], cells[(t + 1) % 2]
+        torch.mul(f, c_prev, out=c)
+        c.addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
+        torch.tanh(c, out=tanh_c)
+        torch.mul(o, tanh_c, out=inputs[t + 1, :, columns:])  # h_t = o * tanh(c_t)
+        if keep_history:
+            d = local[k]  # sigmoid' = s (1 - s), tanh' = 1 - g^2; times the other factor of each product
+            torch.addcmul(act, act, act, value=-1, out=d)
+            torch.addcmul(one, g, g, value=-1, out=d[:, 2])
+            d[:, 0].mul_(g)
+            d[:, 1].mul_(c_prev)
+            d[:, 2].mul_(i)
+            d[:, 3].mul_(tanh_c)
+            torch.addcmul(one, tanh_c, tanh_c, value=-1, out=dc_from_dh[k]).mul_(o)
+    hidden = inputs[1:, :, columns:].transpose(0, 1)
+    if not keep_history:
+        return {"hidden": hidden}
+    return {
+        "hidden": hidden,
+        "inputs": inputs[:steps],
+        "forget": gates[:, :, 1].to(acc),
+        "local": local,
+        "dc_from_dh": dc_from_dh,
+    }
+
+
+class _Recurrence(torch.autograd.Function):
+    """The whole recurrence as one autograd node; see the module docstring for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, latent_gates, w_cat, h0, c0, x, teacher_mask, w_out, b_out, steps):
+        with torch.autocast(latent_gates.device.type, enabled=False):
+            run = _run_forward(latent_gates, w_cat, h0, c0, x, teacher_mask, w_out, b_out, steps, True)
+        ctx.save_for_backward(
+            run["inputs"], run["forget"], run["local"], run["dc_from_dh"], w_cat, teacher_mask
+        )
+        ctx.dtypes = (latent_gates.dtype, h0.dtype, c0.dtype)
+        ctx.teacher = x is not None and teacher_mask is not None
+        return run["hidden"]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_hidden):
+        inputs, forget, local, dc_from_dh, w_cat, teacher_mask = ctx.saved_tensors
+        latent_dtype, h_dtype, c_dtype = ctx.dtypes
+        steps, batch, width = inputs.shape
+        hidden_size = forget.shape[-1]
+        columns = width - hidden_size
+        with torch.autocast(d_hidden.device.type, enabled=False):
+            d_pre, dh0, dc0 = _backward_through_time(
+                d_hidden.transpose(0, 1), forget, local, dc_from_dh, w_cat[:, columns:]
+            )
+            flat = d_pre.view(steps * batch, 4 * hidden_size)
+            # dW_cat = sum_t dpre_t^T [previous_t | h_{t-1}]: one product over all steps and loops
+            d_w_cat = flat.t().mm(inputs.view(steps * batch, width)) if ctx.needs_input_grad[1] else None
+            d_latent = d_pre.sum(0, dtype=c_dtype).to(latent_dtype) if ctx.needs_input_grad[0] else None
+            d_x = None
+            if ctx.needs_input_grad[4] and ctx.teacher:  # only a teacher-fed step passes a gradient to x
+                d_prev = torch.matmul(d_pre[1:], w_cat[:, :columns]) * teacher_mask.t()[1:].unsqueeze(-1)
+                d_x = torch.cat([d_prev.transpose(0, 1), d_prev.new_zeros(batch, 1, columns)], dim=1)
+        return d_latent, d_w_cat, dh0.to(h_dtype), dc0.to(c_dtype), d_x, None, None, None, None
+
+
+def _backward_through_time(
+    d_hidden: torch.Tensor,
+    forget: torch.Tensor,
+    local: torch.Tensor,
+    dc_from_dh: torch.Tensor,
+    w_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``dpre_t`` for every step (steps, batch, 4H, in the matrices' dtype), ``dh_0`` and ``dc_0``.
+
+    ``d_hidden[t]`` is the gradient arriving at h_{t+1} from outside (the logits); the loop adds what flows back
+    from the later steps: six small operations per step, no autograd.
+    """
+    steps, batch, _, hidden_size = local.shape
+    acc = local.dtype  # float32 (or float64): the running dh and dc
+    d_pre = torch.empty(steps, batch, 4, hidden_size, dtype=w_hh.dtype, device=w_hh.device)
+    dh = torch.empty(batch, hidden_size, dtype=acc, device=local.device)
+    dc = torch.zeros_like(dh)
+    dh_back = None  # the gradient flowing back into h_t from step t+1: dpre_{t+1} W_hh
+    for t in range(steps - 1, -1, -1):
+        if dh_back is None:
+            dh.copy_(d_hidden[t])
+        else:
+            torch.add(d_hidden[t], dh_back, out=dh)
+        dc.addcmul_(dh, dc_from_dh[t])  # dc_t
+        torch.mul(local[t, :, :3], dc.unsqueeze(1), out=d_pre[t, :, :3])  # d pre for i, f, g
+        torch.mul(local[t, :, 3], dh, out=d_pre[t, :, 3])  # d pre for o
+        dh_back = d_pre[t].view(batch, 4 * hidden_size).mm(w_hh)
+        dc.mul_(forget[t])  # the share of dc_{t-1} that flows through c
+    return d_pre.view(steps, batch, 4 * hidden_size), dh_back, dc
+
+
+class ScheduledSamplingRecurrence(nn.Module):
+    """The AR decoder's 128 LSTM steps with their inputs chosen step by step; no parameters of its own.
+
+    ``forward`` takes the pieces of the decoder's ``nn.LSTM`` weights and returns the hidden states h_1 .. h_T,
+    (batch, T, H); see the module docstring. With autograd on (training), it runs as one autograd node with
+    the hand-written backward pass; with autograd off (inference) it keeps only the latest step's gates.
+    """
+
+    def forward(
+        self,
+        latent_gates: torch.Tensor,
+        w_cat: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor,
+        x: torch.Tensor | None,
+        teacher_mask: torch.Tensor | None,
+        w_out: torch.Tensor,
+        b_out: torch.Tensor,
+        steps: int,
+    ) -> torch.Tensor:
+        """``latent_gates`` (batch, 4H), ``w_cat = [W_prev | W_hh]`` (4H, P + H) and ``h0`` (batch, H) in the
+        products' dtype; ``c0`` (batch, H) in the cell state's; ``x`` (batch, T, P) the teacher and
+        ``teacher_mask`` (batch, T, bool) where step t is fed ``x[:, t-1]`` (either None: always the own
+        prediction); ``w_out`` (P, H) and ``b_out`` (P) give the logits that decide the own predictions (no
+        gradient flows to them)."""
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (latent_gates, w_cat, h0, c0, x)):
+            return _Recurrence.apply(
+                latent_gates, w_cat, h0, c0, x, teacher_mask, w_out.detach(), b_out.detach(), steps
+            )
+        with torch.no_grad(), torch.autocast(latent_gates.device.type, enabled=False):
+            return _run_forward(latent_gates, w_cat, h0, c0, x, teacher_mask, w_out, b_out, steps, False)["hidden"]
