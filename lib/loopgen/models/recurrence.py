@@ -55,68 +55,59 @@ def _run_forward(
     b_out: torch.Tensor,
     steps: int,
     keep_history: bool,
-) -> dict[str, torch.Tensor]:
-    """The ``steps`` steps without autograd, into preallocated buffers (time-major: index t is step t).
+) -> dict:
+    """The ``steps`` steps without autograd.
 
     ``w_cat = [W_prev | W_hh]`` (4H, P + H), so that one matrix product per step gives both shares of the gates:
-    ``inputs[t] = [previous_t | h_{t-1}]`` (batch, P + H). Returns ``hidden`` (batch-major h_1 .. h_T) and, with
-    ``keep_history``, what the backward pass needs: ``inputs`` (steps, batch, P + H), ``forget`` (the f gates),
-    ``local`` (steps, batch, 4, H: d h_t or d c_t -> d pre_t for each gate, see the module docstring) and
-    ``dc_from_dh`` (steps, batch, H: ``o * (1 - tanh(c_t)^2)``), all computed here while each step's numbers are
-    at hand, not in the backward pass over tensors too large for the cache.
+    ``inputs[t] = [previous_t | h_{t-1}]`` (batch, P + H). Returns ``hidden`` (batch, steps, H: h_1 .. h_T) and,
+    with ``keep_history``, per step what the backward pass needs: ``inputs``, ``forget`` (the f gates),
+    ``local`` (batch, 4, H: what d c_t, or d h_t for o, is multiplied by to give d pre_t of each gate, see the
+    module docstring) and ``dc_from_dh`` (``o * (1 - tanh(c_t)^2)``), computed here while each step's numbers
+    are at hand. Each step's tensors are small ones of their own, not slices of tensors over all 128 steps:
+    the memory allocator recycles small blocks from one training step to the next, whereas several large ones
+    are handed back to the operating system and cost page faults on every step.
     """
     batch, hidden_size = h0.shape
     columns = w_cat.shape[1] - hidden_size
-    acc = c0.dtype  # the cell state's dtype: float32 under autocast
-    kept = steps if keep_history else 1
-    inputs = latent_gates.new_zeros(steps + 1, batch, columns + hidden_size)  # row `steps` holds only h_T
-    gates = latent_gates.new_empty(kept, batch, 4, hidden_size)
-    local = c0.new_empty(kept, batch, 4, hidden_size)
-    dc_from_dh = c0.new_empty(kept, batch, hidden_size)
     one = c0.new_ones(())
-    cells = c0.new_empty(2, batch, hidden_size)
-    tanh_c = c0.new_empty(batch, hidden_size)
-    pre = torch.empty_like(latent_gates)
-    cells[0] = c0
-    inputs[0, :, columns:] = h0
     w_cat_t, w_out_t = w_cat.t(), w_out.t()
     teacher = None if x is None or teacher_mask is None else teacher_mask.unsqueeze(-1)
+    pre = torch.empty_like(latent_gates)
+    tanh_c = torch.empty_like(c0)
+    c = c0.clone()
+    step_input = h0.new_zeros(batch, columns + hidden_size)  # previous_0 = x_{-1} = 0
+    step_input[:, columns:] = h0
+    inputs, forget, local, dc_from_dh = [], [], [], []
     for t in range(steps):
-        h_prev, previous = inputs[t, :, columns:], inputs[t, :, :columns]
+        h_prev, previous = step_input[:, columns:], step_input[:, :columns]
         if t > 0:  # the input: the previous target step or the own previous prediction (no gradient either way)
             torch.ge(torch.addmm(b_out, h_prev, w_out_t), 0, out=previous)
             if teacher is not None:
                 torch.where(teacher[:, t], x[:, t - 1], previous, out=previous)
-        torch.addmm(latent_gates, inputs[t], w_cat_t, out=pre)  # [previous_t | h_{t-1}] [W_prev | W_hh]^T
-        k = t if keep_history else 0
-        act = gates[k]
-        torch.sigmoid(pre.view(batch, 4, hidden_size), out=act)  # i, f, o (and g, overwritten next)
+        torch.addmm(latent_gates, step_input, w_cat_t, out=pre)  # [previous_t | h_{t-1}] [W_prev | W_hh]^T
+        act = torch.sigmoid(pre.view(batch, 4, hidden_size))  # i, f, o (and g, overwritten next)
         torch.tanh(pre[:, 2 * hidden_size : 3 * hidden_size], out=act[:, 2])
         i, f, g, o = act.unbind(1)
-        c_prev, c = cells[t % 2], cells[(t + 1) % 2]
-        torch.mul(f, c_prev, out=c)
+        c_prev, c = c, torch.mul(f, c)
         c.addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
         torch.tanh(c, out=tanh_c)
-        torch.mul(o, tanh_c, out=inputs[t + 1, :, columns:])  # h_t = o * tanh(c_t)
+        inputs.append(step_input)
+        step_input = h0.new_empty(batch, columns + hidden_size)
+        torch.mul(o, tanh_c, out=step_input[:, columns:])  # h_t = o * tanh(c_t), into the next step's input
         if keep_history:
-            d = local[k]  # sigmoid' = s (1 - s), tanh' = 1 - g^2; times the other factor of each product
-            torch.addcmul(act, act, act, value=-1, out=d)
-            torch.addcmul(one, g, g, value=-1, out=d[:, 2])
+            d = torch.addcmul(act, act, act, value=-1).to(c.dtype)  # sigmoid' = s (1 - s) ...
+            torch.addcmul(one, g, g, value=-1, out=d[:, 2])  # ... tanh' = 1 - g^2; times each product's other factor
             d[:, 0].mul_(g)
             d[:, 1].mul_(c_prev)
             d[:, 2].mul_(i)
             d[:, 3].mul_(tanh_c)
-            torch.addcmul(one, tanh_c, tanh_c, value=-1, out=dc_from_dh[k]).mul_(o)
-    hidden = inputs[1:, :, columns:].transpose(0, 1)
-    if not keep_history:
-        return {"hidden": hidden}
-    return {
-        "hidden": hidden,
-        "inputs": inputs[:steps],
-        "forget": gates[:, :, 1].to(acc),
-        "local": local,
-        "dc_from_dh": dc_from_dh,
-    }
+            local.append(d)
+            forget.append(f)
+            dc_from_dh.append(torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o))
+    inputs.append(step_input)  # holds only h_T
+    hidden = torch.stack([step[:, columns:] for step in inputs[1:]], dim=1)
+    history = {"inputs": inputs[:steps], "forget": forget, "local": local, "dc_from_dh": dc_from_dh}
+    return {"hidden": hidden, **(history if keep_history else {})}
 
 
 class _Recurrence(torch.autograd.Function):
@@ -126,9 +117,9 @@ class _Recurrence(torch.autograd.Function):
     def forward(ctx, latent_gates, w_cat, h0, c0, x, teacher_mask, w_out, b_out, steps):
         with torch.autocast(latent_gates.device.type, enabled=False):
             run = _run_forward(latent_gates, w_cat, h0, c0, x, teacher_mask, w_out, b_out, steps, True)
-        ctx.save_for_backward(
-            run["inputs"], run["forget"], run["local"], run["dc_from_dh"], w_cat, teacher_mask
-        )
+        # saved like any tensors (so freed after the backward pass): w_cat, the mask, then the four per-step lists
+        ctx.save_for_backward(w_cat, teacher_mask, *run["inputs"], *run["forget"], *run["local"], *run["dc_from_dh"])
+        ctx.steps = steps
         ctx.dtypes = (latent_gates.dtype, h0.dtype, c0.dtype)
         ctx.teacher = x is not None and teacher_mask is not None
         return run["hidden"]
@@ -136,55 +127,64 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_hidden):
-        inputs, forget, local, dc_from_dh, w_cat, teacher_mask = ctx.saved_tensors
+        w_cat, teacher_mask, *per_step = ctx.saved_tensors
+        history = dict(zip(("inputs", "forget", "local", "dc_from_dh"), _chunks(per_step, ctx.steps), strict=True))
         latent_dtype, h_dtype, c_dtype = ctx.dtypes
-        steps, batch, width = inputs.shape
-        hidden_size = forget.shape[-1]
-        columns = width - hidden_size
+        need_x = ctx.needs_input_grad[4] and ctx.teacher  # only a teacher-fed step passes a gradient to x
         with torch.autocast(d_hidden.device.type, enabled=False):
-            d_pre, dh0, dc0 = _backward_through_time(
-                d_hidden.transpose(0, 1), forget, local, dc_from_dh, w_cat[:, columns:]
+            d_latent, d_w_cat, dh0, dc0, d_x = _backward_through_time(
+                d_hidden, history, w_cat, teacher_mask if need_x else None
             )
-            flat = d_pre.view(steps * batch, 4 * hidden_size)
-            # dW_cat = sum_t dpre_t^T [previous_t | h_{t-1}]: one product over all steps and loops
-            d_w_cat = flat.t().mm(inputs.view(steps * batch, width)) if ctx.needs_input_grad[1] else None
-            d_latent = d_pre.sum(0, dtype=c_dtype).to(latent_dtype) if ctx.needs_input_grad[0] else None
-            d_x = None
-            if ctx.needs_input_grad[4] and ctx.teacher:  # only a teacher-fed step passes a gradient to x
-                d_prev = torch.matmul(d_pre[1:], w_cat[:, :columns]) * teacher_mask.t()[1:].unsqueeze(-1)
-                d_x = torch.cat([d_prev.transpose(0, 1), d_prev.new_zeros(batch, 1, columns)], dim=1)
-        return d_latent, d_w_cat, dh0.to(h_dtype), dc0.to(c_dtype), d_x, None, None, None, None
+        return d_latent.to(latent_dtype), d_w_cat, dh0.to(h_dtype), dc0.to(c_dtype), d_x, None, None, None, None
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[k : k + size] for k in range(0, len(items), size)]
 
 
 def _backward_through_time(
-    d_hidden: torch.Tensor,
-    forget: torch.Tensor,
-    local: torch.Tensor,
-    dc_from_dh: torch.Tensor,
-    w_hh: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``dpre_t`` for every step (steps, batch, 4H, in the matrices' dtype), ``dh_0`` and ``dc_0``.
+    d_hidden: torch.Tensor, history: dict, w_cat: torch.Tensor, teacher_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradients of ``latent_gates``, ``w_cat``, h_0, c_0 and (given ``teacher_mask``) the teacher x.
 
-    ``d_hidden[t]`` is the gradient arriving at h_{t+1} from outside (the logits); the loop adds what flows back
-    from the later steps: six small operations per step, no autograd.
+    ``d_hidden[:, t]`` is the gradient arriving at h_{t+1} from outside (the logits); the loop adds what flows
+    back from the later steps, and sums each step's share of the weight gradient ``dpre_t^T [previous_t |
+    h_{t-1}]`` (kept transposed, the faster product) and of ``d latent_gates`` as it goes, in the cell state's
+    dtype (float32 under autocast).
     """
-    steps, batch, _, hidden_size = local.shape
-    acc = local.dtype  # float32 (or float64): the running dh and dc
-    d_pre = torch.empty(steps, batch, 4, hidden_size, dtype=w_hh.dtype, device=w_hh.device)
-    dh = torch.empty(batch, hidden_size, dtype=acc, device=local.device)
+    inputs, forget, local, dc_from_dh = (history[k] for k in ("inputs", "forget", "local", "dc_from_dh"))
+    steps = len(inputs)
+    batch, width = inputs[0].shape
+    hidden_size = forget[0].shape[-1]
+    columns = width - hidden_size
+    w_prev, w_hh = w_cat[:, :columns], w_cat[:, columns:]
+    acc = local[0].dtype  # float32 (or float64): running dh and dc, summed gradients
+    d_pre = torch.empty(batch, 4, hidden_size, dtype=w_cat.dtype, device=w_cat.device)
+    flat = d_pre.view(batch, 4 * hidden_size)
+    d_w_cat_t = torch.zeros(width, 4 * hidden_size, dtype=acc, device=w_cat.device)
+    d_latent = torch.zeros(batch, 4 * hidden_size, dtype=acc, device=w_cat.device)
+    d_x = None if teacher_mask is None else torch.zeros(batch, steps, columns, dtype=w_cat.dtype, device=w_cat.device)
+    dh = torch.empty(batch, hidden_size, dtype=acc, device=w_cat.device)
     dc = torch.zeros_like(dh)
     dh_back = None  # the gradient flowing back into h_t from step t+1: dpre_{t+1} W_hh
     for t in range(steps - 1, -1, -1):
         if dh_back is None:
-            dh.copy_(d_hidden[t])
+            dh.copy_(d_hidden[:, t])
         else:
-            torch.add(d_hidden[t], dh_back, out=dh)
+            torch.add(d_hidden[:, t], dh_back, out=dh)
         dc.addcmul_(dh, dc_from_dh[t])  # dc_t
-        torch.mul(local[t, :, :3], dc.unsqueeze(1), out=d_pre[t, :, :3])  # d pre for i, f, g
-        torch.mul(local[t, :, 3], dh, out=d_pre[t, :, 3])  # d pre for o
-        dh_back = d_pre[t].view(batch, 4 * hidden_size).mm(w_hh)
+        torch.mul(local[t][:, :3], dc.unsqueeze(1), out=d_pre[:, :3])  # d pre for i, f, g
+        torch.mul(local[t][:, 3], dh, out=d_pre[:, 3])  # d pre for o
+        dh_back = flat.mm(w_hh)
+        if acc == w_cat.dtype:
+            d_w_cat_t.addmm_(inputs[t].t(), flat)
+        else:  # a bf16 product per step, summed in float32
+            d_w_cat_t.add_(inputs[t].t().mm(flat))
+        d_latent.add_(flat)
+        if d_x is not None and t > 0:
+            torch.mul(flat.mm(w_prev), teacher_mask[:, t : t + 1], out=d_x[:, t - 1])
         dc.mul_(forget[t])  # the share of dc_{t-1} that flows through c
-    return d_pre.view(steps, batch, 4 * hidden_size), dh_back, dc
+    return d_latent, d_w_cat_t.t().to(w_cat.dtype), dh_back, dc, d_x
 
 
 class ScheduledSamplingRecurrence(nn.Module):
