@@ -16,8 +16,9 @@ Their steps take turns, so that all see the same load on a shared machine. Print
 seconds per step of each, the ratios former/new and stepped/new, and the largest absolute difference between the
 former and the new decoder's logits on the same latent and teacher mask (random weights; under bf16 the former
 runs oneDNN's bf16 LSTM, the new one keeps its cell state in float32, so they differ by bf16 rounding); then the
-float32-former to bf16-new ratio, and how much of the new float32 step the encoder (forward and backward) takes.
-Asserts nothing.
+float32-former to bf16-new ratio; the same for each decoder alone (forward and backward on one latent batch, in
+the same turns), and how much of each step the encoder (forward and backward, the same turns) takes: the encoder
+is the same ``nn.LSTM`` in all three models, so its share bounds what any decoder can gain. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ DECODERS = {"former": reference_stepwise, "stepped": stepped_stepwise, "new": No
 
 
 def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> dict[str, list[float]]:
-    """Seconds per training step with each decoder of :data:`DECODERS`, measured in turns; and of the encoder alone
-    (forward and backward of the new model's encoder, the same turns)."""
+    """Seconds per training step with each decoder of :data:`DECODERS`, measured in turns; in the same turns, of
+    each decoder alone (forward and backward, ``"<name> decoder"``) and of the encoder alone (``"encoder"``)."""
     seed_everything(0)
     new = build("ar_lstm_vae", encoder_hidden=encoder_hidden).train()
     runs = {}
@@ -88,7 +89,7 @@ def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> d
             model._stepwise = types.MethodType(decoder, model)
         runs[name] = (model, torch.optim.AdamW(model.parameters()))
     x = (torch.rand(batch, LOOP_STEPS, N_COLUMNS) < 0.05).float()
-    times: dict[str, list[float]] = {name: [] for name in [*runs, "encoder"]}
+    times: dict[str, list[float]] = {name: [] for name in [*runs, *(f"{n} decoder" for n in runs), "encoder"]}
     for i in range(steps + 1):  # the first round warms up
         for name, (model, optimiser) in runs.items():
             torch.manual_seed(i)  # the same noise and teacher coins for all
@@ -100,6 +101,17 @@ def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> d
             optimiser.step()
             if i:
                 times[name].append(time.perf_counter() - t0)
+        for name, (model, _) in runs.items():  # the decoder alone: forward and backward, as in training
+            torch.manual_seed(i)
+            z = torch.randn(batch, model.latent_size, requires_grad=True)
+            mask = torch.rand(batch, LOOP_STEPS) < 0.95  # epoch 0's teacher-forcing probability
+            t0 = time.perf_counter()
+            with _precision(precision):
+                logits = model._stepwise(z, x, mask)
+            logits.float().sum().backward()
+            if i:
+                times[f"{name} decoder"].append(time.perf_counter() - t0)
+            model.zero_grad(set_to_none=True)
         model = runs["new"][0]
         t0 = time.perf_counter()
         with _precision(precision):
@@ -154,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{precision:<11}{m['former']:>15.3f}{m['stepped']:>16.3f}{m['new']:>12.3f}"
             f"{m['former'] / m['new']:>11.2f}x{m['stepped'] / m['new']:>12.2f}x{diff:>20.2e}"
+        )
+    print("\nthe decoder alone (forward + backward, s):")
+    for precision, m in medians.items():
+        print(
+            f"{precision:<11}{m['former decoder']:>15.3f}{m['stepped decoder']:>16.3f}{m['new decoder']:>12.3f}"
+            f"{m['former decoder'] / m['new decoder']:>11.2f}x{m['stepped decoder'] / m['new decoder']:>12.2f}x"
         )
     if {"fp32", "bf16"} <= medians.keys():
         print(

@@ -12,25 +12,25 @@ coin by coin (scheduled sampling). Splitting the input weights ``W_ih = [W_prev 
 
 **Why a hand-written backward pass.** Left to autograd, each of the 128 steps records a dozen small operations
 (matrix products, slices, sigmoids, products), and the backward pass replays them one by one: at batch 64 the
-bookkeeping costs about as much as the arithmetic. But the only paths a gradient takes through time are ``h`` and
+bookkeeping is a good share of the cost. But the only paths a gradient takes through time are ``h`` and
 ``c``: ``previous_t`` is data (the target) or a thresholded prediction, and neither carries a gradient.
-So the forward pass here runs with autograd off and keeps, per step, only what the backward pass needs, stacked
-over time: the step's input ``[previous_t | h_{t-1}]``, the forget gate f, and the local derivatives of the gate
+So the forward pass here runs with autograd off and keeps, per step, only what the backward pass needs: the
+step's input ``[previous_t | h_{t-1}]``, the forget gate f, and the local derivatives of the gate
 pre-activations (below), computed while the step's numbers are at hand. One matrix product per step gives both
 shares of the gates, ``[previous_t | h_{t-1}] [W_prev | W_hh]^T``.
-The backward pass then walks the steps backwards, t = T-1 .. 0, with six small operations each; given
+The backward pass then walks the steps backwards, t = T-1 .. 0, with a handful of operations each; given
 ``dh_t`` (from the logits at step t plus from step t+1) and ``dc_t`` (from step t+1):
 
     dc_t   += dh_t * o * (1 - tanh(c_t)^2)
     dpre_t  = [dc_t * g * i(1-i),  dc_t * c_{t-1} * f(1-f),  dc_t * i * (1-g^2),  dh_t * tanh(c_t) * o(1-o)]
     dh_{t-1} += dpre_t W_hh;   dc_{t-1} = dc_t * f
+    [dW_prev | dW_hh] += dpre_t^T [previous_t | h_{t-1}];   d latent_gates += dpre_t
 
-and only then, with all ``dpre_t`` stacked (T x batch rows), the weight gradients come from one large matrix
-product instead of 256 small ones: ``[dW_prev | dW_hh] = sum_t dpre_t^T [previous_t | h_{t-1}]``, and
-``d latent_gates = sum_t dpre_t``, which ordinary autograd carries on into ``W_z``, the biases and z;
-``dh_0`` and ``dc_0`` flow into z too (``h_0 = c_0 = z``).
-The gradients are the same as autograd's through ``nn.LSTM`` step by step (tests/test_ar_decoder.py checks them
-against ``lstm_vae.reference_stepwise`` and with ``torch.autograd.gradcheck``).
+``d latent_gates`` goes on through ordinary autograd into ``W_z``, the biases and z; ``dh_0`` and ``dc_0``
+flow into z too (``h_0 = c_0 = z``). The gradients are the same as autograd's through ``nn.LSTM`` step by step
+(tests/test_ar_decoder.py checks them against ``lstm_vae.reference_stepwise`` and with
+``torch.autograd.gradcheck``). What it saves on a CPU is measured by ``benchmarks/ar_decoder_speed.py``
+(docs/gpu.md quotes it).
 
 **Precision.** The caller hands the matrices in the dtype the products should run in (bf16 under bf16 autocast)
 and the initial cell state in its own (float32 under autocast): as with ``nn.LSTM`` under autocast, the matrix
@@ -192,7 +192,7 @@ class ScheduledSamplingRecurrence(nn.Module):
 
     ``forward`` takes the pieces of the decoder's ``nn.LSTM`` weights and returns the hidden states h_1 .. h_T,
     (batch, T, H); see the module docstring. With autograd on (training), it runs as one autograd node with
-    the hand-written backward pass; with autograd off (inference) it keeps only the latest step's gates.
+    the hand-written backward pass; with autograd off (inference) it keeps nothing for a backward pass.
     """
 
     def forward(
