@@ -95,14 +95,15 @@ def _run_forward(
         step_input = h0.new_empty(batch, columns + hidden_size)
         torch.mul(o, tanh_c, out=step_input[:, columns:])  # h_t = o * tanh(c_t), into the next step's input
         if keep_history:
-            d = torch.addcmul(act, act, act, value=-1).to(c.dtype)  # sigmoid' = s (1 - s) ...
-            torch.addcmul(one, g, g, value=-1, out=d[:, 2])  # ... tanh' = 1 - g^2; times each product's other factor
-            d[:, 0].mul_(g)
+            a = act.to(c.dtype)  # the gates in the cell state's dtype (the same tensor unless under autocast)
+            d = torch.rsub(a, 1).mul_(a)  # sigmoid' = s (1 - s), as autograd computes it ...
+            torch.addcmul(one, a[:, 2], a[:, 2], value=-1, out=d[:, 2])  # ... tanh' = 1 - g^2
+            d[:, 0].mul_(a[:, 2])  # times each product's other factor: i * g, f * c_{t-1}, i * g, o * tanh(c_t)
             d[:, 1].mul_(c_prev)
-            d[:, 2].mul_(i)
+            d[:, 2].mul_(a[:, 0])
             d[:, 3].mul_(tanh_c)
             local.append(d)
-            forget.append(f)
+            forget.append(a[:, 1])
             dc_from_dh.append(torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o))
     inputs.append(step_input)  # holds only h_T
     hidden = torch.stack([step[:, columns:] for step in inputs[1:]], dim=1)
