@@ -55,50 +55,50 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("batch", [1, 5, 33])
 @pytest.mark.parametrize("epoch", [0.0, 60.0, 400.0])  # teacher forcing p = 0.95, 0.5, ~0
 def test_training_loss_and_gradients_equal_the_former_decoder(batch, epoch):
-    fused = _random_model(batch).train()
-    former = _former(fused)
+    model = _random_model(batch).train()
+    former = _former(model)
     x = _loops(batch, seed=batch, dtype=torch.float64)
     losses, rng_after = [], []
-    for model in (former, fused):
+    for each in (former, model):
         torch.manual_seed(7)  # the same reparameterisation noise and teacher-forcing coins
-        loss, _ = model.training_loss(x, kl_beta=0.5, epoch=epoch)
+        loss, _ = each.training_loss(x, kl_beta=0.5, epoch=epoch)
         loss.backward()
         losses.append(loss.detach())
         rng_after.append(torch.get_rng_state())
-    assert torch.equal(rng_after[0], rng_after[1]), "the fused decoder draws random numbers differently"
+    assert torch.equal(rng_after[0], rng_after[1]), "the new decoder draws random numbers differently"
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-10, atol=1e-8)
-    old, new = _grads(former), _grads(fused)
-    assert old.keys() == new.keys() and len(new) == len(list(fused.parameters()))
+    old, new = _grads(former), _grads(model)
+    assert old.keys() == new.keys() and len(new) == len(list(model.parameters()))
     for name in old:
         torch.testing.assert_close(new[name], old[name], rtol=1e-8, atol=1e-8, msg=name)
 
 
 @pytest.mark.parametrize("batch", [1, 4, 17])
 def test_full_sampling_and_teacher_forcing_equal_the_former_decoder(batch):
-    fused = _random_model(100 + batch).eval()
-    former = _former(fused)
+    model = _random_model(100 + batch).eval()
+    former = _former(model)
     x = _loops(batch, seed=batch, dtype=torch.float64)
     z = torch.randn(batch, 128, dtype=torch.float64, requires_grad=True)
     mask = torch.rand(batch, LOOP_STEPS) < 0.5
     for args in ((z, None, None), (z, x, mask)):
         old = former._stepwise(*args)
-        new = fused._stepwise(*args)
+        new = model._stepwise(*args)
         torch.testing.assert_close(new, old, rtol=1e-10, atol=1e-9)
         (g_old,) = torch.autograd.grad(old.square().sum(), z)
         (g_new,) = torch.autograd.grad(new.square().sum(), z)
         torch.testing.assert_close(g_new, g_old, rtol=1e-8, atol=1e-8)
     with torch.no_grad():
         torch.testing.assert_close(
-            fused.reconstruct_logits(x), former.reconstruct_logits(x), rtol=1e-10, atol=1e-9
+            model.reconstruct_logits(x), former.reconstruct_logits(x), rtol=1e-10, atol=1e-9
         )
 
 
 def test_float32_random_weights_agree_to_float32_rounding():
-    fused = _random_model(3, dtype=torch.float32).eval()
-    former = _former(fused)
+    model = _random_model(3, dtype=torch.float32).eval()
+    former = _former(model)
     x = _loops(8, seed=3)
     with torch.no_grad():
-        old, new = former.reconstruct_logits(x), fused.reconstruct_logits(x)
+        old, new = former.reconstruct_logits(x), model.reconstruct_logits(x)
     assert torch.equal(old >= 0, new >= 0)
     torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
 
@@ -120,19 +120,19 @@ def test_shipped_weights_load_unchanged_and_decode_as_before(payload):
     float64 by up to ~5e-3 at |logit| ~20, the new ones by about as much, and from each other by ~2e-3; no
     predicted cell changes.)
     """
-    fused = build("ar_lstm_vae", **payload["config"])
-    fused.load_state_dict(payload["model"], strict=True)  # the same state-dict keys as before
-    fused.eval()
-    former = _former(fused)
-    exact_fused, exact_former = copy.deepcopy(fused).double(), _former(fused).double()
+    model = build("ar_lstm_vae", **payload["config"])
+    model.load_state_dict(payload["model"], strict=True)  # the same state-dict keys as before
+    model.eval()
+    former = _former(model)
+    exact_new, exact_former = copy.deepcopy(model).double(), _former(model).double()
     x = _loops(32, seed=5)
     torch.manual_seed(0)
-    z = torch.randn(32, fused.latent_size)
+    z = torch.randn(32, model.latent_size)
     with torch.no_grad():
         for decode, inputs in ((ARLSTMVAE.reconstruct_logits, x), (ARLSTMVAE.decode, z)):
             exact = decode(exact_former, inputs.double())
-            torch.testing.assert_close(decode(exact_fused, inputs.double()), exact, rtol=1e-9, atol=1e-9)
-            old, new = decode(former, inputs), decode(fused, inputs)
+            torch.testing.assert_close(decode(exact_new, inputs.double()), exact, rtol=1e-9, atol=1e-9)
+            old, new = decode(former, inputs), decode(model, inputs)
             assert torch.equal(old >= 0, new >= 0)
             float32_error = float((old.double() - exact).abs().max())
             assert float((new.double() - exact).abs().max()) <= 2 * float32_error

@@ -207,7 +207,7 @@ def reference_stepwise(
     model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """The AR decoder written the plain way: one call of ``model.decoder`` (``nn.LSTM``) on a length-1 sequence
-    per step, 128 per loop. Slower than the fused step :meth:`ARLSTMVAE._stepwise` uses, and kept as the readable
+    per step, 128 per loop. Slower than the recurrence :meth:`ARLSTMVAE._stepwise` runs, and kept as the readable
     reference it is tested against (same weights, same draws, same logits) and benchmarked against
     (``benchmarks/ar_decoder_speed.py``)."""
     state = model._initial_state(z)
