@@ -100,8 +100,8 @@ def test_lstm_vae_shapes_follow_tables_a_and_b():
     assert ar["output"] == (128, 93)  # Linear(128 -> 93) at every step, applied once to all 128 hidden states
     table = describe(build("ar_lstm_vae"))
     calls = dict(zip(table.layer.str.strip(), table["calls"], strict=True))
-    assert calls["decoder_step"] == 128  # one step per time step, on the decoder LSTM's own weights
-    assert calls["decoder"] == 0 and ar["decoder_step"] == (128,)
+    assert calls["recurrence"] == 1  # the 128 steps in one call, on the decoder LSTM's own weights
+    assert calls["decoder"] == 0 and ar["recurrence"] == (128, 128)  # h_1 .. h_128
     nonar = _shapes(build("nonar_lstm_vae"))
     assert nonar["decoder"] == (128, 256)
     assert nonar["output"] == (128, 93)

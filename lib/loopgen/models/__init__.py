@@ -87,7 +87,7 @@ def _first_tensor(out) -> torch.Tensor | None:
 @torch.no_grad()
 def describe(model: nn.Module, batch: int = 2) -> pd.DataFrame:
     """Layer table: one row per sub-module with its output shape, the number of times it runs per forward
-    pass (the AR decoder's ``decoder_step`` runs once per time step, on the ``decoder`` LSTM's weights) and its
+    pass (the AR decoder's ``recurrence`` runs the 128 steps in one call, on the ``decoder`` LSTM's weights) and its
     parameter count.
 
     Shapes leave out the batch axis and are written (time, features) like the paper's tables, although

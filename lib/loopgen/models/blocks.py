@@ -2,8 +2,6 @@
 
 * ``conv_block`` = conv1d - batchnorm - leakyrelu(0.2), written ``conv(channel, kernel, padding, stride)``.
 * ``residual_block`` = x + (conv1d - batchnorm - leakyrelu(0.2) - conv1d - batchnorm), ``resblock(...)``.
-* ``LSTMGates``: the gate arithmetic of one step of a one-layer ``nn.LSTM``, for a decoder that steps the
-  LSTM's own weights itself (the AR LSTM-VAE) instead of calling ``nn.LSTM`` once per step.
 * The bi-LSTM encoder of both LSTM-VAEs, the Gaussian head ``mu = LayerNorm(Linear(h))``,
   ``logvar = Linear(h)`` and the reparameterisation trick.
 * He (kaiming) initialisation of every weight matrix (paper: "All models are initialized with He initializer").
@@ -71,24 +69,6 @@ class GaussianHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mu(h), self.logvar(h)
-
-
-class LSTMGates(nn.Module):
-    """One step of a one-layer ``nn.LSTM`` from its gate pre-activations; no parameters of its own.
-
-    ``gates`` = ``x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh`` (batch, 4H), in PyTorch's gate order input,
-    forget, cell, output: ``c_t = f * c_{t-1} + i * g`` and ``h_t = o * tanh(c_t)`` with sigmoid i, f, o and
-    tanh g, exactly ``nn.LSTM``'s equations. Under autocast the gates may arrive in bf16/fp16; the cell state
-    keeps the dtype of ``c`` (float32 when it starts as float32), as the products promote to it.
-    """
-
-    def forward(self, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = c.shape[-1]
-        squashed = torch.sigmoid(gates)
-        input_gate, forget_gate, _, output_gate = squashed.chunk(4, dim=1)
-        cell_gate = torch.tanh(gates[:, 2 * hidden : 3 * hidden])
-        c = torch.addcmul(forget_gate * c, input_gate, cell_gate)
-        return output_gate * torch.tanh(c), c
 
 
 class BiLSTMEncoder(nn.Module):

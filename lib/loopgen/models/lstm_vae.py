@@ -36,7 +36,8 @@ from torch import nn
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models.base import ContinuousVAE
-from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, LSTMGates, he_init
+from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, he_init
+from loopgen.models.recurrence import ScheduledSamplingRecurrence
 
 SCHEDULED_SAMPLING_RATE = 20.0
 PAPER_EPOCHS = 2000  # the time axis of the paper's scheduled-sampling schedule
@@ -105,7 +106,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         self.ss_paper_epochs = ss_paper_epochs
         self.output_bias_init = output_bias_init
         self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
-        self.decoder_step = LSTMGates()  # no parameters: the step arithmetic on the decoder's own weights
+        self.recurrence = ScheduledSamplingRecurrence()  # no parameters: the 128 steps on the decoder's weights
         self.output = nn.Linear(latent, N_COLUMNS)
         he_init(self)
 
@@ -139,41 +140,31 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         The decoder's ``nn.LSTM`` weights are stepped here directly, not by 128 calls of ``nn.LSTM`` with a
         one-step sequence (each with its own set-up and autograd record, each redoing the latent's share of
         the input projection). The input at step t is ``concat(x_{t-1}, z)``, so ``W_ih = [W_prev | W_z]``
-        splits: ``z W_z^T + b_ih + b_hh`` is the same at every step and is computed once; a step adds
-        ``x_{t-1} W_prev^T`` and ``h_{t-1} W_hh^T`` and applies the gates
-        (:class:`~loopgen.models.blocks.LSTMGates`). The logits that decide a step's own prediction are
-        computed without autograd; the returned logits come from one ``Linear`` over all 128 hidden states
-        (the same numbers to rounding; one matrix product instead of 128 in the backward pass). Same weights,
-        same state-dict keys, the same logits as ``nn.LSTM`` step by step (tests/test_ar_decoder.py).
+        splits: ``z W_z^T + b_ih + b_hh`` is the same at every step and is computed once, by ordinary autograd;
+        the 128 steps run in :class:`~loopgen.models.recurrence.ScheduledSamplingRecurrence`, one autograd node
+        with a hand-written backward pass (the fed-back inputs carry no gradient, so only h and c link the
+        steps; see that module). The logits that decide a step's own prediction are computed there without
+        autograd; the returned logits come from one ``Linear`` over all 128 hidden states (the same numbers to
+        rounding; one matrix product instead of 128 in the backward pass). Same weights, same state-dict keys,
+        the same logits and gradients as ``nn.LSTM`` step by step (tests/test_ar_decoder.py).
         """
         lstm = self.decoder
-        batch = z.shape[0]
         w_prev, w_z = lstm.weight_ih_l0.split([N_COLUMNS, self.latent_size], dim=1)
         latent_gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, z, w_z.t())
         # matmul operands in the dtype autocast would give them, cast once here and not at every step
         dtype = _autocast_dtype(z.device) or z.dtype
-        w_prev_t, w_hh_t = w_prev.t().to(dtype), lstm.weight_hh_l0.t().to(dtype)
-        latent_gates = latent_gates.to(dtype)
-        with torch.no_grad():
-            w_out_t, b_out = self.output.weight.t().to(dtype), self.output.bias.to(dtype)
-        if x is not None:
-            x = x.to(dtype)
-        h, c = z.to(dtype), z  # the cell state keeps z's dtype (float32 under autocast)
-        previous = z.new_zeros(batch, N_COLUMNS, dtype=dtype)
-        hidden = []
-        for t in range(LOOP_STEPS):
-            if t > 0:
-                with torch.no_grad():
-                    own = (torch.addmm(b_out, h, w_out_t) >= 0).to(dtype)
-                if teacher_mask is None or x is None:
-                    previous = own
-                else:
-                    previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
-            gates = torch.addmm(torch.addmm(latent_gates, previous, w_prev_t), h, w_hh_t)
-            h, c = self.decoder_step(gates, c)
-            h = h.to(dtype)
-            hidden.append(h)
-        return self.output(torch.stack(hidden, dim=1))
+        hidden = self.recurrence(
+            latent_gates.to(dtype),
+            torch.cat([w_prev, lstm.weight_hh_l0], dim=1).to(dtype),  # [W_prev | W_hh]: one product per step
+            z.to(dtype),  # h_0 = z
+            z,  # c_0 = z; the cell state keeps z's dtype (float32 under autocast)
+            None if x is None else x.to(dtype),
+            teacher_mask,
+            self.output.weight.to(dtype),
+            self.output.bias.to(dtype),
+            LOOP_STEPS,
+        )
+        return self.output(hidden)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Full sampling: each step is fed the previous step's prediction (sigmoid >= 0.5)."""
@@ -216,7 +207,7 @@ def reference_stepwise(
     model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """The AR decoder written the plain way: one call of ``model.decoder`` (``nn.LSTM``) on a length-1 sequence
-    per step, 128 per loop. Slower than the fused step :meth:`ARLSTMVAE._stepwise` uses, and kept as the readable
+    per step, 128 per loop. Slower than the recurrence :meth:`ARLSTMVAE._stepwise` runs, and kept as the readable
     reference it is tested against (same weights, same draws, same logits) and benchmarked against
     (``benchmarks/ar_decoder_speed.py``)."""
     state = model._initial_state(z)
