@@ -217,3 +217,20 @@ def test_the_precision_switches_cover_every_whole_step(tmp_path, monkeypatch):
     train.train_model("cnn_vae", _loops(), None, dataclasses.replace(_settings(), epochs=1), data_key="d",
                       checkpoint_dir=tmp_path, device="cpu", progress=False)
     assert len(seen) == 3 and all(n >= 1 for n in seen), "every backward pass runs inside the switches"
+
+
+def test_the_allocator_keeps_freed_memory_unless_told_not_to():
+    """Training asks glibc's malloc to keep freed memory (fewer page faults per step); LOOPGEN_DEFAULT_MALLOC=1
+    leaves malloc alone. Fresh processes: the setting is made once per process."""
+    import subprocess
+    import sys
+
+    code = "from loopgen import device; print(device.keep_freed_memory())"
+    tuned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    if not sys.platform.startswith("linux"):
+        assert tuned == "False"
+        return
+    assert tuned == "True"
+    env = {**__import__("os").environ, "LOOPGEN_DEFAULT_MALLOC": "1"}
+    left = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert left.stdout.strip() == "False"

@@ -231,9 +231,10 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "08_sensitivity.ipynb": ("01",),
     "09_beyond_the_paper.ipynb": ("02 vq_vae", "03"),
 }
-# Which runs start first when several could: the longest chain of waits first (02 vq_vae -> 03 -> 05 -> 06, 09),
-# then the long independent 08, then the rest in plan order.
-FIRST = ("02_train_autoencoders-vq_vae.ipynb", "08_sensitivity.ipynb", "03_train_prior.ipynb")
+# Which runs start first when several could: the longest chain of waits first (02 vq_vae -> 03 -> 09, the longest
+# notebooks after 01), the long independent 08 beside it, then the rest in plan order.
+FIRST = ("02_train_autoencoders-vq_vae.ipynb", "08_sensitivity.ipynb", "03_train_prior.ipynb",
+         "09_beyond_the_paper.ipynb")
 
 
 def _is(nb_run: NotebookRun, need: str) -> bool:

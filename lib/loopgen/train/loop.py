@@ -497,6 +497,7 @@ def _train(
     ``fit`` and ``rehearse`` never write one checkpoint at once: the second is refused in one line
     (:class:`loopgen.atomic.LockedError`) or, with ``wait``, waits. Under torchrun rank 0 takes the lock."""
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
+    device_mod.keep_freed_memory()  # also when the device was given (pick_device does it otherwise)
     device_mod.resolve_precision(device, settings.precision)  # fp16 off CUDA: refused before any work
     settings = settings_on(settings, device)  # precision "auto" resolved for this device (and keyed so)
     train_data, val_data = data.prepare(
