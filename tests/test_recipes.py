@@ -85,8 +85,9 @@ def test_demo_recipes_are_the_profile_and_demo_long_only_lengthens_the_lstms():
     assert profiles.get("paper").train.recipe("vq_vae").epochs == 2000
 
 
-def test_shipped_weights_install_when_they_match_and_are_refused_when_damaged(loops, tmp_path, monkeypatch):
-    """A demo recipe that names shipped weights uses them (and says so) only when key and SHA-256 match."""
+def _ship_a_long_run(loops, tmp_path, monkeypatch):
+    """A "long-test" profile trained for 2 epochs and shipped into a private folder, and a short recipe that
+    names it: (the long run's result, the short settings, the shipped folder, the shipped file)."""
     long = dataclasses.replace(BASE, epochs=2, lstm_epochs=2)
     short = dataclasses.replace(BASE, epochs=1, lstm_epochs=1, per_model={"nonar_lstm_vae": {"shipped_from": "long-test"}})
     monkeypatch.setitem(profiles.PROFILES, "long-test", profiles.Profile(name="long-test", train=long))
@@ -95,7 +96,12 @@ def test_shipped_weights_install_when_they_match_and_are_refused_when_damaged(lo
     trained_long = train.train_model(
         "nonar_lstm_vae", loops[:48], loops[48:], long, data_key="k", checkpoint_dir=tmp_path / "a", progress=False
     )
-    out = shipped.export(trained_long.checkpoint, "long-test", folder)
+    return trained_long, short, folder, shipped.export(trained_long.checkpoint, "long-test", folder)
+
+
+def test_shipped_weights_install_when_they_match_and_are_refused_when_damaged(loops, tmp_path, monkeypatch):
+    """A demo recipe that names shipped weights uses them (and says so) only when key and SHA-256 match."""
+    trained_long, short, folder, out = _ship_a_long_run(loops, tmp_path, monkeypatch)
     assert out.stat().st_size < 3e6 and shipped.read_index(folder)[out.name]["key"] == trained_long.key
 
     # a fresh machine: the demo installs the shipped weights instead of training
@@ -126,15 +132,7 @@ def test_force_trains_the_own_recipe_instead_of_the_shipped_weights_and_it_stays
     """``train --force`` of a model with shipped weights (the demo's LSTM-VAEs) trains the profile's own recipe
     here, says so in one line, and that model is the one loaded and reused afterwards; deleting it brings the
     shipped weights back. Before, force installed the shipped weights again (then retrained their long recipe)."""
-    long = dataclasses.replace(BASE, epochs=2, lstm_epochs=2)
-    short = dataclasses.replace(BASE, epochs=1, lstm_epochs=1, per_model={"nonar_lstm_vae": {"shipped_from": "long-test"}})
-    monkeypatch.setitem(profiles.PROFILES, "long-test", profiles.Profile(name="long-test", train=long))
-    folder = tmp_path / "shipped"
-    monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
-    trained_long = train.train_model(
-        "nonar_lstm_vae", loops[:48], loops[48:], long, data_key="k", checkpoint_dir=tmp_path / "a", progress=False
-    )
-    shipped.export(trained_long.checkpoint, "long-test", folder)
+    _, short, _, _ = _ship_a_long_run(loops, tmp_path, monkeypatch)
     here = tmp_path / "b"
     call = dict(data_key="k", checkpoint_dir=here, progress=False)
     assert train.train_model("nonar_lstm_vae", loops[:48], loops[48:], short, **call).weights == "shipped (long-test)"

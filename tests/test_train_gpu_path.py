@@ -54,9 +54,41 @@ def test_a_resume_reads_the_checkpoint_to_the_cpu_and_moves_only_what_must_move(
                    device=torch.device("meta"), progress=False)
     state = loop._start(run)
     assert state.epoch == 1 and not state.finished
+    assert not state.optimiser.param_groups[0]["fused"], "the checkpoint's fused AdamW (CPU) does not carry over"
     for param_state in state.optimiser.state.values():
         assert param_state["step"].device.type == "cpu", "AdamW keeps its step counters on the CPU"
         assert param_state["exp_avg"].device.type == "meta", "the moments live with the parameters"
+
+
+
+def test_the_optimiser_is_fused_on_cpus_and_cuda_and_multi_tensor_elsewhere():
+    """Fused AdamW (one kernel over all parameters) where torch has it; the resume test above runs on the 'meta'
+    stand-in, which gets the multi-tensor AdamW, as MPS does; the resume tests of test_train.py run it fused."""
+    model = torch.nn.Linear(4, 3)
+    settings = _settings()
+    assert loop.make_optimiser(model, settings, torch.device("cpu")).defaults["fused"] is True
+    meta = torch.nn.Linear(4, 3, device="meta")
+    assert not loop.make_optimiser(meta, settings, torch.device("meta")).defaults["fused"]
+    assert loop.FUSED_ADAMW_DEVICES == ("cpu", "cuda")
+
+
+
+@pytest.mark.parametrize("saved_fused", [True, False])
+def test_a_saved_adamw_state_loads_into_either_implementation_and_the_optimiser_keeps_its_own(saved_fused):
+    """Checkpoints of earlier versions hold the multi-tensor AdamW, new ones the fused one: either resumes into
+    either, with the same moments, and the optimiser stays the implementation make_optimiser chose."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    before = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=saved_fused)
+    model(torch.randn(5, 4)).sum().backward()
+    before.step()
+    saved = before.state_dict()
+    now = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=not saved_fused)
+    loop.load_optimiser_state(now, saved)
+    assert now.param_groups[0]["fused"] is (not saved_fused)
+    for p in model.parameters():
+        torch.testing.assert_close(now.state[p]["exp_avg"], before.state[p]["exp_avg"])
+        assert float(now.state[p]["step"]) == 1.0
 
 
 def _to_device(obj, device):

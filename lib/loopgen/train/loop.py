@@ -290,8 +290,9 @@ def _start(run: Run) -> _State:
     if not run.path.exists():
         return st
     # Read to the CPU, then let each piece go where it belongs: the weights and AdamW's moments to the
-    # model's device (load_state_dict copies them), AdamW's step counters stay CPU numbers as torch keeps
-    # them, the RNG states are CPU tensors, the running code counts go to the training device.
+    # model's device (load_state_dict copies them), AdamW's step counters where torch keeps them (CPU numbers
+    # for the multi-tensor AdamW, the parameters' device for the fused one), the RNG states are CPU tensors,
+    # the running code counts go to the training device.
     ckpt = read_checkpoint(run.path, "cpu")
     if ckpt.get("key") != run.key or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise RuntimeError(f"{run.path} does not hold the run it is named after; delete it or pass force=True")
@@ -299,7 +300,7 @@ def _start(run: Run) -> _State:
     st.history = {k: list(v) for k, v in ckpt["history"].items()}
     st.epoch, st.finished = int(ckpt["epoch"]), bool(ckpt["finished"])
     if not st.finished:
-        optimiser.load_state_dict(ckpt["optimizer"])
+        load_optimiser_state(optimiser, ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         if scaler.is_enabled():  # fp16: the loss scale and its count of clean steps
             scaler.load_state_dict(ckpt["scaler"])
@@ -309,14 +310,38 @@ def _start(run: Run) -> _State:
     return st
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # device types that get the fused AdamW
+
+
 def make_optimiser(model: nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with the recipe's learning rate and weight decay (PyTorch's betas and eps), PyTorch's default
-    (multi-tensor) implementation. The fused one made the demo CNN-VAE's CPU step 1.25x as fast
-    (``benchmarks/optimiser_speed.py``) but is off until the resume test passes with it."""
-    fused = False  # fused AdamW: kept off until the resume-to-CPU test passes with it (see issue 19 note)
-    return torch.optim.AdamW(
-        model.parameters(), lr=settings.lr_max, weight_decay=settings.weight_decay, **({"fused": True} if fused else {})
-    )
+    """AdamW with the recipe's learning rate and weight decay (PyTorch's betas and eps).
+
+    On CPUs and CUDA GPUs it is PyTorch's fused AdamW (one kernel over all parameters; the demo CNN-VAE's CPU
+    step 1.25x as fast, ``benchmarks/optimiser_speed.py``); elsewhere (MPS, or a torch without it) the default
+    multi-tensor one. Fused AdamW keeps its step counters on the parameters' device, where its kernel reads them.
+    """
+    params = list(model.parameters())
+    options = {"lr": settings.lr_max, "weight_decay": settings.weight_decay}
+    if device.type in FUSED_ADAMW_DEVICES:
+        try:
+            return torch.optim.AdamW(params, fused=True, **options)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # this torch has no fused AdamW for this device
+    return torch.optim.AdamW(params, **options)
+
+
+def load_optimiser_state(optimiser: torch.optim.Optimizer, state: dict) -> None:
+    """Load a saved AdamW state into ``optimiser``, which keeps its own implementation: torch's
+    ``load_state_dict`` would take the saved groups' ``fused``/``foreach`` flags too, so a checkpoint written
+    by the fused AdamW on a CPU would turn the multi-tensor one of a device without fused kernels fused."""
+    saved_groups = state["param_groups"]
+    if len(saved_groups) == len(optimiser.param_groups):  # otherwise torch's own error says what differs
+        own = ("fused", "foreach", "capturable")
+        saved_groups = [
+            {**saved, **{k: now[k] for k in own if k in now}}
+            for saved, now in zip(saved_groups, optimiser.param_groups, strict=True)
+        ]
+    optimiser.load_state_dict({**state, "param_groups": saved_groups})
 
 
 def _kl_beta(run: Run, st: _State, step: int) -> float:
