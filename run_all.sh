@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 PROFILE=demo
 MODE=notebooks
 ONLY=()
-PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.profiles.PROFILES (a test checks)
+PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.run.profiles.PROFILES (a test checks)
 usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -150,8 +150,8 @@ case "$MODE" in
     "$PY" -m loopgen run-notebooks --profile "$PROFILE" ${ONLY[@]+--only "${ONLY[@]}"}
     rc=$?
     trap - INT
-    # One closing line: what failed or stopped and where the log is (loopgen.runner.outcome reads runs.json).
-    outcome=$("$PY" -c 'import sys; from loopgen.runner import outcome; print(outcome(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))' \
+    # One closing line: what failed or stopped and where the log is (loopgen.run.runner.outcome reads runs.json).
+    outcome=$("$PY" -c 'import sys; from loopgen.run.runner import outcome; print(outcome(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))' \
       "$PROFILE" "$rc" "$((SECONDS - start))" 2>/dev/null) \
       || outcome="notebooks ended with exit $rc after $((SECONDS - start)) s; see the messages above"
     log "$outcome"

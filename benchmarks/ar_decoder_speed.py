@@ -32,10 +32,11 @@ from contextlib import nullcontext
 
 import torch
 
-from loopgen import LOOP_STEPS, N_COLUMNS, profiles
+from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models import ARLSTMVAE, build
 from loopgen.models.lstm_vae import _autocast_dtype, reference_stepwise
-from loopgen.seed import seed_everything
+from loopgen.run import profiles
+from loopgen.runtime.seed import seed_everything
 
 
 def _precision(name: str):

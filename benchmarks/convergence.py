@@ -18,8 +18,10 @@ from dataclasses import replace
 
 import pandas as pd
 
-from loopgen import dataset, profiles, sample, train
-from loopgen.paths import Paths
+from loopgen import sample, train
+from loopgen.data import dataset
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 
 
 def scaled(settings: profiles.TrainSettings, name: str, factor: int) -> profiles.TrainSettings:

@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from loopgen.extract import extract, extract_file, list_midi_files
+from loopgen.data.extract import extract, extract_file, list_midi_files
 from loopgen.loops import LoopParams
 from loopgen.paper import DATASET
-from loopgen.paths import SHARED_DEV_MIDI
+from loopgen.store.paths import SHARED_DEV_MIDI
 
 LMD_FULL_FILES = DATASET.lmd_full_files
 NOT_FOUR_FOUR = {"too_large", "unreadable", "bad_resolution", "time_signature", "no_time_signature"}

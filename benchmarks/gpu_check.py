@@ -3,7 +3,7 @@
     bash benchmarks/gpu_check.sh                       # on the GPU: batch 2,048, 4 steps per training
     bash benchmarks/gpu_check.sh --device cpu          # the same, small, on a CPU (a few minutes)
 
-Runs :func:`loopgen.rehearse.rehearse` for the paper profile (the four autoencoders, the five other Table 2
+Runs :func:`loopgen.run.rehearse.rehearse` for the paper profile (the four autoencoders, the five other Table 2
 VQ-VAE variants, the prior: each trains one epoch, stops, resumes its checkpoint for a second epoch, samples a
 batch on the device and computes a Table 3 metric row), on the device it is given, and prints per training the
 samples/s, peak memory, the projected hours of the full 2,000-epoch run (with and without the profile's
@@ -25,8 +25,9 @@ import time
 
 import torch
 
-from loopgen import device as device_mod
-from loopgen import paper, rehearse
+from loopgen import paper
+from loopgen.run import rehearse
+from loopgen.runtime import device as device_mod
 
 CPU_DEFAULTS = {"batch_size": 8, "steps": 2, "samples": 8}  # "the same, small": minutes on a CPU
 GPU_DEFAULTS = {"batch_size": None, "steps": 4, "samples": 256}  # None: the profile's batch (2,048)

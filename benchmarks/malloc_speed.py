@@ -1,10 +1,10 @@
-"""Training speed with glibc malloc's defaults and with loopgen's setting (``loopgen.device.keep_freed_memory``).
+"""Training speed with glibc malloc's defaults and with loopgen's setting (``loopgen.runtime.device.keep_freed_memory``).
 
     .venv/bin/python benchmarks/malloc_speed.py [--models vq_vae cnn_vae prior ...] [--steps 10] [--rounds 3]
 
 Per model at its demo recipe (batch size, precision "auto" resolved here), the median seconds per training step
 (forward, loss, backward, fused AdamW) in fresh processes that take turns: one with malloc's defaults (the
-environment sets ``LOOPGEN_DEFAULT_MALLOC=1``), one with :data:`loopgen.device.KEEP_FREED_MEMORY`; so a machine
+environment sets ``LOOPGEN_DEFAULT_MALLOC=1``), one with :data:`loopgen.runtime.device.KEEP_FREED_MEMORY`; so a machine
 whose load changes slows both alike. Asserts nothing; run it with ``OMP_NUM_THREADS=1`` to see one notebook's
 share of a 2-core machine (the runner gives each of two side-by-side notebooks one thread there).
 """
@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from loopgen import device as device_mod
-from loopgen import profiles
 from loopgen.models import build
-from loopgen.seed import seed_everything
+from loopgen.run import profiles
+from loopgen.runtime import device as device_mod
+from loopgen.runtime.seed import seed_everything
 from loopgen.train.loop import make_optimiser
 
 

@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from loopgen import profiles
 from loopgen.models import build
 from loopgen.models.masked_prior import cpu_bf16_supported
-from loopgen.seed import seed_everything
+from loopgen.run import profiles
+from loopgen.runtime.seed import seed_everything
 from loopgen.train.data import steps_per_epoch
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from loopgen import CRASH, KICK, N_DRUM
 from loopgen import metrics as m
 from loopgen.paper import DATASET
-from loopgen.seed import seed_everything
+from loopgen.runtime.seed import seed_everything
 
 DRUM_PROBS = np.array([0.3, 0.25, 0.5, 0.02, 0.06, 0.02, 0.02, 0.01, 0.06])
 

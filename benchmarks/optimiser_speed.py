@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from loopgen import device as device_mod
-from loopgen import profiles
 from loopgen.models import build
-from loopgen.seed import seed_everything
+from loopgen.run import profiles
+from loopgen.runtime import device as device_mod
+from loopgen.runtime.seed import seed_everything
 from loopgen.train.loop import optimiser_step
 
 

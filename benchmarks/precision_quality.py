@@ -20,8 +20,10 @@ from dataclasses import replace
 
 import pandas as pd
 
-from loopgen import dataset, profiles, sample, train
-from loopgen.paths import Paths
+from loopgen import sample, train
+from loopgen.data import dataset
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 
 
 def recipe_with(settings: profiles.TrainSettings, name: str, epochs: int | None, precision: str) -> profiles.TrainSettings:
@@ -45,8 +47,8 @@ def main() -> None:
     paths = Paths().ensure()
     folder = dataset.dataset_dir(paths, profile.corpus.name)
     if args.make_data and not (folder / "manifest.json").exists():
-        from loopgen.corpus import write_demo_corpus
-        from loopgen.extract import extract
+        from loopgen.data.corpus import write_demo_corpus
+        from loopgen.data.extract import extract
 
         corpus = write_demo_corpus(paths.corpus_dir(profile.corpus.name), n_songs=profile.corpus.n_songs, seed=0,
                                    progress=False)

@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from loopgen import device as device_mod
 from loopgen import paper
 from loopgen.models import AUTOENCODERS, build
-from loopgen.profiles import TrainSettings
-from loopgen.seed import seed_everything
+from loopgen.run.profiles import TrainSettings
+from loopgen.runtime import device as device_mod
+from loopgen.runtime.seed import seed_everything
 from loopgen.train.loop import make_optimiser, optimiser_step
 
 PAPER_TRAIN_LOOPS = paper.DATASET.train

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loopgen.paths import SHARED_DEV_MIDI
+from loopgen.store.paths import SHARED_DEV_MIDI
 
 REPO = Path(__file__).resolve().parents[1]
 

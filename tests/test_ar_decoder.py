@@ -15,10 +15,11 @@ import types
 import pytest
 import torch
 
-from loopgen import LOOP_STEPS, N_COLUMNS, shipped
+from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models import ARLSTMVAE, build
 from loopgen.models.lstm_vae import reference_stepwise
-from loopgen.models.recurrence import ScheduledSamplingRecurrence
+from loopgen.runtime.recurrence import ScheduledSamplingRecurrence
+from loopgen.train import shipped
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from loopgen import atomic
+from loopgen.store import atomic
 
 
 def test_write_replaces_and_sets_umask_permissions(tmp_path):

@@ -1,4 +1,4 @@
-"""loopgen.audio: loop -> MIDI (exact grid), WAV via FluidSynth, and the round trip through the extractor."""
+"""loopgen.book.audio: loop -> MIDI (exact grid), WAV via FluidSynth, and the round trip through the extractor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from loopgen import CRASH, KICK, LOOP_STEPS, N_COLUMNS, N_DRUM, audio
+from loopgen import CRASH, KICK, LOOP_STEPS, N_COLUMNS, N_DRUM
+from loopgen.book import audio
 
 
 def make_valid_loop(seed: int = 0) -> np.ndarray:
@@ -159,17 +160,17 @@ def test_written_file_is_on_an_exact_tick_grid(tmp_path) -> None:
 
 
 def _extractor_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("loopgen.midi", "loopgen.loops"))
+    return all(importlib.util.find_spec(m) is not None for m in ("loopgen.data.midi", "loopgen.loops"))
 
 
 @pytest.mark.skipif(
-    not _extractor_available(), reason="the extractor (loopgen.midi, loopgen.loops) is not there yet"
+    not _extractor_available(), reason="the extractor (loopgen.data.midi, loopgen.loops) is not there yet"
 )
 @pytest.mark.parametrize("backend", ["reference", "fast"])
 @pytest.mark.parametrize("tempo", [120.0, 131.0])
 def test_round_trip_through_the_extractor(tmp_path, backend: str, tempo: float) -> None:
     from loopgen import loops as loops_mod
-    from loopgen import midi as midi_mod
+    from loopgen.data import midi as midi_mod
 
     loop = make_valid_loop(seed=3)
     path = audio.write_midi(loop, tmp_path / "round_trip.mid", tempo=tempo)

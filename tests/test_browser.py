@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import browser_harness
-from loopgen import listening
+from loopgen.book import listening
 
 pytestmark = pytest.mark.browser
 

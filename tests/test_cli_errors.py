@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from loopgen.__main__ import main
-from loopgen.atomic import exclusive_lock
-from loopgen.cli import OWN_LOCK_FILE
+from loopgen.store.atomic import OWN_LOCK_FILE, exclusive_lock
 
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "lib"
@@ -36,7 +35,7 @@ def snapshot(root: Path) -> dict[str, int]:
 @pytest.fixture
 def place(tmp_path, monkeypatch):
     """A project root (LOOPGEN_ROOT) with an empty folder, a file, a folder of songs and a user's folder."""
-    from loopgen.corpus import write_demo_corpus
+    from loopgen.data.corpus import write_demo_corpus
 
     root = tmp_path / "root"
     root.mkdir()
@@ -187,7 +186,7 @@ def test_run_all_sh_refuses_bad_options_before_set_up(argv, text, tmp_path):
 
 
 def test_run_all_sh_knows_every_profile():
-    from loopgen.profiles import PROFILES
+    from loopgen.run.profiles import PROFILES
 
     line = next(x for x in (REPO / "run_all.sh").read_text().splitlines() if x.startswith("PROFILES="))
     assert sorted(line.split('"')[1].split()) == sorted(PROFILES)
@@ -196,7 +195,7 @@ def test_run_all_sh_knows_every_profile():
 def test_debug_shows_the_traceback(place, capsys, monkeypatch):
     assert main(["study", "--profile", "smoke", "--out", "mine"]) == 1
     assert "--debug" in capsys.readouterr().err
-    from loopgen.cli import UserError
+    from loopgen.errors import UserError
 
     with pytest.raises(UserError):
         main(["study", "--profile", "smoke", "--out", "mine", "--debug"])
@@ -208,7 +207,7 @@ def test_debug_shows_the_traceback(place, capsys, monkeypatch):
 def test_os_errors_say_what_to_do():
     import errno
 
-    from loopgen.cli import one_line
+    from loopgen.errors import one_line
 
     full = OSError(errno.ENOSPC, "No space left on device", "/data/x.npy")
     assert one_line(full) == (
@@ -225,10 +224,11 @@ def test_os_errors_say_what_to_do():
 @pytest.fixture(scope="module")
 def smoke_root(tmp_path_factory):
     """A project root holding the smoke profile's extracted dataset (no trained model)."""
-    from loopgen import dataset, profiles
-    from loopgen.corpus import write_demo_corpus
-    from loopgen.extract import extract
-    from loopgen.paths import Paths
+    from loopgen.data import dataset
+    from loopgen.data.corpus import write_demo_corpus
+    from loopgen.data.extract import extract
+    from loopgen.run import profiles
+    from loopgen.store.paths import Paths
 
     root = tmp_path_factory.mktemp("smoke_root")
     paths = Paths(root)
@@ -239,8 +239,9 @@ def smoke_root(tmp_path_factory):
 
 
 def _cnn_checkpoint(root: Path) -> Path:
-    from loopgen import dataset, profiles
-    from loopgen.paths import Paths
+    from loopgen.data import dataset
+    from loopgen.run import profiles
+    from loopgen.store.paths import Paths
     from loopgen.train import checkpoint_path
 
     paths = Paths(root)
@@ -280,7 +281,7 @@ def test_truncated_checkpoint_names_the_file_and_cleans_dead_temporaries(smoke_r
 def test_read_checkpoint_turns_damage_into_a_user_error(tmp_path):
     import torch
 
-    from loopgen.cli import UserError
+    from loopgen.errors import UserError
     from loopgen.train import CheckpointError, read_checkpoint
 
     good = tmp_path / "good.pt"
@@ -328,8 +329,8 @@ def test_second_extract_into_the_same_folder_is_refused(place):
 
 def test_two_extracts_at_once_never_corrupt_the_dataset(tmp_path):
     """Two real runs into one folder: each finishes or is refused; the folder ends as one clean dataset."""
-    from loopgen.corpus import write_demo_corpus
-    from loopgen.dataset import load_loops
+    from loopgen.data.corpus import write_demo_corpus
+    from loopgen.data.dataset import load_loops
 
     songs = write_demo_corpus(tmp_path / "songs", n_songs=40, progress=False)
     args = [sys.executable, "-m", "loopgen", "extract", str(songs), str(tmp_path / "out"), "--workers", "1", "--quiet"]
@@ -403,7 +404,7 @@ def test_killed_extract_leaves_no_orphan_workers(dev_midi_dir, tmp_path):
 def test_full_disk_or_read_only_output_is_one_line_and_resumable(place, capsys, monkeypatch, code, hint):
     import errno
 
-    import loopgen.extract as extract_module
+    import loopgen.data.extract as extract_module
 
     assert code in (errno.ENOSPC, errno.EROFS)
     real = extract_module._finalize
@@ -421,7 +422,7 @@ def test_full_disk_or_read_only_output_is_one_line_and_resumable(place, capsys, 
 
 
 def test_lock_is_refused_while_held_and_free_after(tmp_path):
-    from loopgen.atomic import LockedError, is_locked
+    from loopgen.store.atomic import LockedError, is_locked
 
     lock = tmp_path / "out" / OWN_LOCK_FILE
     lock.parent.mkdir()
@@ -449,7 +450,7 @@ def _parsers_of(command: str, monkeypatch) -> list:
     """Every parser ``python -m loopgen COMMAND`` builds (sub-commands' too), caught as it parses."""
     import argparse
 
-    from loopgen import cli
+    from loopgen.commands import common as cli
 
     caught = []
 

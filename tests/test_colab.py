@@ -1,4 +1,4 @@
-"""loopgen.colab: every notebook opens in Colab and installs the project there, and only there."""
+"""loopgen.run.colab: every notebook opens in Colab and installs the project there, and only there."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from loopgen import colab
-from loopgen.paths import SOURCE_ROOT
+from loopgen.run import colab
+from loopgen.store.paths import SOURCE_ROOT
 
 NOTEBOOKS = sorted((SOURCE_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 

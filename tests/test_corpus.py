@@ -1,4 +1,4 @@
-"""The procedural demo corpus (loopgen.corpus): determinism, validity, defect bookkeeping, extraction."""
+"""The procedural demo corpus (loopgen.data.corpus): determinism, validity, defect bookkeeping, extraction."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import mido
 import pretty_midi
 import pytest
 
-from loopgen.corpus import (
+from loopgen.data.corpus import (
     GENERATOR_VERSION,
     cli_main,
     plan_song,
@@ -20,7 +20,7 @@ from loopgen.corpus import (
     render_song,
     write_demo_corpus,
 )
-from loopgen.corpus.songwriter.styles import BASS_STYLES, GENRES, GROOVES, BassChord
+from loopgen.data.corpus.songwriter.styles import BASS_STYLES, GENRES, GROOVES, BassChord
 
 N_SMALL = 40
 BASS_PROGRAMS = range(32, 40)
@@ -196,7 +196,7 @@ def test_every_defect_kind_occurs_and_is_recorded(tmp_path: Path) -> None:
 
 
 def test_extraction_finds_loops_and_the_intended_rejections(small_corpus: Path) -> None:
-    extract = pytest.importorskip("loopgen.extract")
+    extract = pytest.importorskip("loopgen.data.extract")
     songs = _songs(small_corpus)
     outcome = {}
     for song in songs:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loopgen.corpus import DownloadError, cli_main, download_lmd, safe_extract
+from loopgen.data.corpus import DownloadError, cli_main, download_lmd, safe_extract
 
 
 def _tarball(members: dict[str, bytes]) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopgen.dataset import dataset_dir, load_loops, pack_loops, unpack_loops
-from loopgen.extract import extract, extract_file
+from loopgen.data.dataset import dataset_dir, load_loops, pack_loops, unpack_loops
+from loopgen.data.extract import extract, extract_file
 from loopgen.loops import LoopParams
-from loopgen.paths import MissingInputError, Paths
+from loopgen.store.paths import MissingInputError, Paths
 from test_extract import make_corpus
 
 

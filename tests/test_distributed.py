@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import distributed, profiles, train
+from loopgen import train
+from loopgen.run import profiles
+from loopgen.runtime import distributed
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 PRIOR_KWARGS = {"embed_dim": 8, "hidden": 16}
@@ -25,7 +27,9 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import numpy as np, torch
     torch.set_num_threads(1)
-    from loopgen import distributed, profiles, train
+    from loopgen import train
+    from loopgen.run import profiles
+    from loopgen.runtime import distributed
 
     out = Path(sys.argv[1])
     assert distributed.init_from_env("cpu") == torch.device("cpu") and distributed.world_size() == 2

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopgen import evaluation, generated, profiles, registry, sample, train
-from loopgen.corpus import write_demo_corpus
-from loopgen.dataset import dataset_dir, load_loops
-from loopgen.extract import extract
-from loopgen.paths import MissingInputError, Paths
+from loopgen import registry, sample, train
+from loopgen.book import evaluation
+from loopgen.data.corpus import write_demo_corpus
+from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.data.extract import extract
+from loopgen.run import profiles
+from loopgen.store import sample_groups
+from loopgen.store.paths import MissingInputError, Paths
 from loopgen.train import train_model, train_prior
 
 PROFILE = dataclasses.replace(profiles.get("smoke"), sample=profiles.SampleSettings(n_samples=6, temperatures=(1.0,)))
@@ -83,7 +86,7 @@ def test_groups_are_sampled_once_then_reused_by_provenance(ev):
         np.testing.assert_array_equal(group.loops, again[name].loops)
     # samples of another model are made anew, never returned
     stale = dataclasses.replace(first["vq_vae_argmax"].provenance, checkpoint="vq_vae 000000000000")
-    generated.save_generated(ev.paths, ev.profile.name, "vq_vae_argmax", first["cnn_vae"].loops, provenance=stale)
+    sample_groups.save_generated(ev.paths, ev.profile.name, "vq_vae_argmax", first["cnn_vae"].loops, provenance=stale)
     with pytest.raises(MissingInputError, match="05_musical_metrics.ipynb"):
         ev.stored_group("vq_vae_argmax")
     third = evaluation.generate_groups(ev)

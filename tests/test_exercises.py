@@ -1,4 +1,4 @@
-"""loopgen.exercises: right answers accepted, wrong ones rejected with a hint; every exercise placed in its notebook
+"""loopgen.book.exercises: right answers accepted, wrong ones rejected with a hint; every exercise placed in its notebook
 and answered in its worked solution."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopgen import exercises, teaching
+from loopgen.book import exercises, teaching
 from loopgen.loops import LoopParams, find_loops
-from loopgen.paths import SOURCE_ROOT
+from loopgen.store.paths import SOURCE_ROOT
 
 NOTEBOOKS = SOURCE_ROOT / "notebooks"
 

@@ -1,4 +1,4 @@
-"""loopgen.expectations: ranges made from reference runs by the rule, compared and reported; the shipped file."""
+"""loopgen.book.expectations: ranges made from reference runs by the rule, compared and reported; the shipped file."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from loopgen import expectations
 from loopgen.__main__ import main
-from loopgen.paths import Paths
+from loopgen.book import expectations
+from loopgen.store.paths import Paths
 
 
 def _runs(tmp_path, values: dict[str, list[float]], notebook: str = "03"):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import loopgen.extract as extract_module
-from loopgen.extract import DatasetMismatchError, extract, extract_file, list_midi_files
+import loopgen.data.extract as extract_module
+from loopgen.data.extract import DatasetMismatchError, extract, extract_file, list_midi_files
 from loopgen.loops import LoopParams
 from midi_build import write_song
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen.corpus import plan_song, render_song
-from loopgen.extract import extract
-from loopgen.paths import SHARED_DEV_MIDI
+from loopgen.data.corpus import plan_song, render_song
+from loopgen.data.extract import extract
+from loopgen.store.paths import SHARED_DEV_MIDI
 
 MUTANTS_PER_FILE = 6
 

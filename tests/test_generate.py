@@ -6,12 +6,13 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from loopgen import generate, profiles
-from loopgen.audio import fluidsynth_available
-from loopgen.corpus import write_demo_corpus
-from loopgen.dataset import dataset_dir, load_loops
-from loopgen.extract import extract
-from loopgen.paths import MissingInputError, Paths
+from loopgen.book.audio import fluidsynth_available
+from loopgen.data.corpus import write_demo_corpus
+from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.data.extract import extract
+from loopgen.musician import generate
+from loopgen.run import profiles
+from loopgen.store.paths import MissingInputError, Paths
 from loopgen.train import train_model
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopgen import generated, registry
-from loopgen.paths import MissingInputError, Paths
+from loopgen import registry
+from loopgen.store import sample_groups as generated
+from loopgen.store.paths import MissingInputError, Paths
 
 
 def _made(n: int, **changes) -> generated.Provenance:

@@ -42,8 +42,8 @@ def test_on_a_t4_the_gpu_check_also_runs_fp16_and_reports_both(repo_root, monkey
     import pandas as pd
     import torch
 
-    from loopgen import device as device_mod
-    from loopgen import rehearse
+    from loopgen.run import rehearse
+    from loopgen.runtime import device as device_mod
 
     gpu_check = _gpu_check(repo_root)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import atomic, profiles, shipped, train
-from loopgen.train import CheckpointError, read_checkpoint
+from loopgen import train
+from loopgen.run import profiles
+from loopgen.store import atomic
+from loopgen.train import CheckpointError, read_checkpoint, shipped
 from loopgen.train.checkpoint import save_checkpoint
 
 
@@ -61,7 +63,7 @@ def test_a_lock_held_by_another_process_through_filelock_is_refused_in_one_line_
 def test_registering_a_model_takes_the_lock(tmp_path, monkeypatch):
     """Two ``fit`` runs writing ``data/models.json`` at once: the writer holds the one lock."""
     from loopgen.musician import trained
-    from loopgen.paths import Paths
+    from loopgen.store.paths import Paths
 
     monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path))
     paths = Paths()
@@ -196,9 +198,9 @@ def test_shipped_weights_that_do_not_match_the_index_say_what_to_do(tmp_path, mo
 
 # ------------------------------------------------------------------------------------ datasets and registry
 def test_a_dataset_shard_changed_on_disk_is_refused_before_use(tmp_path):
-    from loopgen.corpus import write_demo_corpus
-    from loopgen.dataset import DamagedDatasetError, load_loops
-    from loopgen.extract import extract
+    from loopgen.data.corpus import write_demo_corpus
+    from loopgen.data.dataset import DamagedDatasetError, load_loops
+    from loopgen.data.extract import extract
 
     songs = write_demo_corpus(tmp_path / "songs", n_songs=6, progress=False)
     out = tmp_path / "loops"
@@ -220,7 +222,7 @@ def test_a_dataset_shard_changed_on_disk_is_refused_before_use(tmp_path):
 
 def test_a_damaged_model_registry_is_named_in_one_line(tmp_path, monkeypatch):
     from loopgen.musician import trained
-    from loopgen.paths import Paths
+    from loopgen.store.paths import Paths
 
     monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path))
     paths = Paths()

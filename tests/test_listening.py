@@ -1,4 +1,4 @@
-"""loopgen.listening: the study builder, simulated ratings, rating validation and the analysis."""
+"""loopgen.book.listening: the study builder, simulated ratings, rating validation and the analysis."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from loopgen import audio, listening
-from loopgen.listening import analysis, study
+from loopgen.book import audio, listening
+from loopgen.book.listening import analysis, study
 
 GROUPS = listening.GROUPS
 
@@ -389,7 +389,7 @@ def test_stimulus_loops_and_discussion(built) -> None:
 
 
 def test_cli_reports_missing_samples_without_a_traceback(tmp_path, monkeypatch, capsys) -> None:
-    from loopgen.paths import MissingInputError
+    from loopgen.store.paths import MissingInputError
 
     def missing(profile_name, seed, paths):
         raise MissingInputError("training_set.npz is missing: run notebook 05_musical_metrics.ipynb first")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from loopgen import CRASH, KICK, N_DRUM
+from loopgen.data.midi import MidiRejected, NoteTable, ReadLimits
 from loopgen.loops import (
     DRUM_MAPS,
     LoopParams,
@@ -15,7 +16,6 @@ from loopgen.loops import (
     song_roll,
     ticks_to_steps,
 )
-from loopgen.midi import MidiRejected, NoteTable, ReadLimits
 
 TPQ = 4  # one tick per sixteenth-note step: ticks are steps
 

@@ -12,14 +12,16 @@ import pytest
 import torch
 
 from loopgen import __main__ as entry
-from loopgen import masked, profiles, registry, sample, train
-from loopgen.corpus import write_demo_corpus
-from loopgen.dataset import load_loops
+from loopgen import registry, sample, train
+from loopgen import sample_masked as masked
+from loopgen.data.corpus import write_demo_corpus
+from loopgen.data.dataset import load_loops
 from loopgen.models import build
 from loopgen.models.masked_prior import MaskedCodePrior, circular_offsets, random_mask
 from loopgen.musician import fit, loopfile, trained, variation
-from loopgen.paths import Paths
-from loopgen.profiles import TrainSettings
+from loopgen.run import profiles
+from loopgen.run.profiles import TrainSettings
+from loopgen.store.paths import Paths
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 K, T = 16, 32

@@ -9,10 +9,10 @@ import mido
 import numpy as np
 import pytest
 
-from loopgen.corpus.smf import vlq
+from loopgen.data.corpus.smf import vlq
+from loopgen.data.midi import MidiRejected, NoteTable, ReadLimits, read_notes
 from loopgen.loops import song_roll
-from loopgen.midi import MidiRejected, NoteTable, ReadLimits, read_notes
-from loopgen.paths import SHARED_DEV_MIDI
+from loopgen.store.paths import SHARED_DEV_MIDI
 from midi_build import note_events, song_tracks, write_song, write_tracks
 
 

@@ -18,14 +18,16 @@ import pypianoroll
 import pytest
 
 from loopgen import __main__ as entry
-from loopgen import audio, generate, metrics, profiles
-from loopgen.corpus import write_demo_corpus
-from loopgen.dataset import dataset_dir, load_loops
-from loopgen.extract import extract_file
+from loopgen import metrics
+from loopgen.book import audio
+from loopgen.data.corpus import write_demo_corpus
+from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.data.extract import extract_file
+from loopgen.data.midi import read_notes
 from loopgen.loops import find_loops, song_roll
-from loopgen.midi import read_notes
-from loopgen.musician import draws, fit, loopfile, page, trained, variation
-from loopgen.paths import Paths
+from loopgen.musician import draws, fit, generate, loopfile, page, trained, variation
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 from midi_build import write_song
 
 NAME = "tiny"
@@ -160,7 +162,7 @@ def test_stems_split_bass_and_drums(song_loop, tmp_path):
     assert not parts["bass"][:, :9].any() and not parts["drums"][:, 9:].any()
     np.testing.assert_array_equal(parts["bass"] | parts["drums"], song_loop.loop)
     written = loopfile.write_wavs(song_loop.loop, tmp_path / "x", bpm=120, repeats=1, with_stems=True)
-    from loopgen.audio import fluidsynth_available
+    from loopgen.book.audio import fluidsynth_available
 
     assert sorted(written) == (["bass", "drums", "mix"] if fluidsynth_available() else [])
     for p in written.values():
@@ -441,7 +443,7 @@ def test_a_failed_fit_leaves_nothing_that_blocks_the_next(project, tmp_path, cap
     assert entry.main(["fit", str(waltzes), "--name", "zero", "--profile", "smoke", "--quiet"]) == 1
     assert not project.user_loops_dir("zero").exists()
     # a dataset a killed fit left (no registry entry names it) does not block either
-    from loopgen.extract import extract
+    from loopgen.data.extract import extract
 
     extract(waltzes, project.user_loops_dir("zero"), workers=1, progress=False)
     capsys.readouterr()
@@ -482,7 +484,7 @@ def test_an_unready_fitted_model_points_at_fit_not_at_a_notebook(project, capsys
 
 def test_an_unfinished_profile_model_names_the_command_too(project, monkeypatch):
     """A CLI user of ``generate``/``vary`` gets the command that finishes the training, beside the notebook."""
-    from loopgen.paths import MissingInputError
+    from loopgen.store.paths import MissingInputError
 
     def unfinished(name, *args, **kwargs):
         raise MissingInputError(f"data/checkpoints/{name}-abc.pt is unfinished (1/2 epochs): run notebook "

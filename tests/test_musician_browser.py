@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import browser_harness
-from loopgen.audio import fluidsynth_available
+from loopgen.book.audio import fluidsynth_available
 from loopgen.musician import page
 
 pytestmark = pytest.mark.browser

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loopgen import colab
-from loopgen.runner import plan
+from loopgen.run import colab
+from loopgen.run.runner import plan
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CHAPTERS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -74,7 +74,7 @@ def test_no_code_cell_copied_between_notebooks():
         for cell in _cells(nb_path):
             lines = [line.strip() for line in "".join(cell["source"]).splitlines() if line.strip()]
             if cell["cell_type"] != "code" or len(lines) < 3 or lines[0].startswith(colab.CELL_MARKER):
-                continue  # the Colab install cell is made by loopgen.colab (tests/test_colab.py)
+                continue  # the Colab install cell is made by loopgen.run.colab (tests/test_colab.py)
             text = "\n".join(lines)
             assert text not in seen or seen[text] == nb_path.name, (
                 f"the same cell is in {seen.get(text)} and {nb_path.name}: move it into lib/loopgen\n{text}"

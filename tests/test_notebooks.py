@@ -13,7 +13,7 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from loopgen.outputs import OUTPUTS
+from loopgen.store.outputs import OUTPUTS
 
 
 @pytest.mark.notebooks
@@ -57,7 +57,7 @@ def test_worked_solutions_run_at_the_smoke_profile(smoke_run, monkeypatch):
     """Every worked solution runs on the smoke run's data, and every ``assert exercises.check(...)`` in it holds."""
     import papermill as pm
 
-    from loopgen import runner
+    from loopgen.run import runner
 
     assert smoke_run.returncode == 0, f"the smoke run failed, so the solutions cannot run:\n{smoke_run.log_tail}"
     assert len(SOLUTIONS) == 8, [p.name for p in SOLUTIONS]
@@ -79,7 +79,7 @@ def test_worked_solutions_run_at_the_smoke_profile(smoke_run, monkeypatch):
 @pytest.mark.notebooks
 def test_smoke_headlines_fall_in_the_expected_ranges(smoke_run):
     """The numbers each notebook's "What you should see" cell recorded lie in the smoke ranges of the ranges file."""
-    from loopgen import expectations
+    from loopgen.book import expectations
 
     assert smoke_run.returncode == 0, f"notebook run failed:\n{smoke_run.log_tail}"
     ranges = expectations.read_ranges()

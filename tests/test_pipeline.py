@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopgen import pipeline, profiles
-from loopgen.dataset import LoopSet
-from loopgen.paths import MissingInputError, Paths
+from loopgen.book import extraction
+from loopgen.data.dataset import LoopSet
+from loopgen.run import profiles
+from loopgen.store.paths import MissingInputError, Paths
 
 
 def _report(by_reason: dict[str, int], with_loops: int, loops: int) -> dict:
@@ -25,7 +26,7 @@ def _report(by_reason: dict[str, int], with_loops: int, loops: int) -> dict:
 
 def test_accounting_table_counts_every_file_beside_the_paper():
     report = _report({"no_loop": 5, "time_signature": 3, "no_bass": 0}, with_loops=2, loops=7)
-    table = pipeline.accounting_table(report, {"counts": {"train": 5, "val": 1, "test": 1}})
+    table = extraction.accounting_table(report, {"counts": {"train": 5, "val": 1, "test": 1}})
     assert table.loc["files scanned", "ours"] == 10
     assert table.loc["files scanned", "paper"] == 176_581
     assert "rejected: no_bass" not in table.index, "reasons that never occurred are left out"
@@ -44,7 +45,7 @@ def test_accounting_table_refuses_a_broken_report():
     report = _report({"no_loop": 5}, with_loops=2, loops=7)
     report["totals"]["files_scanned"] = 11  # one file unaccounted for
     with pytest.raises(AssertionError, match="accounting broken"):
-        pipeline.accounting_table(report, {"counts": {}})
+        extraction.accounting_table(report, {"counts": {}})
 
 
 def _loopset(n: int) -> LoopSet:
@@ -58,14 +59,14 @@ def _loopset(n: int) -> LoopSet:
 
 
 def test_dataset_summary_and_summary_table():
-    row = pipeline.dataset_summary(_loopset(4))
+    row = extraction.dataset_summary(_loopset(4))
     assert row["train loops"] == 3 and row["loops per file with loops"] == 2.0
     assert row["FND"] == 1.0 and row["FNB"] == 1.0
     assert row["HD"] == pytest.approx(1 / 1488)  # the crash on step 0 of bar 1 is not in bar 5
     assert row["UP"] == 3.0  # kick, crash, one bass pitch
     assert row["ND"] == 1.0  # the held bass sounds on every step
     assert row["unique loops"] == pytest.approx(1 / 3)
-    table = pipeline.summary_table({"ours": row})
+    table = extraction.summary_table({"ours": row})
     assert list(table.columns) == ["ours", "paper (LMD-full)"]
     assert list(table.index[:3]) == ["files scanned", "files in 4/4", "files with loops"], "rows keep our order"
     assert table.loc["files in 4/4", "paper (LMD-full)"] == 114_444
@@ -78,7 +79,7 @@ def test_dataset_summary_and_summary_table():
 def test_midi_source_writes_the_demo_corpus_once(tmp_path):
     paths = Paths(tmp_path)
     profile = profiles.get("smoke")
-    source = pipeline.midi_source(profile, paths, progress=False)
+    source = extraction.midi_source(profile, paths, progress=False)
     assert source.corpus_name == profile.corpus.name and source.midi_dir == paths.corpus_dir(profile.corpus.name)
     assert len(list(source.midi_dir.glob("*.mid"))) == profile.corpus.n_songs
     assert source.dataset_dir(paths).parent == paths.data / "loops"
@@ -88,10 +89,10 @@ def test_midi_source_for_a_folder_and_for_missing_lmd(tmp_path):
     paths = Paths(tmp_path)
     mine = tmp_path / "my_midi"
     mine.mkdir()
-    own = pipeline.midi_source(profiles.get("demo"), paths, mine)
+    own = extraction.midi_source(profiles.get("demo"), paths, mine)
     assert own.corpus_name.startswith("my_midi-") and own.midi_dir == mine
-    assert pipeline.midi_source(profiles.get("paper"), paths, mine).corpus_name == "lmd_full"
+    assert extraction.midi_source(profiles.get("paper"), paths, mine).corpus_name == "lmd_full"
     with pytest.raises(FileNotFoundError):
-        pipeline.midi_source(profiles.get("demo"), paths, tmp_path / "nope")
+        extraction.midi_source(profiles.get("demo"), paths, tmp_path / "nope")
     with pytest.raises(MissingInputError, match="download-lmd"):
-        pipeline.midi_source(profiles.get("paper"), paths)
+        extraction.midi_source(profiles.get("paper"), paths)

@@ -10,8 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from loopgen import CRASH, DRUM_NAMES, KICK, plots  # noqa: E402
-from loopgen.paths import Paths  # noqa: E402
+from loopgen import CRASH, DRUM_NAMES, KICK  # noqa: E402
+from loopgen.book import plots
+from loopgen.store.paths import Paths  # noqa: E402
 
 
 def _loop() -> np.ndarray:

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from loopgen import paper, profiles, tables, train
+from loopgen import paper, train
+from loopgen.book import tables
 from loopgen.models.lstm_vae import SCHEDULED_SAMPLING_RATE
-from loopgen.paths import Paths
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 
 CHOICES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "choices.md"
 
@@ -94,7 +96,7 @@ def test_a_paper_settings_model_trains_and_loads_back(tmp_path):
 def test_precision_modes(monkeypatch):
     import torch
 
-    from loopgen import device
+    from loopgen.runtime import device
 
     a = torch.ones(4, 4)
     with device.autocast(torch.device("cpu"), "bf16"):
@@ -117,8 +119,8 @@ def test_profiles_are_data_that_import_nothing_from_train():
     import sys
 
     code = (
-        "import sys, loopgen.profiles as p; p.get('paper').train.recipe('vq_vae'); p.open_choices_markdown(); "
-        "print(sorted(m for m in sys.modules if m.startswith(('loopgen.train', 'loopgen.shipped'))))"
+        "import sys, loopgen.run.profiles as p; p.get('paper').train.recipe('vq_vae'); p.open_choices_markdown(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('loopgen.train', 'loopgen.train.shipped'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]"

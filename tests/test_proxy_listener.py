@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopgen import LOOP_STEPS, N_COLUMNS
-from loopgen.listening import proxy
+from loopgen.book.listening import proxy
 
 
 def _real_like(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from loopgen import profiles, shipped, train
-from loopgen.profiles import TrainSettings
+from loopgen import train
+from loopgen.run import profiles
+from loopgen.run.profiles import TrainSettings
+from loopgen.train import shipped
 from loopgen.train.checkpoint import weight_settings
+from loopgen.train.export import export
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -96,7 +99,7 @@ def _ship_a_long_run(loops, tmp_path, monkeypatch):
     trained_long = train.train_model(
         "nonar_lstm_vae", loops[:48], loops[48:], long, data_key="k", checkpoint_dir=tmp_path / "a", progress=False
     )
-    return trained_long, short, folder, shipped.export(trained_long.checkpoint, "long-test", folder)
+    return trained_long, short, folder, export(trained_long.checkpoint, "long-test", folder)
 
 
 def test_shipped_weights_install_when_they_match_and_are_refused_when_damaged(loops, tmp_path, monkeypatch):
@@ -171,7 +174,7 @@ def test_recipe_table_names_every_setting():
 
 
 def test_the_corpus_is_the_same_whatever_the_number_of_writers(tmp_path):
-    from loopgen.corpus import write_demo_corpus
+    from loopgen.data.corpus import write_demo_corpus
 
     one = write_demo_corpus(tmp_path / "one", 6, seed=3, progress=False, workers=1)
     two = write_demo_corpus(tmp_path / "two", 6, seed=3, progress=False, workers=2)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS, metrics, paper, registry, sample, tables, train
+from loopgen import LOOP_STEPS, N_COLUMNS, metrics, paper, registry, sample, train
+from loopgen.book import tables
 from loopgen.models.base import ContinuousVAE
 from loopgen.models.blocks import GaussianHead
-from loopgen.profiles import TrainSettings
+from loopgen.run.profiles import TrainSettings
 from loopgen.train.checkpoint import weight_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

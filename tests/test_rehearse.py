@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from loopgen import paper, profiles, rehearse
+from loopgen import paper
+from loopgen.run import profiles, rehearse
 
 
 def test_rehearsal_of_the_paper_profile_runs_every_training_and_resumes(tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from loopgen import profiles
-from loopgen.outputs import OUTPUTS, TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
-from loopgen.paths import MissingInputError, Paths, require
-from loopgen.runner import NotebookRun, plan, summary
+from loopgen.run import profiles
+from loopgen.run.runner import NotebookRun, plan, summary
+from loopgen.store.outputs import OUTPUTS, TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
+from loopgen.store.paths import MissingInputError, Paths, require
 
 
 def test_plan_order_and_names():
@@ -67,7 +67,7 @@ def test_require_names_the_notebook(tmp_path):
 
 
 def test_paper_profile_cells_have_no_time_limit():
-    from loopgen.runner import cell_timeout_for
+    from loopgen.run.runner import cell_timeout_for
 
     assert cell_timeout_for("paper") is None, "a 2,000-epoch training cell must not be cut off"
     assert cell_timeout_for("demo") == cell_timeout_for("smoke") == 3600

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from loopgen import notebook_pages, runner
-from loopgen.notebook_pages import PageRecord
+from loopgen.run import pages as notebook_pages
+from loopgen.run import runner
+from loopgen.run.pages import PageRecord
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"

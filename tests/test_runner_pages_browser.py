@@ -12,8 +12,9 @@ from urllib.parse import urlparse
 import pytest
 
 import browser_harness
-from loopgen import notebook_pages, runner
-from loopgen.notebook_pages import PageRecord
+from loopgen.run import pages as notebook_pages
+from loopgen.run import runner
+from loopgen.run.pages import PageRecord
 
 pytestmark = pytest.mark.browser
 

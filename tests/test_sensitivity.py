@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from loopgen import profiles, sensitivity
+from loopgen.book import sensitivity
+from loopgen.run import profiles
 
 SETTINGS = dataclasses.replace(
     profiles.get("smoke").train, epochs=1, prior_epochs=1, batch_size=8, max_train_loops=None, max_val_loops=None

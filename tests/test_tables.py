@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopgen import paper, tables
-from loopgen.paths import Paths
+from loopgen import paper
+from loopgen.book import tables
+from loopgen.store.paths import Paths
 
 
 # ------------------------------------------------------------------ loopgen.paper

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen.paths import MissingInputError
-from loopgen.profiles import TrainSettings, get
+from loopgen.run.profiles import TrainSettings, get
+from loopgen.store.paths import MissingInputError
 from loopgen.train import (
     checkpoint_key,
     checkpoint_path,

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from loopgen import profiles
+from loopgen.run import profiles
 from loopgen.train import batch_size_for, checkpoint_key
 
 BASE = profiles.TrainSettings(epochs=3, batch_size=64)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import cli, profiles, train
-from loopgen import device as device_mod
+from loopgen import errors, train
+from loopgen.run import profiles
+from loopgen.runtime import device as device_mod
 from loopgen.train import checkpoint, loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,12 +56,12 @@ def test_cpu_and_mps_are_unchanged_and_fp16_there_is_refused_in_one_line(monkeyp
     monkeypatch.setattr(device_mod, "cpu_supports_bf16", lambda: False)
     assert device_mod.resolve_precision(torch.device("cpu")) == "fp32"
     assert device_mod.resolve_precision(torch.device("mps")) == "fp32"
-    with pytest.raises(cli.UserError, match="on cpu use --precision bf16 or fp32") as err:
+    with pytest.raises(errors.UserError, match="on cpu use --precision bf16 or fp32") as err:
         device_mod.resolve_precision(torch.device("cpu"), "fp16")
     assert "\n" not in str(err.value)
-    with pytest.raises(cli.UserError, match="on mps use --precision fp32"):
+    with pytest.raises(errors.UserError, match="on mps use --precision fp32"):
         device_mod.autocast(torch.device("mps"), "fp16")
-    with pytest.raises(cli.UserError, match="fp16"):  # before any work: no checkpoint is written
+    with pytest.raises(errors.UserError, match="fp16"):  # before any work: no checkpoint is written
         train.train_model("cnn_vae", _loops(), None, _settings(precision="fp16"), data_key="d",
                           checkpoint_dir=tmp_path, device="cpu", progress=False)
     assert not list(tmp_path.glob("*.pt"))
@@ -79,7 +80,7 @@ def test_fp16_is_keyed_and_auto_on_a_t4_is_keyed_as_fp16(monkeypatch):
 
 
 def test_train_and_rehearse_take_fp16(capsys):
-    from loopgen import rehearse
+    from loopgen.run import rehearse
     from loopgen.train import cli as train_cli
 
     assert train_cli._parse(["--model", "cnn_vae", "--precision", "fp16"]).precision == "fp16"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import device as device_mod
-from loopgen import profiles, train
+from loopgen import train
+from loopgen.run import profiles
+from loopgen.runtime import device as device_mod
 from loopgen.train import checkpoint, loop
 
 
@@ -130,7 +131,7 @@ def test_numpy_and_torch_rng_states_restore_from_the_saved_tensors():
 
 
 def test_evaluation_loads_models_on_its_training_device(monkeypatch):
-    from loopgen import evaluation
+    from loopgen.book import evaluation
 
     seen = {}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loopgen import profiles, shipped
-from loopgen.train import checkpoint_key
+from loopgen.run import profiles
+from loopgen.train import checkpoint_key, shipped
 
 # checkpoint_key(name, profile.train, data_key="d", vq_key="v"), as computed before train became a package
 # (demo-long ar_lstm_vae: its recipe changed on purpose, 48 epochs on a 200-epoch scheduled-sampling axis)
@@ -21,7 +21,7 @@ KEYS = {
 def float32_machine(monkeypatch):
     """A machine where precision "auto" is float32 (no bf16 units, no GPU): the keys every earlier checkpoint,
     trained in float32, was saved under. Where "auto" gives bf16 the demo's keys say so (test_train_gpu_path)."""
-    from loopgen import device
+    from loopgen.runtime import device
 
     monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
     monkeypatch.setattr(device.torch.cuda, "is_available", lambda: False)

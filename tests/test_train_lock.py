@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import profiles, train
+from loopgen import train
+from loopgen.run import profiles
 
 SMOKE = profiles.get("smoke")
 
@@ -57,10 +58,10 @@ def _wait_for_steps(proc: subprocess.Popen, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def smoke_root(tmp_path_factory):
-    from loopgen.corpus import write_demo_corpus
-    from loopgen.dataset import dataset_dir
-    from loopgen.extract import extract
-    from loopgen.paths import Paths
+    from loopgen.data.corpus import write_demo_corpus
+    from loopgen.data.dataset import dataset_dir
+    from loopgen.data.extract import extract
+    from loopgen.store.paths import Paths
 
     root = tmp_path_factory.mktemp("lock_root")
     paths = Paths(root)
@@ -72,8 +73,10 @@ def smoke_root(tmp_path_factory):
 def test_a_notebook_is_refused_while_another_process_trains_the_same_checkpoint(smoke_root):
     release = smoke_root / "release"  # the first training waits after its first step until this exists
     trainer = _start(SLOW_STEPS.format(pause=600, release=str(release)) + """
-from loopgen import dataset, profiles, train
-from loopgen.paths import Paths
+from loopgen import train
+from loopgen.data import dataset
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 P, paths = profiles.get("smoke"), Paths()
 data = dataset.load_loops(dataset.dataset_dir(paths, P.corpus.name))
 train.train_model("cnn_vae", data.loops[data.split == "train"], data.loops[data.split == "val"], P.train,
@@ -110,14 +113,16 @@ def test_ctrl_c_inside_an_epoch_writes_a_checkpoint_that_resumes_there(tmp_path)
     np.save(tmp_path / "loops.npy", _loops())
     interrupted = _start(SLOW_STEPS.format(pause=0.3, release=str(tmp_path / "never")) + f"""
 import dataclasses, numpy as np
-from loopgen import cli, profiles, train
+from loopgen import train
+from loopgen.commands import common
+from loopgen.run import profiles
 settings = dataclasses.replace(profiles.get("smoke").train, epochs=2, batch_size=8, max_train_loops=None,
                                max_val_loops=None)
 loops = np.load({str(tmp_path / "loops.npy")!r})
 def main(argv):
     train.train_model("cnn_vae", loops, loops[:8], settings, data_key="d", checkpoint_dir={str(tmp_path / "run")!r},
                       device="cpu", progress=False)
-sys.exit(cli.run(main, []))
+sys.exit(common.run(main, []))
 """, tmp_path)
     _wait_for_steps(interrupted, 3)
     interrupted.send_signal(signal.SIGINT)
@@ -132,7 +137,8 @@ sys.exit(cli.run(main, []))
     # that nothing an earlier test left in this process (threads, backends) can tell them apart
     finish = """
 import dataclasses, sys, numpy as np, torch
-from loopgen import profiles, train
+from loopgen import train
+from loopgen.run import profiles
 settings = dataclasses.replace(profiles.get("smoke").train, epochs=2, batch_size=8, max_train_loops=None,
                                max_val_loops=None)
 loops = np.load({loops!r})

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from loopgen import profiles, train
+from loopgen import train
+from loopgen.run import profiles
 from loopgen.train import loop
 
 

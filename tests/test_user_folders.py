@@ -108,7 +108,7 @@ def test_unreadable_sub_folder_is_recorded_and_counted(dev_midi_dir, tmp_path, m
 
 
 def test_a_users_folder_is_refused_and_never_deleted_from(tmp_path):
-    from loopgen.corpus import write_demo_corpus
+    from loopgen.data.corpus import write_demo_corpus
 
     songs = write_demo_corpus(tmp_path / "songs", n_songs=6, progress=False)
     mine = tmp_path / "mine"
@@ -127,7 +127,7 @@ def test_a_users_folder_is_refused_and_never_deleted_from(tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert (mine / "notes.txt").read_bytes() == b"my notes" and (mine / "shard_000.npy").read_bytes() == b"my own array"
     manifest = json.loads((mine / "manifest.json").read_text())
-    assert manifest["written_by"] == "loopgen.extract"
+    assert manifest["written_by"] == "loopgen.data.extract"
 
     # a dataset of ours in the same folder: rerun with other settings replaces only what our manifest lists
     again = loopgen("extract", str(songs), str(mine), "--workers", "1", "--quiet", "--stride-bars", "2", root=tmp_path)
@@ -158,11 +158,13 @@ def test_corpus_and_study_refuse_a_users_folder(tmp_path):
 def trained_study_root(tmp_path_factory) -> Path:
     """A project root as notebooks 01-05 leave it for the smoke profile, in miniature: a dataset manifest, the
     smoke models trained one epoch on 12 random loops, and every listening-test group stored with its provenance."""
-    from loopgen import dataset, profiles, registry, sample
-    from loopgen.evaluation import Evaluation
-    from loopgen.generated import save_generated
-    from loopgen.listening import GROUPS
-    from loopgen.paths import Paths
+    from loopgen import registry, sample
+    from loopgen.book.evaluation import Evaluation
+    from loopgen.book.listening import GROUPS
+    from loopgen.data import dataset
+    from loopgen.run import profiles
+    from loopgen.store.paths import Paths
+    from loopgen.store.sample_groups import save_generated
     from loopgen.train import train_model, train_prior
 
     root = tmp_path_factory.mktemp("study_root")
@@ -249,7 +251,7 @@ def test_the_serve_hint_is_a_command_a_shell_can_run(study_root):
 
 
 def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):
-    from loopgen.corpus import write_demo_corpus
+    from loopgen.data.corpus import write_demo_corpus
 
     songs = write_demo_corpus(tmp_path / "songs", n_songs=3, progress=False)
     out = tmp_path / "out"
@@ -266,8 +268,8 @@ def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):
 def test_study_refuses_samples_of_another_run(study_root):
     from dataclasses import replace
 
-    from loopgen.generated import load_generated, save_generated, stored_provenance
-    from loopgen.paths import Paths
+    from loopgen.store.paths import Paths
+    from loopgen.store.sample_groups import load_generated, save_generated, stored_provenance
 
     paths = Paths(study_root)
     loops, _ = load_generated(paths, "smoke", "cnn_vae")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopgen.validate import check_codes, check_loops
+from loopgen.data.validate import check_codes, check_loops
 
 
 def test_binary_batches_come_back_as_uint8_views_when_possible():

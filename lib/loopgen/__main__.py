@@ -9,17 +9,17 @@ import importlib
 import sys
 
 COMMANDS = {
-    "corpus": ("loopgen.corpus", "write the procedural demo corpus, or download LMD-full"),
-    "extract": ("loopgen.extract", "MIDI folder -> 8-bar bass+drum loops (shards, manifest, report)"),
-    "train": ("loopgen.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
-    "generate": ("loopgen.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
+    "corpus": ("loopgen.data.corpus", "write the procedural demo corpus, or download LMD-full"),
+    "extract": ("loopgen.data.extract", "MIDI folder -> 8-bar bass+drum loops (shards, manifest, report)"),
+    "train": ("loopgen.commands.train", "train one model (ar_lstm_vae, nonar_lstm_vae, cnn_vae, vq_vae, prior)"),
+    "generate": ("loopgen.musician.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
     "vary": ("loopgen.musician.variation", "variations of your own loop: keep some bars, regenerate the others"),
     "fit": ("loopgen.musician.fit", "your MIDI folder -> loops -> a trained VQ-VAE + prior, registered by name"),
-    "study": ("loopgen.listening", "build a listening-test study folder (static web page)"),
-    "ship": ("loopgen.shipped", "write a finished demo-long checkpoint as shipped half-precision weights"),
-    "rehearse": ("loopgen.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
-    "run-notebooks": ("loopgen.runner", "run every notebook headless with papermill"),
-    "expected-ranges": ("loopgen.expectations", "the notebooks' expected ranges per profile, from reference runs"),
+    "study": ("loopgen.book.listening", "build a listening-test study folder (static web page)"),
+    "ship": ("loopgen.commands.ship", "write a finished demo-long checkpoint as shipped half-precision weights"),
+    "rehearse": ("loopgen.run.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
+    "run-notebooks": ("loopgen.run.runner", "run every notebook headless with papermill"),
+    "expected-ranges": ("loopgen.book.expectations", "the notebooks' expected ranges per profile, from reference runs"),
 }
 
 
@@ -34,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         what = f"unknown command {argv[0]!r}" if argv else "no command given"
         print(f"error: {what}: choose one of {', '.join(COMMANDS)} (see python -m loopgen --help)", file=sys.stderr)
         return 2
-    from loopgen import cli
+    from loopgen.commands import common
 
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return cli.run(module.cli_main, argv[1:])
+    return common.run(module.cli_main, argv[1:])
 
 
 if __name__ == "__main__":

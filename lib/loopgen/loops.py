@@ -1,7 +1,7 @@
 """docs/rules.md §2-4: note table -> song roll -> 8-bar loops -> train/val/test splits.
 
 Pure numpy, no I/O. Every rule marked (param) in docs/rules.md is a field of :class:`LoopParams`.
-A file refused by a rule raises :class:`loopgen.midi.MidiRejected` with its reason code.
+A file refused by a rule raises :class:`loopgen.data.midi.MidiRejected` with its reason code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import (
+from loopgen import (
     BAR_CELLS,
     BARS_PER_LOOP,
     BASS_HIGHEST_PITCH,
@@ -27,7 +27,7 @@ from . import (
     N_DRUM,
     STEPS_PER_BAR,
 )
-from .midi.notes import MidiRejected, NoteTable, ReadLimits
+from loopgen.data.midi.notes import MidiRejected, NoteTable, ReadLimits
 
 REPEATED_BARS = (0, 4)  # docs/rules.md §3.1 and the HD metric: "the first and fifth bar"
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from loopgen import BAR_CELLS, BARS_PER_LOOP, LOOP_STEPS, N_COLUMNS, N_DRUM, STEPS_PER_BAR
-from loopgen.dataset import pack_loops
+from loopgen.data.dataset import pack_loops
+from loopgen.data.validate import check_codes, check_loops
 from loopgen.loops import REPEATED_BARS, repetition_distance, starts_with_bass, starts_with_kick_and_crash
-from loopgen.validate import check_codes, check_loops
 
 METRIC_KEYS = ("HD", "FND", "FNB", "DB", "OS", "US", "UP", "UP/bar", "ND")
 EXTRA_KEYS = ("empty_bar_rate", "drum_pattern_consistency")

@@ -163,7 +163,7 @@ TRAINING_GPU = "NVIDIA GeForce RTX 3090"  # "Each model is trained with NVIDIA G
 TRAINING_HOURS_BELOW = 8
 
 
-# --- the claims the paper makes without a table (checked by notebook 08, loopgen.sensitivity) ---
+# --- the claims the paper makes without a table (checked by notebook 08, loopgen.book.sensitivity) ---
 CLAIMS = {
     "kl_weight": "VAE has produced many noisy samples even after achieving the minimal reconstruction error when "
     "beta ~ 0 (Model Metric)",

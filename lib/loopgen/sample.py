@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from loopgen import LOOP_STEPS, N_COLUMNS
+from loopgen.data.validate import check_codes, check_loops
 from loopgen.models import VQVAE, CodePrior, ContinuousVAE
-from loopgen.validate import check_codes, check_loops
 
 DEFAULT_BATCH = 512
 

@@ -85,7 +85,7 @@ class BiLSTMEncoder(nn.Module):
 
 
 def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I) (torch's global generator, seeded by loopgen.seed)."""
+    """z = mu + sigma * eps, eps ~ N(0, I) (torch's global generator, seeded by loopgen.runtime.seed)."""
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 

@@ -37,7 +37,7 @@ from torch import nn
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models.base import ContinuousVAE
 from loopgen.models.blocks import BiLSTMEncoder, GaussianHead, he_init
-from loopgen.models.recurrence import ScheduledSamplingRecurrence
+from loopgen.runtime.recurrence import ScheduledSamplingRecurrence
 
 SCHEDULED_SAMPLING_RATE = 20.0
 PAPER_EPOCHS = 2000  # the time axis of the paper's scheduled-sampling schedule
@@ -141,7 +141,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         one-step sequence (each with its own set-up and autograd record, each redoing the latent's share of
         the input projection). The input at step t is ``concat(x_{t-1}, z)``, so ``W_ih = [W_prev | W_z]``
         splits: ``z W_z^T + b_ih + b_hh`` is the same at every step and is computed once, by ordinary autograd;
-        the 128 steps run in :class:`~loopgen.models.recurrence.ScheduledSamplingRecurrence`, one autograd node
+        the 128 steps run in :class:`~loopgen.runtime.recurrence.ScheduledSamplingRecurrence`, one autograd node
         with a hand-written backward pass (the fed-back inputs carry no gradient, so only h and c link the
         steps; see that module). The logits that decide a step's own prediction are computed there without
         autograd; the returned logits come from one ``Linear`` over all 128 hidden states (the same numbers to

@@ -14,9 +14,9 @@ token and predict them from all the others, on both sides and across the wrap.
 * **Cosine masking schedule** (MaskGIT): for each training sequence draw r ~ U(0, 1) and mask
   ``ceil(cos(pi r / 2) t)`` positions chosen at random (at least one); the loss is the cross-entropy of the
   masked codes only.
-* Sampling, infill and seam repair are iterative parallel decoding: :mod:`loopgen.masked`.
+* Sampling, infill and seam repair are iterative parallel decoding: :mod:`loopgen.sample_masked`.
 
-Sizes, dropout and the bf16 choice are ours (``loopgen.profiles.DEMO_RECIPES["masked_prior"]``).
+Sizes, dropout and the bf16 choice are ours (``loopgen.run.profiles.DEMO_RECIPES["masked_prior"]``).
 ``cpu_bf16``: on a CPU whose oneDNN supports bf16 (:func:`cpu_bf16_supported`), the training forward runs under
 ``torch.autocast("cpu", dtype=torch.bfloat16)`` (several times faster on such CPUs), and so do the forward passes
 of sampling (:meth:`MaskedCodePrior.sampling_precision`); float32 otherwise, and always for the validation

@@ -20,7 +20,7 @@ conv(64,1,0,1) -> conv(93,3,1,1) -> (128, 93) logits (the last conv plain, no ba
 Loss (``loss_reduction``): "sum" (default) = per loop, BCE with logits summed over cells + beta * commitment
 summed over the t x L latent values; "mean" (the paper profile, the usual reading of eq. 2 as in Oord et al.'s
 implementation) = BCE averaged over cells + beta * squared error averaged over latent values. The reported
-terms (recon, commitment) are per-loop sums either way. Under DDP (``loopgen.distributed``) the EMA update
+terms (recon, commitment) are per-loop sums either way. Under DDP (``loopgen.runtime.distributed``) the EMA update
 uses counts and sums over all ranks, and restarts draw on rank 0.
 """
 
@@ -31,9 +31,10 @@ import math
 import torch
 from torch import nn
 
-from loopgen import LOOP_STEPS, N_COLUMNS, distributed
+from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models.base import LoopModel, LossTerms
 from loopgen.models.blocks import ConvBlock, ResidualBlock, Upsample, bce_per_loop, he_init
+from loopgen.runtime import distributed
 
 
 def perplexity(counts: torch.Tensor) -> float:

@@ -1,6 +1,6 @@
 """Your own corpus in one command: ``python -m loopgen fit MIDI_DIR [--profile demo] --name NAME``.
 
-Extracts the loops of every MIDI file below MIDI_DIR (the paper's rules, :mod:`loopgen.extract`), prints how
+Extracts the loops of every MIDI file below MIDI_DIR (the paper's rules, :mod:`loopgen.data.extract`), prints how
 many files gave loops and why the others did not, trains the VQ-VAE and its LSTM prior with the profile's
 settings, and registers the pair as NAME (``data/models.json``), so that ``generate --from NAME`` and
 ``vary --from NAME`` use it. A few loops of the new model go into the output folder with ``index.html``.
@@ -14,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import cli, profiles, sample
-from loopgen.atomic import exclusive_lock
-from loopgen.dataset import load_loops
-from loopgen.extract import DatasetMismatchError, extract
-from loopgen.midi import REASONS
+from loopgen import errors, sample
+from loopgen.commands import common as cli
+from loopgen.data.dataset import load_loops
+from loopgen.data.extract import DatasetMismatchError, extract
+from loopgen.data.midi import REASONS
 from loopgen.musician import draws, page, trained
 from loopgen.musician.variation import say_audio
-from loopgen.paths import Paths
-from loopgen.profiles import Profile
+from loopgen.run import profiles
+from loopgen.run.profiles import Profile
+from loopgen.store.atomic import exclusive_lock
+from loopgen.store.paths import Paths
 from loopgen.train import train_model, train_prior
 
 PREVIEW_LOOPS = 8
@@ -73,7 +75,7 @@ def fit(
 ) -> dict:
     """Extract, train the VQ-VAE and the prior, register as ``name``; return the registry entry.
 
-    Raises :class:`loopgen.cli.UserError` when the folder gives fewer than :data:`MIN_LOOPS` different loops or
+    Raises :class:`loopgen.commands.common.UserError` when the folder gives fewer than :data:`MIN_LOOPS` different loops or
     no validation loop, and when ``name`` is a model fitted on other files (unless ``force``, which replaces
     it and trains again). A replacement is extracted and trained beside the old model, which stays usable until
     the new one is registered; a fit that fails leaves nothing behind that would block the next one (a dataset
@@ -108,14 +110,14 @@ def _extract_checked(midi_dir: Path | str, name: str, folder: Path, *, profile: 
     try:
         report = extract(midi_dir, folder, workers=profile.extract.workers, progress=progress)
     except DatasetMismatchError:
-        raise cli.UserError(
+        raise errors.UserError(
             f"a model called {name!r} was fitted on other MIDI files: choose another --name, or pass --force to "
             "replace it"
         ) from None
     totals = report["totals"]
     print(report_summary(totals))
     if totals["loops"] == 0:
-        raise cli.UserError(f"no loops in {shlex.quote(str(midi_dir))}: nothing to train on ({report_summary(totals)})")
+        raise errors.UserError(f"no loops in {shlex.quote(str(midi_dir))}: nothing to train on ({report_summary(totals)})")
     data = load_loops(folder)
     train, val, copies, distinct = split_without_copies(data.loops, data.split)
     if copies:
@@ -123,7 +125,7 @@ def _extract_checked(midi_dir: Path | str, name: str, folder: Path, *, profile: 
               "loops (the same bars in another file): kept out of validation")
     problem = _too_few(midi_dir, distinct, copies, len(val), totals)
     if problem:
-        raise cli.UserError(problem)
+        raise errors.UserError(problem)
     return data, totals
 
 

@@ -1,6 +1,6 @@
 """A musician's loop in and out: read an 8-bar loop (or a song) from MIDI, write DAW-ready MIDI and WAV stems.
 
-Reading reuses the extractor (:mod:`loopgen.midi` + :mod:`loopgen.loops`), so a loop read here is exactly the
+Reading reuses the extractor (:mod:`loopgen.data.midi` + :mod:`loopgen.loops`), so a loop read here is exactly the
 array the training data holds. Writing makes one type-1 MIDI file per loop: a conductor track (tempo, 4/4),
 a track named "Bass" (GM program 34, channel 1) and a track named "Drums" (channel 10); every track ends exactly
 at the end of bar 8 x ``repeats``, so a DAW loops it without a gap. :func:`loop_multitrack` gives the same loop as a
@@ -15,20 +15,13 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from loopgen import (
-    BARS_PER_LOOP,
-    BASS_PITCH_OFFSET,
-    DRUM_CHANNEL,
-    N_COLUMNS,
-    N_DRUM,
-    STEPS_PER_BAR,
-    audio,
-)
-from loopgen.atomic import atomic_path
-from loopgen.cli import UserError, shown_name
+from loopgen import BARS_PER_LOOP, BASS_PITCH_OFFSET, DRUM_CHANNEL, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen.book import audio
+from loopgen.data.midi import MidiRejected, read_notes
+from loopgen.data.validate import check_loops
+from loopgen.errors import UserError, shown_name
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
-from loopgen.midi import MidiRejected, read_notes
-from loopgen.validate import check_loops
+from loopgen.store.atomic import atomic_path
 
 TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
 STEP_TICKS = audio.STEP_TICKS

@@ -25,10 +25,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from loopgen import metrics, plots
-from loopgen.atomic import write_text
-from loopgen.cli import shown_name
+from loopgen import metrics
+from loopgen.book import plots
+from loopgen.errors import shown_name
 from loopgen.musician import loopfile
+from loopgen.store.atomic import write_text
 
 LOOPS_JSON = "loops.json"
 INDEX_HTML = "index.html"

@@ -4,7 +4,7 @@ The prior is the paper's LSTM (``--prior lstm``, the default) or the masked code
 (``--prior masked``, not in the paper): when its checkpoint is missing, :func:`load_prior` trains it on the
 VQ-VAE's codes first (keyed and resumable like every training; a few minutes at the demo profile).
 
-The registry is ``data/models.json`` (:attr:`loopgen.paths.Paths.model_registry`): for each NAME, the loop
+The registry is ``data/models.json`` (:attr:`loopgen.store.paths.Paths.model_registry`): for each NAME, the loop
 dataset it was trained on and the profile whose training settings it used. The checkpoints themselves live
 with every other checkpoint (``data/checkpoints``), keyed by the dataset's content hash, so a registered model
 is loaded exactly like a notebook's (``train.load_trained``, ``weights_only=True``).
@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import profiles, sample
-from loopgen.atomic import exclusive_lock, write_text
-from loopgen.cli import UserError
-from loopgen.dataset import dataset_dir, load_loops
+from loopgen import sample
+from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.errors import UserError
 from loopgen.models import VQVAE, CodePrior
-from loopgen.paths import MissingInputError, Paths, require
-from loopgen.profiles import Profile, TrainSettings
+from loopgen.run import profiles
+from loopgen.run.profiles import Profile, TrainSettings
+from loopgen.store.atomic import exclusive_lock, write_text
+from loopgen.store.paths import MissingInputError, Paths, require
 from loopgen.train import checkpoint_key, load_trained, train_prior
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -61,7 +62,7 @@ def check_name(name: str) -> str:
 
 
 def registry_lock(paths: Paths, *, wait: bool = True):
-    """The one lock (:func:`loopgen.atomic.exclusive_lock`) on ``data/models.json``: every writer of an entry
+    """The one lock (:func:`loopgen.store.atomic.exclusive_lock`) on ``data/models.json``: every writer of an entry
     holds it for its read-modify-write, so two ``fit`` runs never lose each other's entry."""
     lock = paths.model_registry.with_name(paths.model_registry.name + ".lock")
     return exclusive_lock(lock, what=f"the model registry {shlex.quote(str(paths.model_registry))}", wait=wait)
@@ -199,7 +200,7 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str 
     """The trained VQ-VAE and prior of ``profile`` (or of the model registered as ``name``); ``prior``: "lstm"
     (the paper's) or "masked" (notebook 09's, trained here first when missing: :func:`load_prior`).
 
-    A missing or unfinished checkpoint raises :class:`loopgen.paths.MissingInputError` whose hint fits how the
+    A missing or unfinished checkpoint raises :class:`loopgen.store.paths.MissingInputError` whose hint fits how the
     model is made: ``fit`` again for a registered model; for a profile's own models the notebook, or
     ``python -m loopgen train``."""
     prior_name = prior_name_of(prior)

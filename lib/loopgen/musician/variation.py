@@ -12,7 +12,7 @@ the LSTM prior samples the codes of the bars to regenerate, and the VQ-VAE decod
   The kept candidates' span codes are then joined with the original tail codes and decoded.
 * **With the masked prior** (``--prior masked``, notebook 09, not in the paper) every span is conditioned exactly:
   the codes of the bars to regenerate start masked and are decoded in ``--steps`` rounds from all the other
-  codes, on both sides and across the wrap (:func:`loopgen.masked.infill`); the other codes stay as they are,
+  codes, on both sides and across the wrap (:func:`loopgen.sample_masked.infill`); the other codes stay as they are,
   and no candidates are drawn.
 * **The kept bars are the user's own, bit for bit**: the decoder is lossy, so the original bars are pasted
   back over the decoded loop; only the regenerated bars come from the decoder.
@@ -27,12 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from loopgen import BARS_PER_LOOP, LOOP_STEPS, STEPS_PER_BAR, cli, masked, profiles, sample
+from loopgen import BARS_PER_LOOP, LOOP_STEPS, STEPS_PER_BAR, errors, sample
+from loopgen import sample_masked as masked
+from loopgen.commands import common as cli
+from loopgen.data.validate import check_loops
 from loopgen.models.masked_prior import MaskedCodePrior
 from loopgen.musician import draws, loopfile, page
 from loopgen.musician.trained import PRIORS, TrainedVQ, load_vq
-from loopgen.paths import Paths
-from loopgen.validate import check_loops
+from loopgen.run import profiles
+from loopgen.store.paths import Paths
 
 DEFAULT_CANDIDATES = 16
 
@@ -131,7 +134,7 @@ def _span_from(args: argparse.Namespace) -> tuple[int, int]:
         return args.regenerate_bars
     keep = 4 if args.keep_bars is None else args.keep_bars
     if keep >= BARS_PER_LOOP:
-        raise cli.UsageError(f"--keep-bars {keep} keeps the whole loop: keep at most {BARS_PER_LOOP - 1} bars")
+        raise errors.UsageError(f"--keep-bars {keep} keeps the whole loop: keep at most {BARS_PER_LOOP - 1} bars")
     return keep + 1, BARS_PER_LOOP
 
 
@@ -179,7 +182,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def say_audio(args: argparse.Namespace) -> None:
     """One line when WAV files were asked for but cannot be rendered."""
-    from loopgen import audio
+    from loopgen.book import audio
 
     if not args.no_wav and not audio.fluidsynth_available():
         print("No WAV files: FluidSynth is not installed (apt-get install libfluidsynth3); MIDI and PNG written.")
@@ -199,22 +202,22 @@ def cli_main(argv: list[str]) -> int:
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
     draws.report_shortfall(kept, args.n, args.min_loopability)
-    shown = cli.shown_name(Path(args.input).name)  # a name that is not UTF-8: \xNN in pages, files and messages
+    shown = errors.shown_name(Path(args.input).name)  # a name that is not UTF-8: \xNN in pages, files and messages
     common = {
         "command": "vary", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
         "prior_key": model.prior_key, "temperature": args.temperature,
-        "input": cli.shown_name(str(Path(args.input).resolve())),
+        "input": errors.shown_name(str(Path(args.input).resolve())),
         "start_bar": user.start_bar + 1, "regenerate_bars": list(bars), "candidates": args.candidates,
         "prior": args.prior, **({"steps": args.steps} if args.prior == "masked" else {}),
     }
     options = dict(prefix="variation", bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
                    with_stems=args.stems, title=f"Variations of {shown}")
-    run = {"argv": [cli.shown_name(a) for a in argv], "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
+    run = {"argv": [errors.shown_name(a) for a in argv], "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
     original = {**common, "caption": "the original loop", "prefix": "original"}
     changed = [{**common, **r, "caption": f"bars {bars[0]}-{bars[1]} new; {kept_text(bars)}"} for r in kept.records]
     entries = page.add_loops(args.out, np.concatenate([user.loop[None], kept.loops]), [original, *changed],
                              **options, run=run)[1:]
     print(f"{len(entries)} variations of bars {bars[0]}-{bars[1]} of {shown} "
-          f"(from bar {user.start_bar + 1}) -> {shlex.quote(cli.shown_name(str(Path(args.out) / page.INDEX_HTML)))}")
+          f"(from bar {user.start_bar + 1}) -> {shlex.quote(errors.shown_name(str(Path(args.out) / page.INDEX_HTML)))}")
     say_audio(args)
     return 0 if len(entries) else 1

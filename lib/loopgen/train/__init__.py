@@ -11,19 +11,19 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 * :mod:`~loopgen.train.loop`: :func:`train_model` (autoencoders) and :func:`train_prior` share one entry path
   into :func:`~loopgen.train.loop.fit`, the loop; :mod:`~loopgen.train.evaluate` measures each epoch;
 * :mod:`~loopgen.train.recipes`: the recipe table, training notes and the shipped weights of
-  :mod:`loopgen.shipped`;
+  :mod:`loopgen.train.shipped`;
 * :mod:`~loopgen.train.load`: :func:`load_trained`, whose error names the notebook that trains the model;
-* :mod:`~loopgen.train.cli`: ``python -m loopgen train`` (also under ``torchrun``, see :mod:`loopgen.distributed`).
+* :mod:`~loopgen.commands.train`: ``python -m loopgen train`` (also under ``torchrun``, see :mod:`loopgen.runtime.distributed`).
 
 The settings also choose the encoder width, the AR output bias, the VQ dead-code restart and loss reduction
-(:func:`with_settings`) and the numeric precision (``loopgen.device.autocast``); every choice the paper leaves
-open is listed in ``loopgen.profiles.OPEN_CHOICES``. Training curves are drawn by
-:func:`loopgen.plots.plot_history` (also importable from here).
+(:func:`with_settings`) and the numeric precision (``loopgen.runtime.device.autocast``); every choice the paper leaves
+open is listed in ``loopgen.run.profiles.OPEN_CHOICES``. Training curves are drawn by
+:func:`loopgen.book.plots.plot_history` (also importable from here).
 """
 
 from __future__ import annotations
 
-from loopgen.profiles import TrainSettings
+from loopgen.run.profiles import TrainSettings
 from loopgen.train.checkpoint import (
     ARCHITECTURE_VERSION,
     CHECKPOINT_FORMAT,
@@ -39,7 +39,6 @@ from loopgen.train.checkpoint import (
     weights_digest,
     with_settings,
 )
-from loopgen.train.cli import cli_main
 from loopgen.train.load import PRIOR_NOTEBOOK, TRAIN_NOTEBOOK, load_trained
 from loopgen.train.loop import TrainResult, train_model, train_prior
 from loopgen.train.recipes import recipe_table, training_notes, weights_source
@@ -64,7 +63,6 @@ __all__ = [
     "batch_size_for",
     "checkpoint_key",
     "checkpoint_path",
-    "cli_main",
     "cosine_lr",
     "epochs_for",
     "kl_beta_at",
@@ -90,7 +88,7 @@ __all__ = [
 def __getattr__(name: str):
     """``train.plot_history`` (notebooks 02 and 03) without importing matplotlib with the training code."""
     if name == "plot_history":
-        from loopgen.plots import plot_history
+        from loopgen.book.plots import plot_history
 
         return plot_history
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ A checkpoint is keyed by (model name, full model configuration, the training set
 weights, the dataset's ``data_key``, the seed): ``checkpoint_dir/<name>[-variant]-<hash>.pt``. It holds the
 model, optimiser, scheduler, RNG states (torch, numpy, python), the history so far and a SHA-256 digest of all
 of that (checked on every load, with the weights' finiteness), and is written through
-:mod:`loopgen.atomic` (a temporary ``.<name>.pt.<random>.<pid>.tmp`` renamed over it), so a killed run leaves
+:mod:`loopgen.store.atomic` (a temporary ``.<name>.pt.<random>.<pid>.tmp`` renamed over it), so a killed run leaves
 the previous checkpoint whole. Everything loads with ``torch.load(weights_only=True)``.
 """
 
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from loopgen import device as device_mod
-from loopgen.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
-from loopgen.cli import UserError
+from loopgen.errors import UserError
 from loopgen.models import build
-from loopgen.profiles import TrainSettings
+from loopgen.run.profiles import TrainSettings
+from loopgen.runtime import device as device_mod
+from loopgen.store.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
 from loopgen.train.schedule import batch_size_for, epochs_for, is_gaussian, is_prior
 
 CHECKPOINT_FORMAT = 1
@@ -68,7 +68,7 @@ def vq_kwargs_from(t: int | None, L: int | None, K: int | None) -> dict:  # noqa
 # ------------------------------------------------------------------------------------------ keys and paths
 def keyed_precision(precision: str, device: torch.device | str | None = None) -> str:
     """The precision a checkpoint is keyed by: "auto" resolved on ``device`` (default: the device this machine
-    trains on, :func:`loopgen.device.pick_device`), any other setting as given ("tf32" stays "tf32" on a CPU,
+    trains on, :func:`loopgen.runtime.device.pick_device`), any other setting as given ("tf32" stays "tf32" on a CPU,
     so a profile's keys do not depend on where they are computed)."""
     if precision != "auto":
         return precision
@@ -321,7 +321,7 @@ def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
 @contextlib.contextmanager
 def training_lock(path: Path | str, *, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on checkpoint ``path`` (file ``<path>.lock``): two trainings of one model never
-    overlap; the second is refused at once (``wait=False``, :class:`loopgen.atomic.LockedError`) or waits.
+    overlap; the second is refused at once (``wait=False``, :class:`loopgen.store.atomic.LockedError`) or waits.
 
     Inside the lock, temporaries that killed runs left in the checkpoint folder (``.<name>.pt.*.<pid>.tmp``
     whose process is gone) are removed.

@@ -1,4 +1,4 @@
-"""The one data-preparation path of every training: check (:mod:`loopgen.validate`), subsample, batch.
+"""The one data-preparation path of every training: check (:mod:`loopgen.data.validate`), subsample, batch.
 
 ``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets (the same ones on every call);
 each epoch reshuffles the training set with a generator seeded by (seed, epoch), so a resumed run sees the
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from loopgen.profiles import TrainSettings
+from loopgen.run.profiles import TrainSettings
 
 
 def subsample(n: int, limit: int | None, seed: int, salt: int) -> np.ndarray:

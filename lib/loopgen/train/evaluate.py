@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from loopgen import LOOP_CELLS
-from loopgen import device as device_mod
+from loopgen.runtime import device as device_mod
 
 EVAL_BATCH = 512
 

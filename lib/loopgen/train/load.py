@@ -11,8 +11,8 @@ from torch import nn
 
 from loopgen import registry
 from loopgen.models import MODELS, build
-from loopgen.paths import MissingInputError
-from loopgen.profiles import PROFILES, TrainSettings
+from loopgen.run.profiles import PROFILES, TrainSettings
+from loopgen.store.paths import MissingInputError
 from loopgen.train.checkpoint import (
     checkpoint_key,
     checkpoint_path,
@@ -76,7 +76,7 @@ def load_trained(
 
     For ``name="prior"`` give the VQ-VAE either by ``vq_key`` or by ``vq_kwargs`` (default: the paper's
     t=32, L=16, K=512); the prior's K and t follow from that VQ-VAE. Raises
-    :class:`loopgen.paths.MissingInputError` naming the notebook (and its parameters) that trains it.
+    :class:`loopgen.store.paths.MissingInputError` naming the notebook (and its parameters) that trains it.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")

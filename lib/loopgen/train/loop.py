@@ -5,13 +5,13 @@ and, holding the checkpoint's lock (one writer per checkpoint, whoever starts it
 The step itself, :func:`optimiser_step`, is the textbook's: forward and loss, backward, clip, update (in fp16,
 through a gradient scaler). Around it:
 AdamW, the cosine learning rate and KL weight of :mod:`loopgen.train.schedule`, the precision of
-:mod:`loopgen.device` (autocast for the forward pass, TF32 switches for the whole step), validation every
+:mod:`loopgen.runtime.device` (autocast for the forward pass, TF32 switches for the whole step), validation every
 ``validate_every`` epochs, a checkpoint every ``checkpoint_every`` epochs (and every ``checkpoint_minutes``
 inside one, and on Ctrl-C, with the steps done and the running sums), so a killed or interrupted run resumes
 where it stopped and ends as the uninterrupted run would. A finished
 checkpoint is reused, not retrained, unless ``force``. The AR LSTM-VAE's scheduled sampling reads the epoch
 mapped onto the paper's 2,000-epoch time axis (``loopgen.models.lstm_vae.schedule_epoch``). Under
-``torchrun`` each process trains on its slice of every batch (:mod:`loopgen.distributed`); only rank 0
+``torchrun`` each process trains on its slice of every batch (:mod:`loopgen.runtime.distributed`); only rank 0
 validates, shows progress and writes checkpoints.
 """
 
@@ -31,12 +31,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from loopgen import device as device_mod
-from loopgen import distributed, registry
+from loopgen import registry
+from loopgen.data.validate import check_codes, check_loops
 from loopgen.models import ContinuousVAE, build, perplexity
 from loopgen.models.lstm_vae import ARLSTMVAE, schedule_epoch
-from loopgen.profiles import TrainSettings
-from loopgen.seed import seed_everything
+from loopgen.run.profiles import TrainSettings
+from loopgen.runtime import device as device_mod
+from loopgen.runtime import distributed
+from loopgen.runtime.seed import seed_everything
 from loopgen.train import data
 from loopgen.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -53,7 +55,6 @@ from loopgen.train.checkpoint import (
 from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
 from loopgen.train.recipes import install_shipped
 from loopgen.train.schedule import batch_size_for, epochs_for, is_prior, kl_beta_at, make_scheduler
-from loopgen.validate import check_codes, check_loops
 
 
 @dataclass
@@ -70,7 +71,7 @@ class TrainResult:
     epochs_this_call: int = 0
     seconds_this_call: float = 0.0
     config: dict = field(default_factory=dict)
-    weights: str = "trained here"  # or "shipped (<profile>)": installed from loopgen.shipped
+    weights: str = "trained here"  # or "shipped (<profile>)": installed from loopgen.train.shipped
 
 
 @dataclass
@@ -128,7 +129,7 @@ def optimiser_step(
     ``loss_of(x)`` returns ``(loss, terms)``; ``autocast`` is the mixed-precision context of the forward pass.
     Everything else a training needs (DDP, the schedule, checkpoints, progress) happens around this function.
 
-    ``scaler`` (:func:`loopgen.device.grad_scaler`) is fp16's one addition to the textbook step: float16
+    ``scaler`` (:func:`loopgen.runtime.device.grad_scaler`) is fp16's one addition to the textbook step: float16
     gradients underflow to zero below ~6e-8, so the loss is multiplied by a large scale before the backward
     pass, and the gradients are divided by it again (``unscale_``) before they are clipped and applied. When a
     gradient overflowed (inf or NaN) the scaler skips the update and halves the scale; the learning rate then
@@ -517,7 +518,7 @@ def _train(
     """The one path of every training: data, shipped weights, the checkpoint's key and path, then :func:`fit`
     inside the checkpoint's lock (:func:`~loopgen.train.checkpoint.training_lock`), so a notebook, the CLI,
     ``fit`` and ``rehearse`` never write one checkpoint at once: the second is refused in one line
-    (:class:`loopgen.atomic.LockedError`) or, with ``wait``, waits. Under torchrun rank 0 takes the lock."""
+    (:class:`loopgen.store.atomic.LockedError`) or, with ``wait``, waits. Under torchrun rank 0 takes the lock."""
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
     device_mod.keep_freed_memory()  # also when the device was given (pick_device does it otherwise)
     device_mod.resolve_precision(device, settings.precision)  # fp16 off CUDA: refused before any work
@@ -570,7 +571,7 @@ def train_model(
     ``settings.max_train_loops`` / ``max_val_loops`` take seeded random subsets. Resumes an unfinished
     checkpoint, reuses a finished one (unless ``force``); ``max_epochs_this_call`` stops early (the run can
     be continued by calling again). Another process training the same checkpoint makes this call refuse at
-    once (``wait=False``, :class:`loopgen.atomic.LockedError`) or wait for it. The history has one row per epoch: loss, recon (BCE per loop), kl and
+    once (``wait=False``, :class:`loopgen.store.atomic.LockedError`) or wait for it. The history has one row per epoch: loss, recon (BCE per loop), kl and
     kl_beta (VAEs), teacher_prob (AR), commitment, perplexity and dead_codes (VQ), val_recon_error,
     val_recon, lr, seconds.
     """

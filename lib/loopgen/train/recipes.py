@@ -1,5 +1,5 @@
 """Recipes and shipped weights: what a model trains with, and when the weights shipped with the package
-(:mod:`loopgen.shipped`) stand in for a short local run.
+(:mod:`loopgen.train.shipped`) stand in for a short local run.
 
 A profile's recipe for a model may name another profile (``shipped_from``) whose weights are shipped: when
 they were trained on this very dataset (matched by checkpoint key and SHA-256), they are installed as a
@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from loopgen import profiles, registry
-from loopgen.profiles import TrainSettings
+from loopgen import registry
+from loopgen.run import profiles
+from loopgen.run.profiles import TrainSettings
+from loopgen.train import shipped
 from loopgen.train.checkpoint import (
     CHECKPOINT_FORMAT,
     checkpoint_key,
@@ -51,8 +53,6 @@ def install_shipped(
 
     Nothing is installed with ``force`` (said in one line), nor when this recipe's own checkpoint exists (trained
     here before: it is reused or resumed)."""
-    from loopgen import shipped
-
     long = shipped_settings(name, settings)
     if long is None:
         return None
@@ -139,7 +139,7 @@ def recipe_table(name: str, settings: TrainSettings, n_train: int, n_val: int) -
     if is_gaussian(name):
         rows["KL weight"] = f"0 -> 1 over the first {r.kl_anneal_fraction:.0%} of the steps"
     if r.shipped_from:
-        rows["shipped weights"] = f"{r.shipped_from} weights when they match this dataset (loopgen.shipped)"
+        rows["shipped weights"] = f"{r.shipped_from} weights when they match this dataset (loopgen.train.shipped)"
     rows["paper"] = (
         f"{paper.TRAINING['epochs']:,} epochs, batch {paper.TRAINING['batch_size']:,}, "
         f"{paper.DATASET.train:,} training loops"

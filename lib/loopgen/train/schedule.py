@@ -13,7 +13,7 @@ import math
 import torch
 
 from loopgen import registry
-from loopgen.profiles import TrainSettings, batch_size_for, epochs_for  # noqa: F401 - re-exported
+from loopgen.run.profiles import TrainSettings, batch_size_for, epochs_for  # noqa: F401 - re-exported
 
 
 def model_family(name: str) -> str:

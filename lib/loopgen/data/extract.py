@@ -1,0 +1,570 @@
+"""docs/rules.md §5: a MIDI folder -> a loop dataset, every input file accounted for.
+
+``extract(midi_dir, out_dir, params)`` reads every ``*.mid`` / ``*.midi`` file below ``midi_dir``
+(sorted by relative path), applies the rules of :mod:`loopgen.loops` in a process pool, and writes
+the dataset folder described in :mod:`loopgen.data.dataset`.
+
+- **Accounted:** ``report.json`` gives, for every file (path relative to ``midi_dir``), its loop count
+  or exactly one rejection reason; files scanned = files with loops + files rejected.
+- **Resumable:** files are processed in chunks; each finished chunk is saved atomically in
+  ``out_dir/.partial``. A killed run, started again, skips the saved chunks and ends with exactly
+  what an uninterrupted run writes. ``manifest.json`` is written last.
+- **Reused:** a finished folder whose manifest has the same parameters and the same input files
+  is returned at once. Different parameters or inputs never mix into a folder: that is an error
+  (use :func:`loopgen.data.dataset.dataset_dir`, which names the folder after the parameters).
+
+Rejection reasons (first that applies; see :data:`loopgen.data.midi.REASONS`):
+``too_large`` (file > max_file_bytes, > max_notes note-ons, an event at tick >= max_ticks, > max_bars),
+``unreadable`` (mido cannot parse it), ``bad_resolution`` (ticks per quarter < 1: SMPTE or 0),
+``no_tracks`` (a header but no track with any event),
+``time_signature`` (some non-4/4), ``no_time_signature``, ``no_bass``, ``no_drums``, ``too_short``
+(< 8 bars), ``no_loop`` (no window passes), ``error`` (unexpected exception: a bug, with details).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import stat
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from loopgen import LOOP_STEPS, N_COLUMNS, __version__, errors
+from loopgen.store import atomic
+from loopgen.store.atomic import atomic_path, exclusive_lock
+from loopgen.data.dataset import PACKED_BYTES, pack_loops
+from loopgen.loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
+from loopgen.data.midi import BACKENDS, REASONS, MidiRejected, read_notes
+
+MIDI_SUFFIXES = (".mid", ".midi")
+CHUNK_FILES = 64  # files per resumable unit of work
+SHARD_LOOPS = 16384  # loops per shard file
+FORMAT_VERSION = 1
+PARTIAL = ".partial"
+
+
+class DatasetMismatchError(errors.UserError, ValueError):
+    """``out_dir`` already holds a dataset made with other parameters or other input files."""
+
+
+@dataclass
+class FileResult:
+    """What one file gives: its loops, or the reason it gives none."""
+
+    loops: np.ndarray  # uint8 (n, 128, 93)
+    start_bars: list[int]
+    reason: str | None = None  # None when the file was read and scanned (even with 0 loops: "no_loop")
+    detail: str = ""
+
+    @property
+    def record(self) -> dict:
+        return {"loops": len(self.start_bars)} if self.reason is None else {"rejected": self.reason}
+
+
+def extract_file(path: str | Path, params: LoopParams = LoopParams(), backend: str = "fast") -> FileResult:
+    """docs/rules.md §2-3 for one file; never raises for a bad file (the reason is recorded)."""
+    empty = np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
+    try:
+        notes = read_notes(path, backend, params.limits)
+        roll = song_roll(notes, params)
+        starts = find_loops(roll, params)
+    except MidiRejected as rejection:
+        return FileResult(empty, [], rejection.reason, rejection.detail)
+    except Exception as exc:  # a bug must not end a long run: record it
+        return FileResult(empty, [], "error", f"{type(exc).__name__}: {exc}")
+    if not starts:
+        return FileResult(empty, [], "no_loop")
+    return FileResult(np.stack([loop_at(roll, k) for k in starts]), starts)
+
+
+@dataclass
+class FolderListing:
+    """Every entry of an input folder that extraction must account for.
+
+    ``files``: readable regular files (a link to a regular file counts as one) with a MIDI name, sorted
+    relative paths; ``rejected``: MIDI-named entries refused up front (never opened), path -> reason;
+    ``walk_errors``: sub-folders that could not be listed; ``links_not_followed``: links to folders
+    (extraction never follows a link out of the folder tree). Names that are not valid UTF-8 are kept as
+    ``os.fsdecode`` gives them (surrogate escapes), so they round-trip to the file on disk.
+    """
+
+    files: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    walk_errors: list[dict] = field(default_factory=list)
+    links_not_followed: list[str] = field(default_factory=list)
+
+    @property
+    def n_entries(self) -> int:
+        return len(self.files) + len(self.rejected)
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def _kind(mode: int) -> str:
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _is_midi_name(name: str) -> bool:
+    return name.lower().endswith(MIDI_SUFFIXES)
+
+
+def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListing:
+    """List the MIDI entries below ``midi_dir`` without opening any and without following folder links.
+
+    The first ``limit`` entries (sorted by relative path) are kept when ``limit`` is given.
+    """
+    root = os.fsdecode(os.fspath(midi_dir))
+    listing = FolderListing()
+    candidates: dict[str, str | None] = {}  # rel -> None (readable regular file) or the rejection detail
+
+    def rel_of(path: str) -> str:
+        return Path(os.path.relpath(path, root)).as_posix()
+
+    def visit(folder: str) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            listing.walk_errors.append({"path": rel_of(folder), "error": errors.one_line(err)})
+            return
+        for entry in entries:
+            rel = rel_of(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    visit(entry.path)
+                    continue
+                is_link = entry.is_symlink()
+            except OSError as err:
+                if _is_midi_name(entry.name):
+                    candidates[rel] = f"cannot be examined: {errors.one_line(err)}"
+                continue
+            if is_link:
+                try:
+                    target = os.stat(entry.path)
+                except OSError as err:
+                    if _is_midi_name(entry.name):
+                        candidates[rel] = f"a link that leads nowhere ({errors.one_line(err)})"
+                    continue
+                if stat.S_ISDIR(target.st_mode):
+                    listing.links_not_followed.append(rel)
+                    if _is_midi_name(entry.name):
+                        candidates[rel] = "a link to a folder (not followed)"
+                    continue
+                mode = target.st_mode
+            else:
+                if not _is_midi_name(entry.name):
+                    continue
+                try:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                except OSError as err:
+                    candidates[rel] = f"cannot be examined: {errors.one_line(err)}"
+                    continue
+            if not _is_midi_name(entry.name):
+                continue
+            if stat.S_ISREG(mode):
+                candidates[rel] = None if os.access(entry.path, os.R_OK) else "no permission to read it"
+            else:
+                candidates[rel] = f"{_kind(mode)}, not a regular file: never opened"
+
+    visit(root)
+    chosen = sorted(candidates)
+    if limit is not None:
+        chosen = chosen[:limit]
+    listing.files = [rel for rel in chosen if candidates[rel] is None]
+    listing.rejected = {rel: candidates[rel] for rel in chosen if candidates[rel] is not None}
+    return listing
+
+
+def list_midi_files(midi_dir: str | Path, limit: int | None = None) -> list[str]:
+    """Relative POSIX paths of the readable MIDI files below ``midi_dir``, sorted (see :func:`scan_midi_dir`)."""
+    return scan_midi_dir(midi_dir, limit).files
+
+
+def _fingerprint(midi_dir: Path, listing: FolderListing) -> str:
+    """The input files' names and sizes (plus any refused entries and walk errors) as one hash."""
+    digest = hashlib.sha256()
+    for rel in listing.files:
+        digest.update(f"{rel}\t{(midi_dir / rel).stat().st_size}\n".encode("utf-8", "surrogateescape"))
+    for rel, detail in sorted(listing.rejected.items()):
+        digest.update(f"{rel}\t!{detail}\n".encode("utf-8", "surrogateescape"))
+    for error in listing.walk_errors:
+        digest.update(f"{error['path']}/\t!walk\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
+
+
+def _chunk_path(partial: Path, index: int) -> Path:
+    return partial / f"chunk_{index:06d}.npz"
+
+
+def _process_chunk(
+    index: int, midi_dir: str, rel_paths: list[str], params: dict, backend: str, partial: str
+) -> tuple[int, int]:
+    """Extract one chunk of files and save it atomically; return (chunk index, files done)."""
+    loop_params = LoopParams.from_dict(params)
+    packed, file_index, start_bar, records = [], [], [], []
+    for i, rel in enumerate(rel_paths):
+        result = extract_file(Path(midi_dir) / rel, loop_params, backend)
+        records.append([rel, result.record, result.detail])
+        if result.start_bars:
+            packed.append(pack_loops(result.loops))
+            file_index.extend([i] * len(result.start_bars))
+            start_bar.extend(result.start_bars)
+    arrays = dict(
+        packed=np.concatenate(packed) if packed else np.zeros((0, PACKED_BYTES), np.uint8),
+        file_index=np.asarray(file_index, dtype=np.int32),
+        start_bar=np.asarray(start_bar, dtype=np.int32),
+        records=np.asarray(json.dumps(records)),
+    )
+    _atomic_write(_chunk_path(Path(partial), index), lambda f: np.savez(f, **arrays))
+    return index, len(rel_paths)
+
+
+def _check_identity(found: dict, wanted: dict, where: Path) -> None:
+    for key, label in (("params", "parameters"), ("inputs", "input files")):
+        if found.get(key) != wanted[key]:
+            raise DatasetMismatchError(
+                f"{where} holds loops extracted with other {label}; refusing to mix them. "
+                "Use loopgen.data.dataset.dataset_dir(paths, corpus, params) for a folder named after the "
+                "parameters, or delete the folder."
+            )
+
+
+def _totals(records: list[list], walk_errors: int = 0) -> dict:
+    by_reason = dict.fromkeys(REASONS, 0)
+    with_loops = loops = 0
+    for _, record, _ in records:
+        if "rejected" in record:
+            by_reason[record["rejected"]] += 1
+        else:
+            with_loops += 1
+            loops += record["loops"]
+    rejected = sum(by_reason.values())
+    assert with_loops + rejected == len(records)
+    return {
+        "files_scanned": len(records),
+        "files_with_loops": with_loops,
+        "files_rejected": rejected,
+        "loops": loops,
+        "by_reason": by_reason,
+        "walk_errors": walk_errors,
+    }
+
+
+def _our_files(out_dir: Path) -> list[Path]:
+    """The files of ``out_dir`` that a finished extraction's manifest lists (the only ones it may delete)."""
+    try:
+        manifest = json.loads((out_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict) or "content_hash" not in manifest:
+        return []
+    names = [shard["file"] for shard in manifest.get("shards", []) if isinstance(shard, dict)]
+    names = [n for n in names if isinstance(n, str) and "/" not in n and n.startswith("shard_")]
+    return [out_dir / name for name in names + ["index.npz", "report.json", "manifest.json"]]
+
+
+def _remove_partial(partial: Path) -> None:
+    """Delete what a run of ours left in ``partial`` (its chunks and run.json), then the folder if empty."""
+    for path in [*partial.glob("chunk_*.npz"), *partial.glob(".chunk_*.tmp"), partial / "run.json"]:
+        path.unlink(missing_ok=True)
+    try:
+        partial.rmdir()
+    except OSError:
+        pass
+
+
+OWN_TEMPORARIES = (".shard_*.tmp", ".index.npz.*.tmp", ".report.json.*.tmp", ".manifest.json.*.tmp")
+
+
+def _remove_dead_temporaries(out_dir: Path, partial: Path) -> list[Path]:
+    """Temporaries a killed run of ours left (we hold the folder's lock, so no live run writes them)."""
+    stale = [p for pattern in OWN_TEMPORARIES for p in out_dir.glob(pattern)]
+    stale += [p for pattern in (".chunk_*.tmp", ".run.json.*.tmp") for p in partial.glob(pattern)]
+    for path in stale:
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    return stale
+
+
+def made_by_extract(out_dir: Path | str) -> bool:
+    """True when ``out_dir`` holds a loop dataset (or a half-done extraction) written by this module."""
+    out_dir = Path(out_dir)
+    if _our_files(out_dir):
+        return True
+    try:
+        run = json.loads((out_dir / PARTIAL / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(run, dict) and {"params", "inputs"} <= set(run)
+
+
+def _finalize(
+    out_dir: Path, partial: Path, n_chunks: int, identity: dict, backend: str, listing: FolderListing
+) -> dict:
+    records, packed, sources, start_bars = [], [], [], []
+    for index in range(n_chunks):
+        with np.load(_chunk_path(partial, index), allow_pickle=False) as chunk:
+            chunk_records = json.loads(str(chunk["records"]))
+            packed.append(chunk["packed"])
+            sources.extend(chunk_records[i][0] for i in chunk["file_index"])
+            start_bars.append(chunk["start_bar"])
+        records.extend(chunk_records)
+    records.extend([rel, {"rejected": "unreadable"}, detail] for rel, detail in listing.rejected.items())
+    records.sort(key=lambda record: record[0])
+    packed = np.concatenate(packed) if packed else np.zeros((0, PACKED_BYTES), np.uint8)
+    start_bar = np.concatenate(start_bars).astype(np.int32) if start_bars else np.zeros(0, np.int32)
+    source = np.asarray(sources, dtype=str)
+    split = assign_splits(source)
+
+    digest = hashlib.sha256(packed.tobytes())
+    digest.update(json.dumps([list(map(str, source)), start_bar.tolist()]).encode())
+    content_hash = digest.hexdigest()
+
+    for old in _our_files(out_dir):
+        if old.name.startswith("shard_"):
+            old.unlink(missing_ok=True)
+    shards = []
+    for number, first in enumerate(range(0, len(packed), SHARD_LOOPS)):
+        name = f"shard_{number:05d}.npy"
+        part = packed[first : first + SHARD_LOOPS]
+        _atomic_write(out_dir / name, lambda f, part=part: np.save(f, part))
+        shards.append({"file": name, "loops": len(part)})
+    _atomic_write(
+        out_dir / "index.npz", lambda f: np.savez(f, source=source, start_bar=start_bar, split=split)
+    )
+
+    totals = _totals(records, len(listing.walk_errors))
+    report = {
+        "midi_dir": identity["inputs"]["midi_dir"],
+        "files": {rel: record for rel, record, _ in records},
+        "details": {rel: detail for rel, _, detail in records if detail},
+        "totals": totals,
+    }
+    if listing.walk_errors or listing.links_not_followed:
+        report["walk"] = {"errors": listing.walk_errors, "links_not_followed": listing.links_not_followed}
+    _write_json(out_dir / "report.json", report)
+    counts = {k: v for k, v in totals.items() if k != "by_reason"}
+    counts.update({name: int((split == name).sum()) for name in ("train", "val", "test")})
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "loopgen_version": __version__,
+        "written_by": "loopgen.data.extract",
+        **identity,
+        "params_key": LoopParams.from_dict(identity["params"]).key(),
+        "counts": counts,
+        "content_hash": content_hash,
+        "data_key": content_hash[:16],
+        "loop_shape": [LOOP_STEPS, N_COLUMNS],
+        "packing": "np.packbits(loop.reshape(-1)) per loop, 1488 bytes",
+        "shards": shards,
+        "backend": backend,
+    }
+    _write_json(out_dir / "manifest.json", manifest)
+    _remove_partial(partial)
+    return report
+
+
+# ------------------------------------------------------------------------------- pool workers and orphans
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """Pool initializer: end this worker as soon as the process that started it is gone (``kill -9``).
+
+    A daemon thread polls ``os.getppid()``; when the parent dies the worker is re-parented and exits at once.
+    Works on every POSIX system (no ``prctl``), costs nothing measurable.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(poll_seconds)
+
+    threading.Thread(target=watch, name="loopgen-parent-watch", daemon=True).start()
+
+
+def extract(
+    midi_dir: str | Path,
+    out_dir: str | Path,
+    params: LoopParams = LoopParams(),
+    *,
+    workers: int = 2,
+    backend: str = "fast",
+    limit: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
+    """Extract the loops of every MIDI file below ``midi_dir`` into ``out_dir``; return the report.
+
+    ``report["totals"]`` has files_scanned, files_with_loops, files_rejected, loops, by_reason and
+    walk_errors. ``out_dir`` must be new, empty, or a folder this function wrote (else
+    :class:`loopgen.commands.common.UserError`); ``force=True`` writes into any folder and replaces a dataset made with
+    other parameters, deleting only files its own manifest lists. A lock file refuses a second run into the
+    same folder while one is running (:class:`loopgen.store.atomic.LockedError`).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1 (got {workers})")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit})")
+    midi_dir, out_dir = Path(midi_dir).resolve(), Path(out_dir)
+    if not midi_dir.is_dir():
+        raise FileNotFoundError(f"MIDI folder {midi_dir} does not exist")
+    listing = scan_midi_dir(midi_dir, limit)
+    if listing.n_entries == 0 and not listing.walk_errors:
+        raise errors.UsageError(f"no MIDI files (*.mid, *.midi) found in {errors.shown_name(str(midi_dir))}")
+    identity = {
+        "params": params.as_dict(),
+        "inputs": {
+            "midi_dir": str(midi_dir),
+            "n_files": listing.n_entries,
+            "limit": limit,
+            "fingerprint": _fingerprint(midi_dir, listing),
+        },
+    }
+    atomic.check_output_folder(out_dir, made_by_us=made_by_extract, what="loop dataset", force=force)
+    with exclusive_lock(out_dir / atomic.OWN_LOCK_FILE, what=f"the output folder {out_dir}"):
+        return _extract_locked(midi_dir, out_dir, params, identity, listing, workers, backend, progress, force)
+
+
+def _extract_locked(
+    midi_dir: Path,
+    out_dir: Path,
+    params: LoopParams,
+    identity: dict,
+    listing: FolderListing,
+    workers: int,
+    backend: str,
+    progress: bool,
+    force: bool,
+) -> dict:
+    manifest_path = out_dir / "manifest.json"
+    partial = out_dir / PARTIAL
+    _remove_dead_temporaries(out_dir, partial)
+    if manifest_path.exists():
+        try:
+            _check_identity(json.loads(manifest_path.read_text()), identity, out_dir)
+            return json.loads((out_dir / "report.json").read_text())
+        except (DatasetMismatchError, ValueError, OSError):
+            if not force:
+                raise
+        for old in _our_files(out_dir):  # --force: replace our own dataset, nothing else
+            old.unlink(missing_ok=True)
+
+    run_path = partial / "run.json"
+    if run_path.exists():
+        try:
+            _check_identity(json.loads(run_path.read_text()), identity, out_dir)
+        except (DatasetMismatchError, ValueError):
+            if not force:
+                raise
+            _remove_partial(partial)
+    if not run_path.exists():
+        _write_json(run_path, identity)
+
+    rel_paths = listing.files
+    chunks = [rel_paths[i : i + CHUNK_FILES] for i in range(0, len(rel_paths), CHUNK_FILES)]
+    todo = [i for i in range(len(chunks)) if not _chunk_path(partial, i).exists()]
+    done_files = len(rel_paths) - sum(len(chunks[i]) for i in todo)
+    jobs = [(i, str(midi_dir), chunks[i], params.as_dict(), backend, str(partial)) for i in todo]
+    with tqdm(total=len(rel_paths), initial=done_files, unit="file", disable=not progress) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                bar.update(_process_chunk(*job)[1])
+        else:
+            context = multiprocessing.get_context("spawn")  # safe beside torch / Jupyter threads
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            ) as pool:
+                futures = [pool.submit(_process_chunk, *job) for job in jobs]
+                for future in as_completed(futures):
+                    bar.update(future.result()[1])
+    return _finalize(out_dir, partial, len(chunks), identity, backend, listing)
+
+
+def summary_lines(report: dict, out_dir: Path | str) -> list[str]:
+    """The lines ``extract`` prints: the totals, the count per reason and any walk errors."""
+    totals = report["totals"]
+    lines = [
+        f"{totals['files_scanned']} files scanned: {totals['files_with_loops']} with loops, "
+        f"{totals['files_rejected']} rejected; {totals['loops']} loops -> {errors.shown_name(str(out_dir))}"
+    ]
+    for reason in REASONS:
+        if totals["by_reason"].get(reason):
+            lines.append(f"  {reason:<18} {totals['by_reason'][reason]}")
+    if totals.get("walk_errors"):
+        lines.append(
+            f"  {totals['walk_errors']} sub-folder(s) could not be read (listed under 'walk' in report.json)"
+        )
+    return lines
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend B] [--limit N] [--force]``."""
+    parser = cli.parser("extract", description=__doc__.splitlines()[0])
+    parser.add_argument("midi_dir", type=cli.existing_dir, help="folder of MIDI files (searched recursively)")
+    parser.add_argument("out_dir", type=cli.output_dir, help="dataset folder: new, empty, or one extract wrote")
+    parser.add_argument("--workers", type=cli.int_in(1, 256), default=2, help="worker processes (1-256)")
+    parser.add_argument("--backend", choices=BACKENDS, default="fast",
+                        help="MIDI parser: fast (compiled) or reference (pretty_midi, the paper's; slow); same loops")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N files (sorted; default: all)")
+    parser.add_argument("--stride-bars", type=cli.int_in(1, 64), default=LoopParams.stride_bars,
+                        help="bars between the starts of two candidate 8-bar windows (1-64)")
+    parser.add_argument("--allow-missing-time-signature", action="store_true",
+                        help="read a song without a time signature as 4/4 (default: rejected)")
+    parser.add_argument("--bass-tracks", choices=("all", "first"), default=LoopParams.bass_tracks,
+                        help="bass instruments merged into the bass part: all, or the first one")
+    parser.add_argument("--drum-map", choices=("default", "magenta"), default=LoopParams.drum_map,
+                        help="how drum notes map to the drum columns: default (the authors' code) or magenta")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="write into a non-empty folder, or replace a dataset made with other settings "
+        "(only files loopgen wrote are deleted)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    params = LoopParams(
+        stride_bars=args.stride_bars,
+        allow_missing_time_signature=args.allow_missing_time_signature,
+        bass_tracks=args.bass_tracks,
+        drum_map=args.drum_map,
+    )
+    try:
+        report = extract(
+            args.midi_dir,
+            args.out_dir,
+            params,
+            workers=args.workers,
+            backend=args.backend,
+            limit=args.limit,
+            progress=not args.quiet,
+            force=args.force,
+        )
+    except DatasetMismatchError as exc:
+        raise errors.UserError(f"{exc} Or pass --force to replace it.") from None
+    print("\n".join(summary_lines(report, args.out_dir)))
+    return 0

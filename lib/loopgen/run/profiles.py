@@ -1,0 +1,591 @@
+"""The three run profiles: ``smoke`` (CI, seconds), ``demo`` (a laptop, minutes; default) and
+``paper`` (for a GPU and LMD-full: the paper's settings where the paper states them, and a listed choice
+where it does not; see :data:`OPEN_CHOICES`).
+
+Notebooks take ``PROFILE`` as a papermill parameter and call :func:`get`. One frozen dataclass per
+concern; every notebook reads the section it needs.
+
+:data:`OPEN_CHOICES` lists every setting the paper leaves open (or states ambiguously), with the paper's
+words, our value per profile (read from the profiles and the model defaults, never retyped) and why.
+:func:`open_choices_markdown` renders it for docs/choices.md (a test keeps the two equal) and
+:func:`open_choices_note` as one line for the notes of the tables the paper profile writes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from loopgen import registry
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """Where the MIDI comes from: the built-in demo songwriter, or an LMD-full folder."""
+
+    source: str = "demo"  # "demo" (procedural corpus) or "lmd" (a LMD-full folder)
+    n_songs: int = 300  # demo corpus only
+    seed: int = 0  # demo corpus only
+
+    @property
+    def name(self) -> str:
+        """Folder name of the corpus; a demo corpus names the songwriter's version, so a new songwriter
+        never meets loops extracted from an older corpus."""
+        if self.source != "demo":
+            return "lmd_full"
+        from loopgen.data.corpus import GENERATOR_VERSION
+
+        return f"demo-{self.n_songs}-s{self.seed}-g{GENERATOR_VERSION}"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    workers: int = 2
+    backend: str = "fast"  # "fast" or "reference"
+    limit: int | None = None  # only the first N files (sorted), for quick looks
+    dev_compare_limit: int | None = None  # files of ../shared/midi/dev for notebook 01's realism check
+
+
+def _family(name: str) -> str:
+    return registry.MODELS[name].family if name in registry.MODELS else "conv"
+
+
+def epochs_for(name: str, settings: TrainSettings) -> int:
+    """Epochs of ``name`` under ``settings``: ``lstm_epochs`` for the LSTM-VAEs, ``prior_epochs`` for the prior."""
+    if _family(name) == "lstm":
+        return settings.lstm_epochs
+    if _family(name) == "prior":  # the LSTM prior and the masked prior
+        return settings.prior_epochs
+    return settings.epochs
+
+
+def batch_size_for(name: str, settings: TrainSettings) -> int:
+    """Batch size of ``name``: ``conv_batch_size`` (when set) for the CNN-VAE and VQ-VAE, else ``batch_size``."""
+    if _family(name) == "conv" and settings.conv_batch_size is not None:
+        return settings.conv_batch_size
+    return settings.batch_size
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation schedule shared by every model (paper: AdamW, cosine 1e-3 -> 5e-6)."""
+
+    epochs: int = 100  # CNN-VAE and VQ-VAE
+    lstm_epochs: int = 40  # AR and NonAR LSTM-VAE (a 128-step LSTM is ~15x slower than the CNNs on a CPU)
+    prior_epochs: int = 30
+    batch_size: int = 64  # LSTM-VAEs and prior; also the CNN-VAE and VQ-VAE unless conv_batch_size is set
+    conv_batch_size: int | None = None  # CNN-VAE and VQ-VAE (None: batch_size); small batches = more steps
+    max_train_loops: int | None = None  # seeded random subset of the training split (None: all of it)
+    max_val_loops: int | None = None  # seeded random subset of the validation split for per-epoch checks
+    # --- a careful practitioner's recipe for short runs (the paper profile leaves them at their defaults) ---
+    warmup_steps: int = 0  # linear learning-rate warm-up before the cosine (0: none, as in the paper)
+    grad_clip: float | None = None  # clip the gradient norm (None: no clipping, as in the paper)
+    keep_best: bool = False  # end with the weights of the epoch with the lowest validation loss
+    shipped_from: str | None = None  # use the weights this profile trained, when shipped and matching
+    # Per-model overrides: {model name: {field: value, ..., "model": {constructor kwargs}}}. A field set here
+    # replaces the one above for that model only; "model" adds constructor arguments (e.g. prior dropout).
+    per_model: Mapping[str, Mapping] = field(default_factory=dict)
+    lr_max: float = 1e-3
+    lr_min: float = 5e-6
+    weight_decay: float = 0.01  # AdamW (PyTorch's default; the paper gives none)
+    kl_anneal_fraction: float = 0.5  # continuous VAEs: KL weight 0 -> 1 linearly over this share of the steps
+    # --- added for issue 10; the defaults reproduce the behaviour (and checkpoint keys) from before ---
+    precision: str = "auto"  # "auto": bf16 autocast where the hardware has bf16 units (a CUDA GPU of compute
+    #   capability >= 8.0, a CPU whose oneDNN reports bf16), fp16 autocast with a gradient scaler on a CUDA GPU of
+    #   compute capability 7.x (T4, V100), float32 elsewhere (loopgen.runtime.device.resolve_precision); "bf16": bf16
+    #   autocast on any device; "fp16": fp16 autocast and loss scaling, CUDA only; "tf32": float32 with TF32
+    #   matmuls on CUDA; "fp32": float32 everywhere
+    ar_output_bias: str = "data_rate"  # AR LSTM-VAE output bias at start: "data_rate" (log-odds) or "zero" (He)
+    vq_dead_code_restart: float = 1.0  # restart codes whose EMA count falls below this; 0 = never
+    vq_loss_reduction: str = "sum"  # VQ-VAE: "sum" over cells and latent values per loop, or "mean" (Oord)
+    lstm_encoder_hidden: int = 256  # Bi-LSTM encoder units per direction (the concatenated state is twice that)
+    checkpoint_minutes: float | None = None  # also checkpoint inside an epoch every so many minutes
+    sync_batchnorm: bool = True  # under DDP on CUDA: SyncBatchNorm (global-batch statistics)
+    kl_beta_max: float = 1.0  # continuous VAEs: the KL weight the annealing ends at (the paper's beta = 1)
+    # --- added for issue 19: the cadence of validation and checkpoints (1: after every epoch, as before) ---
+    validate_every: int = 1  # validate every N epochs and after the last (keyed when not 1 and keep_best)
+    checkpoint_every: int = 1  # checkpoint every N epochs, after the last, and when checkpoint_minutes passed
+
+    def model_options(self, name: str) -> dict:
+        """Model constructor arguments these settings choose for ``name`` (explicit kwargs override them)."""
+        if name == "ar_lstm_vae":
+            return {"encoder_hidden": self.lstm_encoder_hidden, "output_bias_init": self.ar_output_bias}
+        if name == "nonar_lstm_vae":
+            return {"encoder_hidden": self.lstm_encoder_hidden}
+        if name == "vq_vae":
+            return {"restart_threshold": self.vq_dead_code_restart, "loss_reduction": self.vq_loss_reduction}
+        return {}
+
+    def recipe(self, name: str) -> TrainSettings:
+        """The settings model ``name`` trains with: ``epochs`` and ``batch_size`` resolved for its family
+        (``lstm_epochs``, ``prior_epochs``, ``conv_batch_size``), then its ``per_model`` overrides applied.
+        Idempotent: the recipe of a recipe is itself."""
+        epochs, batch = epochs_for(name, self), batch_size_for(name, self)
+        resolved = replace(
+            self, epochs=epochs, lstm_epochs=epochs, prior_epochs=epochs, batch_size=batch, conv_batch_size=None
+        )
+        overrides = {k: v for k, v in self.per_model.get(name, {}).items() if k != "model"}
+        unknown = set(overrides) - {f.name for f in fields(self)} - {"per_model"}
+        if unknown:
+            raise ValueError(f"per_model[{name!r}] sets unknown training settings {sorted(unknown)}")
+        if "epochs" in overrides:
+            overrides.update(lstm_epochs=overrides["epochs"], prior_epochs=overrides["epochs"])
+        return replace(resolved, **overrides)
+
+    def model_kwargs(self, name: str) -> dict:
+        """Constructor arguments the settings choose for model ``name``: :meth:`model_options`, then the
+        profile's ``per_model[name]["model"]`` (explicit arguments of a call override both)."""
+        return {**self.model_options(name), **self.per_model.get(name, {}).get("model", {})}
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    n_samples: int | None = None  # None: as many as the training set (the paper's protocol)
+    temperatures: tuple[float, ...] = registry.VQ_TEMPERATURES  # plus argmax, always
+    listening_temperature: float = registry.LISTENING_TEMPERATURE
+
+
+@dataclass(frozen=True)
+class ListeningSettings:
+    per_group: int = 10
+    familiarisation: int = 3
+    simulated_listeners: int = 20
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    listening: ListeningSettings = field(default_factory=ListeningSettings)
+    seed: int = 0
+    # Epochs of the six VQ-VAEs of Table 2 when shorter than the main VQ-VAE's (None: the main recipe, and the
+    # default setting t=32, L=16, K=512 is the main model itself). When set, all six, the default included,
+    # are trained with it, so that Table 2 compares like with like.
+    table2_vq_epochs: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def table2_retrains_default(self) -> bool:
+        """Whether Table 2's default setting is a run of its own (a shorter recipe than the main model's)."""
+        return self.table2_vq_epochs is not None
+
+    @property
+    def table2_train(self) -> TrainSettings:
+        """The training settings of the Table 2 VQ-VAEs (see ``table2_vq_epochs``)."""
+        if self.table2_vq_epochs is None:
+            return self.train
+        recipe = {**self.train.per_model.get("vq_vae", {}), "epochs": self.table2_vq_epochs}
+        return replace(self.train, per_model={**self.train.per_model, "vq_vae": recipe})
+
+
+DEMO_CORPUS = CorpusSettings(n_songs=3000)
+# Per-model recipes of the demo profile, found by trial on 2 CPU cores (see the closing notes of issue 9 and
+# benchmarks/convergence.py): small batches for the convolutional models (many cheap steps), a prior with
+# dropout chosen by validation loss, the paper's 128-per-direction reading of the Bi-LSTM encoder.
+DEMO_RECIPES: dict[str, dict] = {
+    "vq_vae": {"epochs": 30, "batch_size": 16},
+    "cnn_vae": {"epochs": 16, "batch_size": 16},
+    "ar_lstm_vae": {"epochs": 2, "lr_max": 2e-3, "shipped_from": "demo-long"},
+    "nonar_lstm_vae": {"epochs": 2, "lr_max": 2e-3, "shipped_from": "demo-long"},
+    "prior": {"epochs": 16, "batch_size": 128, "lr_max": 2e-3, "model": {"dropout": 0.4}},
+    # not in the paper (notebook 09): the masked code prior, at about the LSTM prior's training time
+    "masked_prior": {"epochs": 8, "batch_size": 64, "lr_max": 1e-3, "model": {"dropout": 0.1}},
+}
+DEMO_TRAIN = TrainSettings(
+    max_val_loops=500,
+    warmup_steps=100,
+    grad_clip=1.0,
+    keep_best=True,
+    kl_anneal_fraction=0.3,
+    lstm_encoder_hidden=128,  # the paper's "h shape: (1, 256)" read as the concatenated state, as in the paper profile
+    per_model=DEMO_RECIPES,
+)
+DEMO_TABLE2_VQ_EPOCHS = 3  # Table 2's six VQ-VAEs: the budget goes to the models every later notebook uses
+DEMO_LONG_EPOCHS = {"ar_lstm_vae": 48, "nonar_lstm_vae": 40}
+DEMO_LONG_TRAIN = replace(
+    DEMO_TRAIN,
+    per_model={
+        # the LSTM-VAEs' shipped weights were trained in float32 (float32 is not keyed: their keys stay)
+        name: {**recipe, **({"epochs": DEMO_LONG_EPOCHS[name], "shipped_from": None, "precision": "fp32"}
+                            if name in DEMO_LONG_EPOCHS else {})}
+        for name, recipe in DEMO_RECIPES.items()
+    },
+)
+# The AR model's scheduled sampling (paper: rate 20 over 2,000 epochs, teacher forcing gone after ~200) is
+# read on a 200-epoch axis in demo-long: p = 0.5 at 30 % of the run and below 0.05 from 62 % on, so the
+# decoder learns from the data first and then for 18 of its 48 epochs from its own predictions.
+DEMO_LONG_TRAIN.per_model["ar_lstm_vae"]["model"] = {"ss_paper_epochs": 200}
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        corpus=CorpusSettings(n_songs=40),
+        extract=ExtractSettings(dev_compare_limit=120),
+        # float32 pinned: CI's numbers are the same on every machine, with or without bf16 units
+        train=TrainSettings(
+            epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=64, max_train_loops=256, precision="fp32"
+        ),
+        table2_vq_epochs=1,
+        sample=SampleSettings(n_samples=128),
+        listening=ListeningSettings(per_group=4, familiarisation=2, simulated_listeners=6),
+    ),
+    # demo: 3,000 songs -> ~7,500 loops, ~6,000 of them for training. Each model gets its own recipe (see
+    # DEMO_RECIPES): optimiser steps matter more than epochs on a CPU. The two LSTM-VAEs cannot reach music-
+    # shaped samples in a few CPU minutes; the demo uses their "demo-long" weights shipped with the package
+    # (loopgen.train.shipped) when they match this dataset, and trains with the short recipe otherwise.
+    "demo": Profile(name="demo", corpus=DEMO_CORPUS, train=DEMO_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS),
+    # demo-long: the same data and code, the LSTM-VAEs trained long enough to be worth shipping.
+    "demo-long": Profile(
+        name="demo-long", corpus=DEMO_CORPUS, train=DEMO_LONG_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS
+    ),
+    "paper": Profile(
+        name="paper",
+        corpus=CorpusSettings(source="lmd"),
+        train=TrainSettings(
+            epochs=2000,
+            lstm_epochs=2000,
+            prior_epochs=2000,
+            batch_size=2048,
+            max_val_loops=2048,
+            precision="tf32",
+            ar_output_bias="zero",
+            vq_dead_code_restart=0.0,
+            vq_loss_reduction="mean",
+            lstm_encoder_hidden=128,
+            checkpoint_minutes=10.0,
+            validate_every=10,  # 200 validations of 2,048 loops instead of 2,000 (keep_best is off: unkeyed)
+            checkpoint_every=10,  # and every 10 minutes inside an epoch, and after the last epoch
+        ),
+        sample=SampleSettings(n_samples=None),
+    ),
+}
+
+
+# colab: for a reader with a borrowed notebook GPU (Colab or Kaggle: T4-class, ~15 GB, no native bf16, a few hours
+# a session). The paper's model sizes, batch (2,048) and training choices, on the demo corpus (~6,000 training
+# loops, ~3 optimiser steps an epoch). Our estimate of the epochs: the paper trains each model in under 8 h on an
+# RTX 3090 (2,000 epochs x 120,600 loops, so at least ~8,400 loops/s); a T4 has about a quarter of its float32
+# throughput, so ~2,100 loops/s or more, and 1,000 epochs x ~6,000 loops take under an hour per training. Precision
+# "auto": fp16 autocast with a gradient scaler on a T4 (float16 tensor cores, no native bf16), bf16 on an A100 or
+# L4. ``rehearse --profile colab`` on the GPU at hand projects the real time of every training
+# (TRAIN_LOOPS_ESTIMATE below) before a session is spent on it.
+COLAB_EPOCHS = 1000
+COLAB_TABLE2_VQ_EPOCHS = 250  # each of Table 2's six VQ-VAEs: about a quarter of an hour
+PROFILES["colab"] = Profile(
+    name="colab",
+    corpus=DEMO_CORPUS,
+    train=replace(
+        PROFILES["paper"].train,
+        epochs=COLAB_EPOCHS,
+        lstm_epochs=COLAB_EPOCHS,
+        prior_epochs=COLAB_EPOCHS,
+        precision="auto",
+        max_val_loops=500,
+    ),
+    table2_vq_epochs=COLAB_TABLE2_VQ_EPOCHS,
+)
+# Training loops a profile's dataset is expected to hold (for the rehearsal's projection before the data exist):
+# the demo corpus gave 5,997 (README, fresh clone); smoke caps its set at 256; the paper profile: the paper's split.
+TRAIN_LOOPS_ESTIMATE = {"smoke": 256, "demo": 5997, "demo-long": 5997, "colab": 5997}
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name`` (``smoke``, ``demo`` or ``paper``)."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+# ------------------------------------------------------------------------------------------ open choices
+def _model_default(name: str, parameter: str):
+    from loopgen.models import MODELS
+
+    return inspect.signature(MODELS[name].__init__).parameters[parameter].default
+
+
+def _sci(x: float) -> str:
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _paper_words_epochs() -> str:
+    from loopgen.paper import DATASET, TRAINING
+
+    return (
+        f'"{TRAINING["epochs"]:,} epochs and batch size of {TRAINING["batch_size"]:,}"; '
+        f"{DATASET.train:,} training loops"
+    )
+
+
+def _steps_per_paper_epoch() -> int:
+    from loopgen.paper import DATASET, TRAINING
+
+    return -(-DATASET.train // TRAINING["batch_size"])
+
+
+def _vq_loss(p: Profile) -> str:
+    beta = _model_default("vq_vae", "beta")
+    if p.train.vq_loss_reduction == "mean":
+        return f"mean BCE over cells + {beta:g} x mean squared error over latent values"
+    return f"BCE summed over 128 x 93 cells + {beta:g} x squared error summed over t x L values, per loop"
+
+
+def _precision(p: Profile) -> str:
+    return {
+        "auto": "bf16 autocast where the GPU (compute capability >= 8.0) or CPU (oneDNN bf16) has bf16 units, "
+        "fp16 autocast with a gradient scaler on a GPU of compute capability 7.x (T4, V100), else float32",
+        "bf16": "bf16 autocast on every device",
+        "fp16": "fp16 autocast with a gradient scaler (CUDA GPUs)",
+        "tf32": "float32; TF32 matmuls and convolutions on CUDA",
+        "fp32": "float32 everywhere",
+    }[p.train.precision]
+
+
+def _kl(p: Profile) -> str:
+    top = f"{p.train.kl_beta_max:g}"
+    return f"linear 0 -> {top} over the first {p.train.kl_anneal_fraction:.0%} of the optimiser steps, then {top}"
+
+
+def _epochs(p: Profile) -> str:
+    t = p.train
+    loops = f"{t.max_train_loops:,} loops" if t.max_train_loops else "all training loops"
+    parts = []
+    for name, label in (("vq_vae", "VQ"), ("cnn_vae", "CNN"), ("ar_lstm_vae", "AR"), ("nonar_lstm_vae", "NonAR"), ("prior", "prior")):
+        r = t.recipe(name)
+        parts.append(f"{label} {r.epochs:,} x batch {r.batch_size:,}" + (f" (or {r.shipped_from} weights)" if r.shipped_from else ""))
+    return "; ".join(parts) + f"; {loops}"
+
+
+def _short_run(p: Profile) -> str:
+    t = p.train
+    tricks = []
+    if t.warmup_steps:
+        tricks.append(f"{t.warmup_steps} warm-up steps")
+    if t.grad_clip:
+        tricks.append(f"gradient norm clipped at {t.grad_clip:g}")
+    if t.keep_best:
+        tricks.append("weights of the best validation epoch")
+    dropout = t.model_kwargs("prior").get("dropout")
+    if dropout:
+        tricks.append(f"prior dropout {dropout:g}")
+    return ", ".join(tricks) if tricks else "none"
+
+
+@dataclass(frozen=True)
+class OpenChoice:
+    """A setting the paper leaves open or states ambiguously: its words, our value per profile, why."""
+
+    setting: str
+    paper_says: str  # the paper's words, or "not stated"
+    ours: Callable[[Profile], str]  # our value under a profile, read from the code
+    why: str
+
+
+OPEN_CHOICES: tuple[OpenChoice, ...] = (
+    OpenChoice(
+        "epochs, batch size, training loops",
+        _paper_words_epochs(),
+        _epochs,
+        "paper profile as stated (the prior too: the sentence covers 'them', every model); demo and smoke are "
+        "small CPU runs.",
+    ),
+    OpenChoice(
+        "Bi-LSTM encoder width",
+        'Appendix A (a), (b): "h shape: (1, 256)"',
+        lambda p: f"{p.train.lstm_encoder_hidden} per direction (concatenated h: {2 * p.train.lstm_encoder_hidden})",
+        "h is what Linear reads for mu and sigma, i.e. the concatenated forward and backward states, so 128 per "
+        "direction; the other reading (256 per direction, h of 512) is the constructor default (smoke) and stays selectable.",
+    ),
+    OpenChoice(
+        "sigma head",
+        '"sigma = Linear(h)"',
+        lambda p: "read as the log-variance",
+        "a linear layer can be negative; log-variance is the usual parameterisation of a Gaussian head.",
+    ),
+    OpenChoice(
+        "KL weight beta schedule",
+        '"beta annealing from 0 to 1 during training" (all three continuous VAEs)',
+        _kl,
+        "shape and length are not given; a linear ramp that reaches 1 halfway leaves half the run at the "
+        "paper's final beta = 1.",
+    ),
+    OpenChoice(
+        "scheduled sampling clock (AR LSTM-VAE)",
+        '"scheduled sampling (Bengio et al. 2015) with inverse sigmoid rate 20"',
+        lambda p: (
+            f"p = k / (k + exp(e / k)), k = {_model_default('ar_lstm_vae', 'ss_rate'):g}, e = epoch on a "
+            f"{_model_default('ar_lstm_vae', 'ss_paper_epochs'):,}-epoch axis; one draw per loop and step"
+        ),
+        "the unit of the rate is not given; counted in optimiser steps "
+        f"({_steps_per_paper_epoch()} per epoch on the paper's data) teacher forcing would be gone (p < 1 %) "
+        f"after {-(-200 // _steps_per_paper_epoch())} epochs.",
+    ),
+    OpenChoice(
+        "AdamW weight decay and betas",
+        '"AdamW optimizer" (no values)',
+        lambda p: f"weight decay {p.train.weight_decay:g}, betas (0.9, 0.999), eps 1e-8",
+        "PyTorch's AdamW defaults, what naming the optimiser without values most plausibly means.",
+    ),
+    OpenChoice(
+        "learning-rate schedule",
+        '"cosine annealing from 1e-3 to 5e-6"',
+        lambda p: f"cosine {_sci(p.train.lr_max)} -> {_sci(p.train.lr_min)} over all optimiser steps, stepped per batch",
+        "no warm-up or restarts are mentioned; per-batch stepping is the smooth version of per-epoch.",
+    ),
+    OpenChoice(
+        "He initialisation",
+        '"All models are initialized with He initializer"',
+        lambda p: (
+            "kaiming normal, fan-in; LeakyReLU(0.2) gain for convolutions, ReLU gain for linear and LSTM "
+            "matrices; zero biases; norm layers (1, 0); embeddings and codebook N(0, 1)"
+        ),
+        "the variant (normal or uniform, gain, what happens to biases and LSTMs) is not given.",
+    ),
+    OpenChoice(
+        "AR LSTM-VAE output bias at start",
+        "not stated (He initialisation: zero biases)",
+        lambda p: {"zero": "zero (He)", "data_rate": "log-odds of the training cells' density"}[p.train.ar_output_bias],
+        "paper profile follows He; short runs start at the data's density so that the first epochs are not "
+        "spent learning that cells are mostly off.",
+    ),
+    OpenChoice(
+        "numeric precision",
+        "not stated (PyTorch 1.9 on an RTX 3090)",
+        _precision,
+        "PyTorch 1.9 ran float32 with TF32 on by default on Ampere GPUs; bf16 autocast is faster where the "
+        "hardware has bf16 units, fp16 with loss scaling on the tensor cores of a T4 or V100 ('auto' checks at run "
+        "time); both are keyed in the checkpoint; float32 is not keyed.",
+    ),
+    OpenChoice(
+        "VQ codebook update",
+        '"updated in the sense of centroids of K-means", "from the average of near neighbors"; randomly '
+        "initialised",
+        lambda p: (
+            f"EMA of counts and sums, decay {_model_default('vq_vae', 'decay'):g}, Laplace eps "
+            f"{_sci(_model_default('vq_vae', 'eps'))}; codebook N(0, 1)"
+        ),
+        "the EMA K-means update of Oord et al. (2017), with their decay.",
+    ),
+    OpenChoice(
+        "VQ dead-code restart",
+        "not stated",
+        lambda p: (
+            f"codes with EMA count < {p.train.vq_dead_code_restart:g} restart at a random encoder output"
+            if p.train.vq_dead_code_restart > 0
+            else "off"
+        ),
+        "a trick the paper does not mention: off for the paper profile; on for short runs, where random initial "
+        "codes would otherwise stay unused.",
+    ),
+    OpenChoice(
+        "VQ-VAE loss reduction",
+        'eq. 2, 3: BCE(sigmoid(logits), targets) + "beta ||q(z|x) - sg[e]||", "beta = 0.25"',
+        _vq_loss,
+        "the usual reading (Oord et al.'s implementation) averages both terms; the sum (kept for the demo's "
+        "short runs) weighs the commitment 128 x 93 / (t x L) = 23x less against the reconstruction.",
+    ),
+    OpenChoice(
+        "continuous VAE loss reduction",
+        "eq. 1: E[log p(x|z)] - beta KL(q(z|x) || p(z))",
+        lambda p: "BCE summed over cells + beta x KL summed over latent dimensions, per loop; mean over the batch",
+        "the ELBO is a sum over cells and dimensions.",
+    ),
+    OpenChoice(
+        "LSTM prior size",
+        '"new 2-layers LSTM"',
+        lambda p: (
+            f"embedding {_model_default('prior', 'embed_dim')}, hidden {_model_default('prior', 'hidden')}, "
+            f"{_model_default('prior', 'layers')} layers"
+        ),
+        "sizes are not given; a small LM for 32 steps of 512 codes.",
+    ),
+    OpenChoice(
+        "last partial batch",
+        "not stated",
+        lambda p: "kept, unless it holds a single loop (BatchNorm needs two)",
+        "every training loop is seen each epoch.",
+    ),
+    OpenChoice(
+        "validation during training",
+        "not stated",
+        lambda p: (
+            f"reconstruction error on {p.train.max_val_loops:,} seeded validation loops per epoch"
+            if p.train.max_val_loops
+            else "reconstruction error on every validation loop per epoch"
+        ),
+        "monitoring only: it changes no weight; Table 1 uses the whole validation set.",
+    ),
+    OpenChoice(
+        "BatchNorm with several GPUs",
+        "not stated (one GPU)",
+        lambda p: (
+            "SyncBatchNorm on CUDA (global-batch statistics); per-process statistics on CPU (gloo)"
+            if p.train.sync_batchnorm
+            else "per-process statistics"
+        ),
+        "SyncBatchNorm makes N GPUs compute what one GPU computes on the global batch.",
+    ),
+    OpenChoice(
+        "short-run recipe",
+        "not stated (2,000 epochs on a GPU)",
+        _short_run,
+        "a few CPU minutes per model need what a careful practitioner adds to a short run; the paper profile "
+        "adds none of it.",
+    ),
+    OpenChoice(
+        "seed",
+        '"results do not depend on random initialization so much"',
+        lambda p: f"seed {p.seed}",
+        "one seed per run; notebook 08 is where the seed spread is measured.",
+    ),
+)
+
+OPEN_CHOICES_BEGIN = "<!-- open-choices:begin (generated by loopgen.run.profiles.open_choices_markdown) -->"
+OPEN_CHOICES_END = "<!-- open-choices:end -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def open_choices_markdown(profile_names: tuple[str, ...] = ("paper", "demo", "smoke")) -> str:
+    """The open-choices table as Markdown: setting, the paper's words, our value per profile, why."""
+    header = ["setting", "the paper says"] + [f"`{n}` profile" for n in profile_names] + ["why"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for choice in OPEN_CHOICES:
+        cells = [choice.setting, choice.paper_says]
+        cells += [choice.ours(PROFILES[n]) for n in profile_names]
+        cells.append(choice.why)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def open_choices_note(profile_name: str) -> str | None:
+    """One line for the notes of a table written under ``profile_name`` (None except for ``paper``)."""
+    if profile_name != "paper":
+        return None
+    profile = PROFILES[profile_name]
+    parts = [f"{c.setting}: {c.ours(profile)}" for c in OPEN_CHOICES]
+    return "Choices the paper leaves open (paper profile; docs/choices.md): " + "; ".join(parts) + "."
+
+
+def readme_with_open_choices(readme: str) -> str:
+    """``readme`` with the text between the open-choices markers replaced by the generated table."""
+    begin, end = readme.find(OPEN_CHOICES_BEGIN), readme.find(OPEN_CHOICES_END)
+    if begin < 0 or end < begin:
+        raise ValueError("the page has no open-choices markers")
+    return readme[: begin + len(OPEN_CHOICES_BEGIN)] + "\n" + open_choices_markdown() + readme[end:]
+
+
+def write_readme_open_choices(readme_path: Path | str) -> None:
+    """Regenerate the open-choices section of a page (docs/choices.md) in place."""
+    path = Path(readme_path)
+    path.write_text(readme_with_open_choices(path.read_text()))
