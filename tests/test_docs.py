@@ -104,7 +104,7 @@ def test_no_reference_dangles():
 
 def test_library_cites_the_rules():
     """The modules that implement the rules say which ones (a check that the citations were not just deleted)."""
-    for module in ("loops.py", "extract.py", "metrics.py", "midi/notes.py", "validate.py"):
+    for module in ("loops.py", "data/extract.py", "metrics.py", "data/midi/notes.py", "data/validate.py"):
         assert cited_sections((REPO / "lib" / "loopgen" / module).read_text()), module
 
 

@@ -16,9 +16,10 @@ from loopgen import registry, sample, train
 from loopgen import sample_masked as masked
 from loopgen.data.corpus import write_demo_corpus
 from loopgen.data.dataset import load_loops
+from loopgen.data.midi.write import write_loop_midi
 from loopgen.models import build
 from loopgen.models.masked_prior import MaskedCodePrior, circular_offsets, random_mask
-from loopgen.musician import fit, loopfile, trained, variation
+from loopgen.musician import fit, trained, variation
 from loopgen.run import profiles
 from loopgen.run.profiles import TrainSettings
 from loopgen.store.paths import Paths
@@ -265,7 +266,7 @@ def test_generate_with_the_masked_prior_trains_it_once_and_records_it(project, t
 
 def test_vary_with_the_masked_prior_keeps_bars_1_to_4_and_conditions_a_middle_span_exactly(project, tmp_path):
     loop = _a_loop(project.root)
-    song = loopfile.write_loop_midi(loop, tmp_path / "mine.mid")
+    song = write_loop_midi(loop, tmp_path / "mine.mid")
     out = tmp_path / "vary"
     assert entry.main(["vary", str(song), "--from", NAME, "--prior", "masked", "--regenerate-bars", "5-8",
                        "--n", "3", "--seed", "1", "--out", str(out), "--no-wav"]) == 0

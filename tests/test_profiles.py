@@ -9,7 +9,7 @@ import pytest
 from loopgen import paper, train
 from loopgen.book import tables
 from loopgen.models.lstm_vae import SCHEDULED_SAMPLING_RATE
-from loopgen.run import profiles
+from loopgen.run import choices, profiles
 from loopgen.store.paths import Paths
 
 CHOICES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "choices.md"
@@ -17,9 +17,9 @@ CHOICES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "choices.md"
 
 def test_choices_page_is_the_generated_table():
     text = CHOICES_PAGE.read_text()
-    assert profiles.readme_with_open_choices(text) == text, (
+    assert choices.readme_with_open_choices(text) == text, (
         "docs/choices.md is stale: run "
-        "python -c \"from loopgen import profiles; profiles.write_readme_open_choices('docs/choices.md')\""
+        "python -c \"from loopgen.run import choices; choices.write_readme_open_choices('docs/choices.md')\""
     )
 
 
@@ -47,13 +47,13 @@ def test_demo_keeps_its_short_run_tricks():
 
 
 def test_open_choices_cover_the_settings_the_issue_names_and_read_the_profiles():
-    names = {c.setting for c in profiles.OPEN_CHOICES}
+    names = {c.setting for c in choices.OPEN_CHOICES}
     for needed in ("Bi-LSTM encoder width", "numeric precision", "VQ dead-code restart", "VQ-VAE loss reduction",
                    "AdamW weight decay and betas", "KL weight beta schedule", "AR LSTM-VAE output bias at start"):
         assert needed in names
-    table = profiles.open_choices_markdown()
+    table = choices.open_choices_markdown()
     assert "128 per direction (concatenated h: 256)" in table and "256 per direction (concatenated h: 512)" in table
-    assert table.count("\n") == len(profiles.OPEN_CHOICES) + 2
+    assert table.count("\n") == len(choices.OPEN_CHOICES) + 2
 
 
 def test_paper_tables_end_with_the_open_choices(tmp_path):
@@ -65,7 +65,7 @@ def test_paper_tables_end_with_the_open_choices(tmp_path):
     assert "Choices the paper leaves open" in md.read_text()
     _, md = tables.write_table(df, "u", paths=paths, notes=["n"], profile="demo")
     assert "Choices the paper leaves open" not in md.read_text()
-    assert profiles.open_choices_note("demo") is None
+    assert choices.open_choices_note("demo") is None
 
 
 @pytest.mark.parametrize("bad", ["nope"])
@@ -119,7 +119,7 @@ def test_profiles_are_data_that_import_nothing_from_train():
     import sys
 
     code = (
-        "import sys, loopgen.run.profiles as p; p.get('paper').train.recipe('vq_vae'); p.open_choices_markdown(); "
+        "import sys, loopgen.run.profiles as p; p.get('paper').train.recipe('vq_vae'); import loopgen.run.choices as c; c.open_choices_markdown(); "
         "print(sorted(m for m in sys.modules if m.startswith(('loopgen.train', 'loopgen.train.shipped'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)

@@ -6,7 +6,6 @@ A file refused by a rule raises :class:`loopgen.data.midi.MidiRejected` with its
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +27,7 @@ from loopgen import (
     STEPS_PER_BAR,
 )
 from loopgen.data.midi.notes import MidiRejected, NoteTable, ReadLimits
+from loopgen.store.digest import ContentDigest
 
 REPEATED_BARS = (0, 4)  # docs/rules.md §3.1 and the HD metric: "the first and fifth bar"
 
@@ -119,7 +119,7 @@ class LoopParams:
     def key(self) -> str:
         """Short stable hash of the parameters (8 hex characters), to name dataset folders."""
         text = json.dumps(self.as_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+        return ContentDigest().text(text).hex(8)
 
 
 def ticks_to_steps(ticks: np.ndarray, ticks_per_quarter: int) -> np.ndarray:

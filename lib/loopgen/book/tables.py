@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from loopgen import metrics, paper, registry
-from loopgen.run.profiles import open_choices_note
+from loopgen.run.choices import open_choices_note
 from loopgen.store.atomic import write_text
 from loopgen.store.paths import Paths
 
@@ -116,7 +116,7 @@ def write_table(
     """Write ``figures/<stem>.csv`` (full precision) and ``figures/<stem>.md`` (paper style + notes).
 
     Under the ``paper`` profile the notes end with the choices the paper leaves open
-    (:func:`loopgen.run.profiles.open_choices_note`)."""
+    (:func:`loopgen.run.choices.open_choices_note`)."""
     if not stem or "/" in stem or stem.endswith((".csv", ".md")):
         raise ValueError(
             f"stem must be a bare file name without extension, e.g. 'table3_musical_metrics'; got {stem!r}"

@@ -8,7 +8,6 @@ one row of 1488 bytes per (128, 93) loop: the one packed form of loops on disk).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -17,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from loopgen import LOOP_CELLS, LOOP_STEPS, N_COLUMNS
+from loopgen.data.validate import check_loops
 from loopgen.errors import UserError
 from loopgen.loops import SPLITS, LoopParams
+from loopgen.store.digest import ContentDigest
 from loopgen.store.paths import Paths, require
-from loopgen.data.validate import check_loops
 
 MADE_BY = "01_extract_loops.ipynb"
 PACKED_BYTES = LOOP_CELLS // 8  # 1488 bytes per packed loop
@@ -101,7 +101,7 @@ def load_loops(out_dir: str | Path, split: str | None = None) -> LoopSet:
     if not len(source) == len(start_bar) == len(splits):
         raise _damaged(out_dir, "index.npz's columns differ in length")
     keep = np.ones(len(source), dtype=bool) if split is None else splits == split
-    digest = hashlib.sha256()
+    digest = ContentDigest()
     parts, offset = [], 0
     for shard in manifest["shards"]:
         n = shard["loops"]
@@ -112,7 +112,7 @@ def load_loops(out_dir: str | Path, split: str | None = None) -> LoopSet:
         if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape != (n, PACKED_BYTES):
             raise _damaged(out_dir, f"{shard['file']} holds {packed.dtype} {packed.shape}, the manifest says "
                                     f"{n} loops of {PACKED_BYTES} bytes")
-        digest.update(packed.tobytes())
+        digest.array(packed)
         wanted = keep[offset : offset + n]
         if wanted.any():
             parts.append(unpack_loops(packed[wanted]))
@@ -120,8 +120,8 @@ def load_loops(out_dir: str | Path, split: str | None = None) -> LoopSet:
     if offset != len(source):
         raise _damaged(out_dir, f"the shards hold {offset} loops, index.npz {len(source)}")
     if "content_hash" in manifest:
-        digest.update(json.dumps([list(map(str, source)), start_bar.tolist()]).encode())
-        if digest.hexdigest() != manifest["content_hash"]:
+        digest.text(json.dumps([list(map(str, source)), start_bar.tolist()]))
+        if digest.hex() != manifest["content_hash"]:
             raise _damaged(out_dir, "its loops do not match the content hash in manifest.json")
     loops = np.concatenate(parts) if parts else np.zeros((0, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
     return LoopSet(

@@ -1,7 +1,12 @@
 """The paper's four autoencoders and the LSTM prior over VQ-VAE codes.
 
 ``build(name, **kwargs)`` makes one by name: ``ar_lstm_vae``, ``nonar_lstm_vae``, ``cnn_vae``, ``vq_vae``,
-``prior``; ``describe(model)`` gives its layer table (output shapes and parameter counts).
+``prior``; ``describe(model)`` gives its layer table (output shapes and parameter counts). One file per model
+(``lstm_vae``, ``cnn_vae``, ``vq_vae``, ``prior``, and beyond the paper ``masked_prior``), shared blocks in ``blocks``
+and ``base``: each model's plain, readable computation.
+
+May import :mod:`loopgen.errors`, :mod:`loopgen.registry`, :mod:`loopgen.runtime` (the fused recurrence, DDP) and
+the package's constants; never data, training or the notebooks' code.
 """
 
 from __future__ import annotations

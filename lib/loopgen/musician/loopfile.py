@@ -12,20 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
 import numpy as np
 
-from loopgen import BARS_PER_LOOP, BASS_PITCH_OFFSET, DRUM_CHANNEL, N_COLUMNS, N_DRUM, STEPS_PER_BAR
+from loopgen import BARS_PER_LOOP, BASS_PITCH_OFFSET, N_COLUMNS, N_DRUM, STEPS_PER_BAR
 from loopgen.book import audio
 from loopgen.data.midi import MidiRejected, read_notes
-from loopgen.data.validate import check_loops
+from loopgen.data.midi.write import BASS_PROGRAM, DRUM_PITCHES, loop_roll
 from loopgen.errors import UserError, shown_name
 from loopgen.loops import LoopParams, find_loops, loop_at, song_roll
 from loopgen.store.atomic import atomic_path
-
-TICKS_PER_QUARTER = audio.TICKS_PER_QUARTER
-STEP_TICKS = audio.STEP_TICKS
-BASS_CHANNEL = 0
 
 # One line per rejection reason, in a musician's words.
 REASON_MESSAGES = {
@@ -85,78 +80,17 @@ def read_loop(path: Path | str, start_bar: int | None = None, params: LoopParams
     return UserLoop(loop, first, n_bars, shown_name(str(path)))
 
 
-# ------------------------------------------------------------------------------------------- writing
-def _bass_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
-    """Consecutive active steps of one pitch make one note (as the extractor reads them back)."""
-    events = []
-    for column in range(N_DRUM, N_COLUMNS):
-        pitch = column + BASS_PITCH_OFFSET
-        edges = np.diff(np.concatenate(([0], roll[:, column].astype(np.int8), [0])))
-        for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
-            events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
-                                                                 velocity=velocity)))
-            events.append((end * STEP_TICKS, 0, mido.Message("note_off", channel=BASS_CHANNEL, note=pitch,
-                                                               velocity=0)))
-    return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
-
-
-def _drum_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
-    events = []
-    for column, pitch in enumerate(audio.DRUM_PITCHES):
-        for step in np.flatnonzero(roll[:, column]).tolist():
-            events.append((step * STEP_TICKS, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=pitch,
-                                                                velocity=velocity)))
-            events.append(((step + 1) * STEP_TICKS, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=pitch,
-                                                                      velocity=0)))
-    return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
-
-
-def _track(name: str, events: list, end_tick: int, head: list | None = None) -> mido.MidiTrack:
-    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0), *(head or [])])
-    now = 0
-    for tick, message in events:
-        track.append(message.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=end_tick - now))
-    return track
-
-
-def _roll(loop: np.ndarray, bpm: float, repeats: int) -> np.ndarray:
-    """``loop`` checked, switched on at >= 0.5 and played ``repeats`` times: a bool (128 x repeats, 93) roll."""
-    if not np.isfinite(bpm) or bpm <= 0:
-        raise ValueError(f"bpm must be positive; got {bpm}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1; got {repeats}")
-    return np.tile(check_loops(loop, name="loop", one=True, binarize_at=0.5), (int(repeats), 1))
-
-
-def loop_midi(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1) -> mido.MidiFile:
-    """``loop`` (128, 93) as a type-1 :class:`mido.MidiFile`: tempo + 4/4, "Bass" and "Drums" tracks,
-    every track ending exactly at bar ``8 * repeats``."""
-    roll = _roll(loop, bpm, repeats)
-    end = len(roll) * STEP_TICKS
-    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER)
-    midi.tracks.append(_track("loopgen loop", [], end, head=[
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
-        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
-    ]))
-    program = mido.Message("program_change", channel=BASS_CHANNEL, program=audio.BASS_PROGRAM, time=0)
-    midi.tracks.append(_track("Bass", _bass_events(roll, audio.BASS_VELOCITY), end, head=[program]))
-    midi.tracks.append(_track("Drums", _drum_events(roll, audio.DRUM_VELOCITY), end))
-    return midi
-
-
 def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name: str = "loopgen loop"):
     """``loop`` (128, 93) as a :class:`pypianoroll.Multitrack`: resolution 4 steps per quarter note, a "Bass"
     and a "Drums" binary track over the 128 MIDI pitches (the same pitches as :func:`loop_midi`), a downbeat
     every bar."""
     import pypianoroll  # (it imports matplotlib: only when a Multitrack is asked for)
 
-    roll = _roll(loop, bpm, repeats)
+    roll = loop_roll(loop, bpm, repeats)
     bass = np.zeros((len(roll), 128), dtype=bool)
     bass[:, N_DRUM + BASS_PITCH_OFFSET : N_COLUMNS + BASS_PITCH_OFFSET] = roll[:, N_DRUM:]
     drums = np.zeros((len(roll), 128), dtype=bool)
-    drums[:, list(audio.DRUM_PITCHES)] = roll[:, :N_DRUM]
+    drums[:, list(DRUM_PITCHES)] = roll[:, :N_DRUM]
     downbeat = np.zeros(len(roll), dtype=bool)
     downbeat[::STEPS_PER_BAR] = True
     return pypianoroll.Multitrack(
@@ -165,7 +99,7 @@ def loop_multitrack(loop: np.ndarray, bpm: float = 120.0, repeats: int = 1, name
         tempo=np.full(len(roll), float(bpm)),
         downbeat=downbeat,
         tracks=[
-            pypianoroll.BinaryTrack(name="Bass", program=audio.BASS_PROGRAM, is_drum=False, pianoroll=bass),
+            pypianoroll.BinaryTrack(name="Bass", program=BASS_PROGRAM, is_drum=False, pianoroll=bass),
             pypianoroll.BinaryTrack(name="Drums", program=0, is_drum=True, pianoroll=drums),
         ],
     )
@@ -179,15 +113,6 @@ def write_loop_npz(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repea
     multitrack = loop_multitrack(loop, bpm, repeats, name=path.stem)
     with atomic_path(path, suffix=".npz") as tmp:
         pypianoroll.save(tmp, multitrack)
-    return path
-
-
-def write_loop_midi(loop: np.ndarray, path: Path | str, bpm: float = 120.0, repeats: int = 1) -> Path:
-    """Write :func:`loop_midi` to ``path`` atomically; return the path."""
-    path = Path(path)
-    midi = loop_midi(loop, bpm, repeats)
-    with atomic_path(path, suffix=".mid") as tmp:
-        midi.save(str(tmp))
     return path
 
 

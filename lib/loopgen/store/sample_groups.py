@@ -10,7 +10,6 @@ for this run's. Writes are atomic, so a crashed run never leaves half a file beh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import asdict, dataclass, fields
@@ -19,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from loopgen.data.dataset import pack_loops, unpack_loops
+from loopgen.data.midi.write import write_loop_midi
 from loopgen.data.validate import check_codes, check_loops
 from loopgen.errors import quoted
 from loopgen.store.atomic import atomic_path
+from loopgen.store.digest import ContentDigest
 from loopgen.store.paths import MissingInputError, Paths, require
 
 MADE_BY = "05_musical_metrics.ipynb"
@@ -77,13 +78,11 @@ def save_generated(
 
 def _digest(payload: dict[str, np.ndarray]) -> str:
     """SHA-256 over a group's arrays (loops, codes, provenance): checked when the group is read back."""
-    h = hashlib.sha256()
+    digest = ContentDigest()
     for key in ("packed", "n_loops", "group", "provenance", "codes"):
         if key in payload:
-            value = np.asarray(payload[key])
-            h.update(f"{key}:{value.dtype.str}:{value.shape};".encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-    return h.hexdigest()
+            digest.array(payload[key], with_layout=True, label=key)
+    return digest.hex()
 
 
 def _damaged(path: Path, what: str) -> MissingInputError:
@@ -166,13 +165,12 @@ def export_midi(
     tempo: float = 120,
 ) -> list[Path]:
     """Write the first ``count`` loops of a group as MIDI files in ``build/samples/<profile>/midi/<group>/``."""
-    from loopgen.book import audio  # the audio module is optional for everything else here
 
     folder = paths.sample_midi(profile_name, group)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for i, loop in enumerate(np.asarray(loops)[:count]):
         target = folder / f"{group}_{i:03d}.mid"
-        audio.write_midi(loop, target, tempo=tempo)
+        write_loop_midi(loop, target, bpm=tempo)
         written.append(target)
     return written

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import pickle
 import random
 import re
@@ -30,6 +28,7 @@ from loopgen.models import build
 from loopgen.run.profiles import TrainSettings
 from loopgen.runtime import device as device_mod
 from loopgen.store.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
+from loopgen.store.digest import ContentDigest, json_digest
 from loopgen.train.schedule import batch_size_for, epochs_for, is_gaussian, is_prior
 
 CHECKPOINT_FORMAT = 1
@@ -133,8 +132,7 @@ def checkpoint_key(
         if not vq_key:
             raise ValueError("the prior's checkpoint is keyed by its VQ-VAE: pass vq_key")
         payload["vq_key"] = vq_key
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return json_digest(payload, 12)
 
 
 def _variant(name: str, config: dict) -> str:
@@ -167,11 +165,11 @@ def checkpoint_path(
 def weights_digest(model: torch.nn.Module) -> str:
     """12 hex digits of SHA-256 over a model's parameters and buffers (names and bytes, in state-dict order):
     two models with the same digest hold the same weights, wherever they were loaded from."""
-    h = hashlib.sha256()
+    digest = ContentDigest()
     for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype).numpy().tobytes())
-    return h.hexdigest()[:12]
+        digest.text(name)
+        digest.bytes(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype).numpy().tobytes())
+    return digest.hex(12)
 
 
 def rng_state(device: torch.device) -> dict:
@@ -222,34 +220,11 @@ RETRAIN_HINT = "delete it and run again (it is retrained), or retrain with 'pyth
 _CODE_ON_LOAD = re.compile(r"GLOBAL|REDUCE|Trying to call|Unsupported class|allowed global", re.IGNORECASE)
 
 
-def _feed(h: hashlib._Hash, value: object) -> None:
-    """Add ``value`` (nested dicts, lists, tensors, numbers, strings) to ``h`` in a canonical order."""
-    if isinstance(value, torch.Tensor):
-        t = value.detach().to("cpu").contiguous()
-        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(value, dict):
-        h.update(b"{")
-        for key, item in sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0]))):
-            _feed(h, key)
-            _feed(h, item)
-        h.update(b"}")
-    elif isinstance(value, (list, tuple)):
-        h.update(b"[")
-        for item in value:
-            _feed(h, item)
-        h.update(b"]")
-    else:
-        h.update(f"{type(value).__name__}:{value!r};".encode())
-
-
 def contents_digest(checkpoint: dict) -> str:
     """SHA-256 (hex) over every entry of ``checkpoint`` but its digest: the state dicts' tensors (dtype, shape,
     bytes), the history, the settings and the RNG states. The same contents give the same digest wherever
     they were loaded (CPU or GPU)."""
-    h = hashlib.sha256()
-    _feed(h, {k: v for k, v in checkpoint.items() if k != DIGEST_FIELD})
-    return h.hexdigest()
+    return ContentDigest().value({k: v for k, v in checkpoint.items() if k != DIGEST_FIELD}).hex()
 
 
 def save_checkpoint(checkpoint: dict, path: Path) -> None:

@@ -18,7 +18,6 @@ Re-made by one command per model (after notebook 01 has extracted the demo datas
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shlex
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 
 from loopgen.errors import UserError
+from loopgen.store.digest import bytes_digest
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 INDEX_FILE = "index.json"
@@ -58,7 +58,7 @@ def read_index(folder: Path | None = None) -> dict:
 
 def sha256_of(data: bytes) -> str:
     """The SHA-256 hex digest ``index.json`` records for a shipped file."""
-    return hashlib.sha256(data).hexdigest()
+    return bytes_digest(data)
 
 
 def load(name: str, key: str, folder: Path | None = None) -> dict | None:
