@@ -109,9 +109,24 @@ setup() {
   if [ ! -f .venv/share/jupyter/kernels/loopgen/kernel.json ]; then
     "$PY" -m ipykernel install --sys-prefix --name loopgen --display-name "Python (loopgen)" >/dev/null || exit 1
   fi
-  # nbdime: readable notebook diffs and merges in this repository.
-  if [ -d .git ] && ! git config --get diff.jupyternotebook.command >/dev/null 2>&1; then
-    .venv/bin/nbdime config-git --enable >/dev/null 2>&1 || log "nbdime config-git failed (diffs fall back to JSON)"
+  # nbdime: readable notebook diffs and merges in this repository, from any shell (the drivers by their full path in
+  # .venv/bin, not by a name only an activated environment finds); and the clean filter that commits notebooks
+  # without outputs (loopgen.run.notebook_filter), so saving a run notebook never breaks the tests.
+  if [ -d .git ]; then
+    local bin
+    bin="$(printf '%q' "$(pwd)/.venv/bin")"  # quoted for git's shell: a clone path may hold spaces
+    if [ "$(git config --get diff.jupyternotebook.command 2>/dev/null)" != "$bin/git-nbdiffdriver diff" ]; then
+      if .venv/bin/nbdime config-git --enable >/dev/null 2>&1; then
+        git config diff.jupyternotebook.command "$bin/git-nbdiffdriver diff"
+        git config merge.jupyternotebook.driver "$bin/git-nbmergedriver merge %O %A %B %L %P"
+        git config difftool.nbdime.cmd "$bin/git-nbdifftool diff \"\$LOCAL\" \"\$REMOTE\" \"\$BASE\""
+        git config mergetool.nbdime.cmd "$bin/git-nbmergetool merge \"\$BASE\" \"\$LOCAL\" \"\$REMOTE\" \"\$MERGED\""
+      else
+        log "nbdime config-git failed (diffs fall back to JSON)"
+      fi
+    fi
+    git config filter.loopgen-notebook.clean "$bin/python -m loopgen.run.notebook_filter"
+    git config filter.loopgen-notebook.smudge cat
   fi
   log "environment ready ($((SECONDS - start)) s)"
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,36 @@ CHAPTERS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 NOTEBOOKS = CHAPTERS + sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))  # worked solutions follow the same rules
 
 
+def committed_text(nb_path: Path) -> str:
+    """The notebook as git stores it (the index, after the output-stripping clean filter), else the file itself:
+    a student's saved outputs in the working tree are not what is committed."""
+    repo = NOTEBOOK_DIR.parent
+    shown = subprocess.run(["git", "show", f":{nb_path.relative_to(repo).as_posix()}"], cwd=repo,
+                           capture_output=True, check=False)
+    return shown.stdout.decode("utf-8") if shown.returncode == 0 else nb_path.read_text(encoding="utf-8")
+
+
 def _cells(nb_path: Path) -> list[dict]:
-    return json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
+    return json.loads(committed_text(nb_path))["cells"]
 
 
 def test_there_are_notebooks():
     assert len(CHAPTERS) >= 7, [p.name for p in CHAPTERS]
+
+
+def test_the_clean_filter_strips_outputs_and_keeps_everything_else():
+    from loopgen.run.notebook_filter import strip_outputs
+
+    text = (NOTEBOOK_DIR / "04_reconstruction.ipynb").read_text(encoding="utf-8")
+    notebook = json.loads(text)
+    code = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["saved by a student"]}]
+    code["execution_count"] = 7
+    stripped = strip_outputs(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    assert json.loads(stripped) == json.loads(text)
+    assert strip_outputs("not a notebook") == "not a notebook"
+    attributes = (NOTEBOOK_DIR.parent / ".gitattributes").read_text()
+    assert "*.ipynb" in attributes and "filter=loopgen-notebook" in attributes
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)

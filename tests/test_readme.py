@@ -19,7 +19,9 @@ def _layout_entries() -> list[str]:
 def _package_entries() -> set[str]:
     modules = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
     packages = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    return modules | packages
+    data = {f"{p.name}/" for p in PACKAGE.iterdir()
+            if p.is_dir() and p.name != "__pycache__" and not any(p.rglob("*.py"))}  # shipped/: weights, not code
+    return modules | packages | data
 
 
 def test_readme_layout_lists_every_module_once():

@@ -239,6 +239,16 @@ def plot_history(history: pd.DataFrame, *, title: str = "", paper_value: float |
     return fig
 
 
+def show(fig: Figure) -> Figure:
+    """Show ``fig`` in the notebook once and close it (Jupyter's inline backend shows every figure still open at
+    the end of a cell: displaying without closing would show it twice). Returns the closed figure."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+    return fig
+
+
 def save_fig(
     fig: Figure, filename: str, *, paths: Paths | None = None, folder: Path | str | None = None, dpi: int = DPI
 ) -> Path:
