@@ -130,7 +130,7 @@ def comparison_table(
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal of issue 21: what is measured, the bound, and which side of it passes."""
+    """One goal of the masked prior: what is measured, the bound, and which side of it passes."""
 
     goal: str
     value: float

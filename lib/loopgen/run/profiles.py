@@ -84,7 +84,7 @@ class TrainSettings:
     lr_min: float = 5e-6
     weight_decay: float = 0.01  # AdamW (PyTorch's default; the paper gives none)
     kl_anneal_fraction: float = 0.5  # continuous VAEs: KL weight 0 -> 1 linearly over this share of the steps
-    # --- added for issue 10; the defaults reproduce the behaviour (and checkpoint keys) from before ---
+    # --- later settings; their defaults reproduce the earlier behaviour (and checkpoint keys) ---
     precision: str = "auto"  # "auto": bf16 autocast where the hardware has bf16 units (a CUDA GPU of compute
     #   capability >= 8.0, a CPU whose oneDNN reports bf16), fp16 autocast with a gradient scaler on a CUDA GPU of
     #   compute capability 7.x (T4, V100), float32 elsewhere (loopgen.runtime.device.resolve_precision); "bf16": bf16
@@ -97,7 +97,7 @@ class TrainSettings:
     checkpoint_minutes: float | None = None  # also checkpoint inside an epoch every so many minutes
     sync_batchnorm: bool = True  # under DDP on CUDA: SyncBatchNorm (global-batch statistics)
     kl_beta_max: float = 1.0  # continuous VAEs: the KL weight the annealing ends at (the paper's beta = 1)
-    # --- added for issue 19: the cadence of validation and checkpoints (1: after every epoch, as before) ---
+    # --- the cadence of validation and checkpoints (1: after every epoch, as before) ---
     validate_every: int = 1  # validate every N epochs and after the last (keyed when not 1 and keep_best)
     checkpoint_every: int = 1  # checkpoint every N epochs, after the last, and when checkpoint_minutes passed
 
@@ -179,7 +179,7 @@ class Profile:
 
 
 DEMO_CORPUS = CorpusSettings(n_songs=3000)
-# Per-model recipes of the demo profile, found by trial on 2 CPU cores (see the closing notes of issue 9 and
+# Per-model recipes of the demo profile, found by trial on 2 CPU cores (see
 # benchmarks/convergence.py): small batches for the convolutional models (many cheap steps), a prior with
 # dropout chosen by validation loss, the paper's 128-per-direction reading of the Bi-LSTM encoder.
 DEMO_RECIPES: dict[str, dict] = {

@@ -1,7 +1,7 @@
 """Build a blind listening-test study folder (paper, "Listening Test").
 
 The paper asked 20 listeners to rate 10 loops from each of five groups (training set, AR LSTM-VAE,
-NonAR LSTM-VAE, CNN-VAE, VQ-VAE at temperature 1.2) on a 1-5 Likert scale ("how much the sample
+NonAR LSTM-VAE, CNN-VAE, VQ-VAE at temperature 1.2) on a Likert scale (the paper does not give its points; our page uses 1-5) ("how much the sample
 sounds like music"), after 3 familiarisation loops. :func:`build_study` writes everything such a study
 needs as plain files::
 
@@ -46,6 +46,7 @@ import pandas as pd
 from loopgen import errors, registry
 from loopgen.book import audio
 from loopgen.data.dataset import pack_loops
+from loopgen.data.midi.write import write_loop_midi
 from loopgen.data.validate import check_loops
 from loopgen.runtime.seed import seed_everything
 from loopgen.store import atomic
@@ -206,7 +207,7 @@ def build_study(
         log.warning("FluidSynth is not available: the study page will offer MIDI files instead of audio.")
 
     def media(stimulus_id: str, loop: np.ndarray) -> dict[str, str | None]:
-        audio.write_midi(loop, layout.midi / f"{stimulus_id}.mid", tempo=tempo, repeats=repeats)
+        write_loop_midi(loop, layout.midi / f"{stimulus_id}.mid", bpm=tempo, repeats=repeats)
         wav = None
         if use_audio:
             wav = audio.write_wav(
@@ -320,8 +321,9 @@ Everything outside `site/` stays private; in particular:
 
 `site/` holds only what the page needs: stimulus ids, media files, and a seed that orders the stimuli per
 listener (random, unrelated to the selection seed).
-A file named `ratings_SIMULATED.csv` holds simulated ratings (a stand-in for the analysis, not data):
-delete it once real ratings are in.
+A file named `ratings_PROXY.csv` (the proxy listener's scores) or `ratings_SIMULATED.csv` (simulated ratings)
+holds stand-in ratings, so that the analysis runs before anyone has listened: they are not data. Real ratings
+replace them as soon as one real ratings file is in `ratings/`.
 """
 
 
