@@ -6,11 +6,11 @@ One training step = ``training_loss`` (encoder, scheduled-sampling decoder, loss
 sparse loops, at the demo profile's batch size and encoder width, on the CPU. Three decoders, each swapped into its
 own copy of the same model:
 
-* ``former``: one call of ``nn.LSTM`` with a sequence of length 1 per step, 128 per batch (the library's
-  ``lstm_vae.reference_stepwise``);
+* ``former``: one call of ``nn.LSTM`` with a sequence of length 1 per step, 128 per batch (the model's plain
+  loop, ``ARLSTMVAE.plain_steps``);
 * ``stepped``: the decoder before the hand-written backward pass (kept here, :func:`stepped_stepwise`): the LSTM's
   own weights stepped by hand, autograd recording every step;
-* ``new``: the library's decoder (``ARLSTMVAE._stepwise``: one autograd node, hand-written backward pass).
+* ``new``: the library's decoder (``ARLSTMVAE.fused_steps``: one autograd node, hand-written backward pass).
 
 Their steps take turns, so that all see the same load on a shared machine. Prints, per precision, the median
 seconds per step of each, the ratios former/new and stepped/new, and the largest absolute difference between the
@@ -34,7 +34,7 @@ import torch
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models import ARLSTMVAE, build
-from loopgen.models.lstm_vae import _autocast_dtype, reference_stepwise
+from loopgen.models.lstm_vae import _autocast_dtype
 from loopgen.run import profiles
 from loopgen.runtime.seed import seed_everything
 
@@ -75,7 +75,7 @@ def stepped_stepwise(
     return model.output(torch.stack(hidden, dim=1))
 
 
-DECODERS = {"former": reference_stepwise, "stepped": stepped_stepwise, "new": None}
+DECODERS = {"former": ARLSTMVAE.plain_steps, "stepped": stepped_stepwise, "new": ARLSTMVAE.fused_steps}
 
 
 def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> dict[str, list[float]]:
@@ -86,8 +86,7 @@ def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> d
     runs = {}
     for name, decoder in DECODERS.items():
         model = copy.deepcopy(new)
-        if decoder is not None:
-            model._stepwise = types.MethodType(decoder, model)
+        model.decode_steps = types.MethodType(decoder, model)
         runs[name] = (model, torch.optim.AdamW(model.parameters()))
     x = (torch.rand(batch, LOOP_STEPS, N_COLUMNS) < 0.05).float()
     times: dict[str, list[float]] = {name: [] for name in [*runs, *(f"{n} decoder" for n in runs), "encoder"]}
@@ -108,7 +107,7 @@ def step_times(batch: int, steps: int, precision: str, encoder_hidden: int) -> d
             mask = torch.rand(batch, LOOP_STEPS) < 0.95  # epoch 0's teacher-forcing probability
             t0 = time.perf_counter()
             with _precision(precision):
-                logits = model._stepwise(z, x, mask)
+                logits = model.decode_steps(z, x, mask)
             logits.float().sum().backward()
             if i:
                 times[f"{name} decoder"].append(time.perf_counter() - t0)
@@ -133,8 +132,8 @@ def logits_difference(batch: int, precision: str, encoder_hidden: int) -> float:
     z = torch.randn(batch, model.latent_size)
     mask = torch.rand(batch, LOOP_STEPS) < 0.5
     with _precision(precision):
-        former = reference_stepwise(model, z, x, mask).float()
-        new = model._stepwise(z, x, mask).float()
+        former = model.plain_steps(z, x, mask).float()
+        new = model.fused_steps(z, x, mask).float()
     return float((former - new).abs().max())
 
 

@@ -90,3 +90,22 @@ def smoke_run(tmp_path_factory, repo_root) -> SmokeRun:
         timeout=1500,
     )
     return SmokeRun(root, proc.returncode, (proc.stdout + proc.stderr)[-6000:], started, user_figures)
+
+
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    """fp16 let onto the CPU (torch's CPU float16 autocast and ``GradScaler("cpu")`` stand in for a T4), with a
+    scaler that starts low and grows after every clean step, so that a six-step run both grows its scale and
+    skips a step on an overflow (the default one would skip its first dozen)."""
+    import torch
+
+    from loopgen.runtime import device as device_mod
+
+    monkeypatch.setattr(device_mod, "_FP16_DEVICES", ("cuda", "cpu"))
+    real = device_mod.grad_scaler
+
+    def scaler(device, precision="auto"):
+        plain = real(device, precision)
+        return torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=1) if plain.is_enabled() else plain
+
+    monkeypatch.setattr(device_mod, "grad_scaler", scaler)

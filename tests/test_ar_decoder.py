@@ -1,36 +1,33 @@
-"""The AR LSTM-VAE's decoder recurrence (one autograd node, hand-written backward) against the former decoder.
+"""The AR LSTM-VAE's fused decoder recurrence (one autograd node, hand-written backward) against its plain loop.
 
-The former loop (``lstm_vae.reference_stepwise``, one ``nn.LSTM`` call per step) is the reference: the same weights,
-the same scheduled-sampling coins, the same logits and gradients (float64 for the random-weight checks, where an
-untrained 128-step LSTM amplifies float32 rounding; float32 to 1e-5 at a moderate latent scale; float32 for the
-shipped weights, which must load unchanged and decode as before), and the same behaviour under bf16 autocast.
-The hand-written backward pass is also checked by ``torch.autograd.gradcheck`` on a tiny recurrence.
+The model's plain loop (``ARLSTMVAE.plain_steps``, one ``nn.LSTM`` call per step) is the reference the fused path
+(``ARLSTMVAE.fused_steps``, the default) must equal: the same weights, the same scheduled-sampling coins, the same
+logits and gradients (float64 for the random-weight checks, where an untrained 128-step LSTM amplifies float32
+rounding; float32 to 1e-5 at a moderate latent scale; float32 for the shipped weights, which must load unchanged
+and decode as before), and the same behaviour under bf16 autocast. The hand-written backward pass is also checked
+by ``torch.autograd.gradcheck`` on a tiny recurrence.
 """
 
 from __future__ import annotations
 
 import copy
-import types
 
 import pytest
 import torch
 
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.models import ARLSTMVAE, build
-from loopgen.models.lstm_vae import reference_stepwise
 from loopgen.runtime.recurrence import ScheduledSamplingRecurrence
 from loopgen.train import shipped
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _former(model: ARLSTMVAE) -> ARLSTMVAE:
-    """A copy of ``model`` (same weights) that decodes with the former loop."""
-    former = build("ar_lstm_vae", **model.config)
-    former.load_state_dict(model.state_dict())
-    former.to(next(model.parameters()).dtype).train(model.training)
-    former._stepwise = types.MethodType(reference_stepwise, former)
-    return former
+def _plain(model: ARLSTMVAE) -> ARLSTMVAE:
+    """A copy of ``model`` (same weights) that decodes with the plain loop."""
+    plain = copy.deepcopy(model)
+    plain.fused_recurrence = False
+    return plain
 
 
 def _loops(batch: int, seed: int, dtype=torch.float32) -> torch.Tensor:
@@ -55,51 +52,51 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("batch", [1, 5, 33])
 @pytest.mark.parametrize("epoch", [0.0, 60.0, 400.0])  # teacher forcing p = 0.95, 0.5, ~0
-def test_training_loss_and_gradients_equal_the_former_decoder(batch, epoch):
+def test_training_loss_and_gradients_equal_the_plain_loop(batch, epoch):
     model = _random_model(batch).train()
-    former = _former(model)
+    plain = _plain(model)
     x = _loops(batch, seed=batch, dtype=torch.float64)
     losses, rng_after = [], []
-    for each in (former, model):
+    for each in (plain, model):
         torch.manual_seed(7)  # the same reparameterisation noise and teacher-forcing coins
         loss, _ = each.training_loss(x, kl_beta=0.5, epoch=epoch)
         loss.backward()
         losses.append(loss.detach())
         rng_after.append(torch.get_rng_state())
-    assert torch.equal(rng_after[0], rng_after[1]), "the new decoder draws random numbers differently"
+    assert torch.equal(rng_after[0], rng_after[1]), "the fused decoder draws random numbers differently"
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-10, atol=1e-8)
-    old, new = _grads(former), _grads(model)
+    old, new = _grads(plain), _grads(model)
     assert old.keys() == new.keys() and len(new) == len(list(model.parameters()))
     for name in old:
         torch.testing.assert_close(new[name], old[name], rtol=1e-8, atol=1e-8, msg=name)
 
 
 @pytest.mark.parametrize("batch", [1, 4, 17])
-def test_full_sampling_and_teacher_forcing_equal_the_former_decoder(batch):
+def test_full_sampling_and_teacher_forcing_equal_the_plain_loop(batch):
     model = _random_model(100 + batch).eval()
-    former = _former(model)
+    plain = _plain(model)
     x = _loops(batch, seed=batch, dtype=torch.float64)
     z = torch.randn(batch, 128, dtype=torch.float64, requires_grad=True)
     mask = torch.rand(batch, LOOP_STEPS) < 0.5
     for args in ((z, None, None), (z, x, mask)):
-        old = former._stepwise(*args)
-        new = model._stepwise(*args)
+        old = plain.decode_steps(*args)
+        new = model.decode_steps(*args)
         torch.testing.assert_close(new, old, rtol=1e-10, atol=1e-9)
         (g_old,) = torch.autograd.grad(old.square().sum(), z)
         (g_new,) = torch.autograd.grad(new.square().sum(), z)
         torch.testing.assert_close(g_new, g_old, rtol=1e-8, atol=1e-8)
     with torch.no_grad():
         torch.testing.assert_close(
-            model.reconstruct_logits(x), former.reconstruct_logits(x), rtol=1e-10, atol=1e-9
+            model.reconstruct_logits(x), plain.reconstruct_logits(x), rtol=1e-10, atol=1e-9
         )
 
 
 def test_float32_random_weights_agree_to_float32_rounding():
     model = _random_model(3, dtype=torch.float32).eval()
-    former = _former(model)
+    plain = _plain(model)
     x = _loops(8, seed=3)
     with torch.no_grad():
-        old, new = former.reconstruct_logits(x), model.reconstruct_logits(x)
+        old, new = plain.reconstruct_logits(x), model.reconstruct_logits(x)
     assert torch.equal(old >= 0, new >= 0)
     torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
 
@@ -117,23 +114,23 @@ def test_there_are_shipped_ar_weights_to_check():
 def test_shipped_weights_load_unchanged_and_decode_as_before(payload):
     """Identical in float64; in float32 both are as far from float64 as float32 rounding takes either.
 
-    (A trained 128-step decoder amplifies rounding: on the shipped weights the former float32 logits differ from
-    float64 by up to ~5e-3 at |logit| ~20, the new ones by about as much, and from each other by ~2e-3; no
+    (A trained 128-step decoder amplifies rounding: on the shipped weights the plain loop's float32 logits differ
+    from float64 by up to ~5e-3 at |logit| ~20, the fused ones by about as much, and from each other by ~2e-3; no
     predicted cell changes.)
     """
     model = build("ar_lstm_vae", **payload["config"])
     model.load_state_dict(payload["model"], strict=True)  # the same state-dict keys as before
     model.eval()
-    former = _former(model)
-    exact_new, exact_former = copy.deepcopy(model).double(), _former(model).double()
+    plain = _plain(model)
+    exact_new, exact_plain = copy.deepcopy(model).double(), _plain(model).double()
     x = _loops(32, seed=5)
     torch.manual_seed(0)
     z = torch.randn(32, model.latent_size)
     with torch.no_grad():
         for decode, inputs in ((ARLSTMVAE.reconstruct_logits, x), (ARLSTMVAE.decode, z)):
-            exact = decode(exact_former, inputs.double())
+            exact = decode(exact_plain, inputs.double())
             torch.testing.assert_close(decode(exact_new, inputs.double()), exact, rtol=1e-9, atol=1e-9)
-            old, new = decode(former, inputs), decode(model, inputs)
+            old, new = decode(plain, inputs), decode(model, inputs)
             assert torch.equal(old >= 0, new >= 0)
             float32_error = float((old.double() - exact).abs().max())
             assert float((new.double() - exact).abs().max()) <= 2 * float32_error
@@ -151,16 +148,36 @@ def test_the_decoder_keeps_its_state_dict_keys_and_its_recurrence_has_no_paramet
     assert list(ScheduledSamplingRecurrence().parameters()) == []
 
 
+def test_the_fused_recurrence_is_the_default_and_one_flag_selects_the_plain_loop(monkeypatch):
+    """``decode_steps`` is the one place the implementation is chosen; training and sampling both go through it."""
+    model = _random_model(61, dtype=torch.float32)
+    assert model.fused_recurrence is True
+    called = []
+    for path in ("plain_steps", "fused_steps"):
+        real = getattr(model, path)
+        monkeypatch.setattr(model, path, lambda *args, path=path, real=real: called.append(path) or real(*args))
+    x = _loops(3, seed=61)
+    model.train()
+    model.training_loss(x, epoch=60.0)
+    with torch.no_grad():
+        model.eval().decode(torch.randn(3, model.latent_size))
+    assert called == ["fused_steps", "fused_steps"]
+    model.fused_recurrence = False
+    model.train()
+    model.training_loss(x, epoch=60.0)
+    assert called[-1] == "plain_steps"
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_bf16_autocast_runs_and_stays_near_float32(train):
     model = _random_model(11, dtype=torch.float32).train(train)
     x = _loops(6, seed=11)
     torch.manual_seed(2)
     with torch.no_grad():
-        reference = model._stepwise(torch.randn(6, 128) * 0.1, x, None)
+        reference = model.decode_steps(torch.randn(6, 128) * 0.1, x, None)
     torch.manual_seed(2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = model._stepwise(torch.randn(6, 128) * 0.1, x, None)
+        logits = model.decode_steps(torch.randn(6, 128) * 0.1, x, None)
         loss, _ = model.training_loss(x, epoch=30.0)
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
     loss.backward()
@@ -186,10 +203,6 @@ def _decoder_outputs_and_gradients(
     return logits.detach(), grads
 
 
-def _new_decoder(model, z, x, mask):
-    return model._stepwise(z, x, mask)
-
-
 _FEEDS = {
     "scheduled_sampling": lambda batch: torch.rand(batch, LOOP_STEPS) < 0.5,
     "full_sampling": lambda batch: None,
@@ -211,8 +224,8 @@ def test_logits_and_gradients_of_every_parameter_and_z_equal_the_reference(feed,
     torch.manual_seed(4)
     z = 0.3 * torch.randn(batch, model.latent_size, dtype=dtype)
     mask = _FEEDS[feed](batch)
-    old_logits, old = _decoder_outputs_and_gradients(reference_stepwise, model, z, x, mask)
-    new_logits, new = _decoder_outputs_and_gradients(_new_decoder, model, z, x, mask)
+    old_logits, old = _decoder_outputs_and_gradients(ARLSTMVAE.plain_steps, model, z, x, mask)
+    new_logits, new = _decoder_outputs_and_gradients(ARLSTMVAE.fused_steps, model, z, x, mask)
     assert torch.equal(old_logits >= 0, new_logits >= 0)
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(new_logits, old_logits, rtol=tol, atol=tol)
@@ -251,20 +264,20 @@ def test_inference_without_autograd_gives_the_training_logits(feed):
     x = _loops(4, seed=31)
     torch.manual_seed(1)
     z, mask = torch.randn(4, model.latent_size), _FEEDS[feed](4)
-    trained = model._stepwise(z.requires_grad_(), x, mask)
+    trained = model.decode_steps(z.requires_grad_(), x, mask)
     assert trained.grad_fn is not None
     with torch.no_grad():
-        inferred = model._stepwise(z, x, mask)
+        inferred = model.decode_steps(z, x, mask)
     assert torch.equal(inferred, trained.detach())
 
 
 def test_training_records_one_autograd_node_for_the_whole_recurrence():
-    """The former decoder recorded a dozen autograd nodes per step (over 1,500 per batch); now the 128 steps are
-    one node, so the graph is the same size whatever the loop length."""
+    """The plain loop records a dozen autograd nodes per step (over 1,500 per batch); the fused recurrence records
+    the 128 steps as one node, so the graph is the same size whatever the loop length."""
     model = _random_model(41, dtype=torch.float32).train()
     x = _loops(2, seed=41)
     z = torch.randn(2, model.latent_size, requires_grad=True)
-    logits = model._stepwise(z, x, torch.rand(2, LOOP_STEPS) < 0.5)
+    logits = model.decode_steps(z, x, torch.rand(2, LOOP_STEPS) < 0.5)
     seen, stack = set(), [logits.grad_fn]
     while stack:
         node = stack.pop()
@@ -286,9 +299,9 @@ def test_bf16_autocast_gradients_stay_near_the_float32_reference(feed):
     torch.manual_seed(5)
     z = 0.3 * torch.randn(batch, model.latent_size)
     mask = _FEEDS[feed](batch)
-    old_logits, old = _decoder_outputs_and_gradients(reference_stepwise, model, z, x, mask)
+    old_logits, old = _decoder_outputs_and_gradients(ARLSTMVAE.plain_steps, model, z, x, mask)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        new_logits, new = _decoder_outputs_and_gradients(_new_decoder, model, z, x, mask)
+        new_logits, new = _decoder_outputs_and_gradients(ARLSTMVAE.fused_steps, model, z, x, mask)
     assert new_logits.dtype == torch.bfloat16
     assert all(g.dtype == torch.float32 for g in new.values())
     flipped = int(((old_logits >= 0) != (new_logits >= 0)).sum())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,16 +33,22 @@ def snapshot(root: Path) -> dict[str, int]:
     }
 
 
-@pytest.fixture
-def place(tmp_path, monkeypatch):
-    """A project root (LOOPGEN_ROOT) with an empty folder, a file, a folder of songs and a user's folder."""
+@pytest.fixture(scope="module")
+def demo_songs(tmp_path_factory) -> Path:
+    """Two demo songs, written once for the module; every `place` holds a copy, so no test can change them."""
     from loopgen.data.corpus import write_demo_corpus
 
+    return write_demo_corpus(tmp_path_factory.mktemp("demo_songs") / "songs", n_songs=2, progress=False)
+
+
+@pytest.fixture
+def place(tmp_path, monkeypatch, demo_songs):
+    """A project root (LOOPGEN_ROOT) with an empty folder, a file, a folder of songs and a user's folder."""
     root = tmp_path / "root"
     root.mkdir()
     (tmp_path / "empty").mkdir()
     (tmp_path / "a_file.txt").write_text("I am a file")
-    write_demo_corpus(tmp_path / "songs", n_songs=2, progress=False)
+    shutil.copytree(demo_songs, tmp_path / "songs")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's notes")
     monkeypatch.setenv("LOOPGEN_ROOT", str(root))
@@ -475,7 +482,7 @@ def test_every_option_of_every_command_is_explained_with_its_default(command, mo
     --keep-bars, --temperature, --start-bar, --candidates without a word or a default."""
     import argparse
 
-    from loopgen.__main__ import COMMANDS
+    from loopgen.commands import COMMANDS
 
     assert command in COMMANDS
     missing = []

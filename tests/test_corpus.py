@@ -12,9 +12,9 @@ import mido
 import pretty_midi
 import pytest
 
+from loopgen.commands import corpus as corpus_command
 from loopgen.data.corpus import (
     GENERATOR_VERSION,
-    cli_main,
     plan_song,
     read_manifest,
     render_song,
@@ -217,6 +217,6 @@ def test_extraction_finds_loops_and_the_intended_rejections(small_corpus: Path) 
 
 
 def test_cli_demo(tmp_path: Path, capsys) -> None:
-    assert cli_main(["demo", str(tmp_path / "c"), "--n-songs", "3", "--seed", "2", "--quiet"]) == 0
+    assert corpus_command.main(["demo", str(tmp_path / "c"), "--n-songs", "3", "--seed", "2", "--quiet"]) == 0
     assert json.loads((tmp_path / "c" / "corpus.json").read_text())["seed"] == 2
     assert len(list((tmp_path / "c").glob("*.mid"))) == 3

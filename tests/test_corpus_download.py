@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from loopgen.data.corpus import DownloadError, cli_main, download_lmd, safe_extract
+from loopgen.commands import corpus as corpus_command
+from loopgen.data.corpus import DownloadError, download_lmd, safe_extract
 
 
 def _tarball(members: dict[str, bytes]) -> bytes:
@@ -167,5 +168,5 @@ def test_safe_extract_refuses_links(tmp_path: Path) -> None:
 
 def test_cli_download(tmp_path: Path) -> None:
     with _Server(ARCHIVE) as server:
-        assert cli_main(["download-lmd", str(tmp_path), "--url", server.url, "--md5", MD5, "--quiet"]) == 0
+        assert corpus_command.main(["download-lmd", str(tmp_path), "--url", server.url, "--md5", MD5, "--quiet"]) == 0
     assert _extracted(tmp_path) == MEMBERS

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopgen import registry, sample, train
-from loopgen.book import evaluation
+from loopgen import metrics, registry, sample, train
+from loopgen.book import baselines, evaluation
 from loopgen.data.corpus import write_demo_corpus
 from loopgen.data.dataset import dataset_dir, load_loops
 from loopgen.data.extract import extract
@@ -116,6 +116,16 @@ def test_tables_are_written_beside_the_paper(ev):
     assert list(table1.ours.index) == ["CNN-VAE", "VQ-VAE"] and set(table1.examples) == {"CNN-VAE", "VQ-VAE"}
     assert ((table1.ours["reconstruction_error"] >= 0) & (table1.ours["reconstruction_error"] < 1)).all()
     assert ev.paths.figure("table1_reconstruction.csv").exists()
+    # the baselines, computed from the same validation loops, close Tables 1 and 3 without a paper value
+    silence = metrics.reconstruction_error(ev.val.loops, np.zeros_like(ev.val.loops))
+    assert table1.baselines.loc[baselines.SILENCE, "reconstruction_error"] == pytest.approx(silence)
+    written1 = pd.read_csv(ev.paths.figure("table1_reconstruction.csv"), index_col=0)
+    assert list(written1.index[-2:]) == [baselines.SILENCE, baselines.COPY_BAR_1]
+    assert written1.loc[baselines.COPY_BAR_1, "reconstruction_error (paper)"] != written1.loc[
+        baselines.COPY_BAR_1, "reconstruction_error (paper)"]  # NaN: the paper has no baseline
+    assert table3.table.index[-1] == baselines.SHUFFLED_BARS and written.index[-1] == baselines.SHUFFLED_BARS
+    assert table3.baselines.loc[baselines.SHUFFLED_BARS, "UP"] == pytest.approx(table3.ours.loc["Training set", "UP"])
+    assert baselines.NOTES[baselines.SHUFFLED_BARS] in table3.notes
     assert evaluation.extras_table(groups).shape[0] == len(groups)
 
 

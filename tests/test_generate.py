@@ -7,6 +7,7 @@ import pretty_midi
 import pytest
 
 from loopgen.book.audio import fluidsynth_available
+from loopgen.commands import generate as generate_command
 from loopgen.data.corpus import write_demo_corpus
 from loopgen.data.dataset import dataset_dir, load_loops
 from loopgen.data.extract import extract
@@ -36,7 +37,7 @@ def test_export_writes_midi_png_and_wav_when_possible(tmp_path):
 
 def test_cli_says_which_notebook_to_run_first(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path))
-    assert generate.cli_main(["--model", "cnn_vae", "--n", "2", "--out", str(tmp_path / "o"), "--profile", "smoke"]) == 1
+    assert generate_command.main(["--model", "cnn_vae", "--n", "2", "--out", str(tmp_path / "o"), "--profile", "smoke"]) == 1
     assert "01_extract_loops.ipynb" in capsys.readouterr().err
 
 

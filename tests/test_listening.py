@@ -11,6 +11,7 @@ from scipy import stats
 
 from loopgen.book import audio, listening
 from loopgen.book.listening import analysis, study
+from loopgen.commands import study as study_command
 
 GROUPS = listening.GROUPS
 
@@ -333,7 +334,7 @@ def test_plot_ratings_title_says_simulated() -> None:
 
 def test_cli_builds_a_study_from_saved_groups(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(listening, "load_groups", lambda profile_name, seed, paths: synthetic_groups(n=6))
-    code = listening.cli_main(
+    code = study_command.main(
         ["--profile", "smoke", "--out", str(tmp_path / "st"), "--per-group", "2", "--no-audio"]
     )
     assert code == 0
@@ -395,12 +396,12 @@ def test_cli_reports_missing_samples_without_a_traceback(tmp_path, monkeypatch, 
         raise MissingInputError("training_set.npz is missing: run notebook 05_musical_metrics.ipynb first")
 
     monkeypatch.setattr(listening, "load_groups", missing)
-    assert listening.cli_main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
+    assert study_command.main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
     assert "05_musical_metrics" in capsys.readouterr().err
     assert not (tmp_path / "st").exists()
 
 
 def test_cli_without_a_dataset_names_notebook_01(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path / "empty_root"))
-    assert listening.cli_main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
+    assert study_command.main(["--profile", "smoke", "--out", str(tmp_path / "st")]) == 1
     assert "01_extract_loops" in capsys.readouterr().err

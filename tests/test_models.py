@@ -192,7 +192,7 @@ def test_ar_decoder_stepwise_with_full_teacher_forcing_equals_the_one_pass_decod
     z = torch.randn(3, 128)
     all_teacher = torch.ones(3, 128, dtype=torch.bool)
     torch.testing.assert_close(
-        model._stepwise(z, x, all_teacher), model._teacher_forced(z, x), atol=1e-5, rtol=1e-5
+        model.decode_steps(z, x, all_teacher), model._teacher_forced(z, x), atol=1e-5, rtol=1e-5
     )
 
 

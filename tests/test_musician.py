@@ -19,11 +19,11 @@ import pytest
 
 from loopgen import __main__ as entry
 from loopgen import metrics
-from loopgen.book import audio
 from loopgen.data.corpus import write_demo_corpus
 from loopgen.data.dataset import dataset_dir, load_loops
 from loopgen.data.extract import extract_file
 from loopgen.data.midi import read_notes
+from loopgen.data.midi.write import DRUM_PITCHES, write_loop_midi
 from loopgen.loops import find_loops, song_roll
 from loopgen.musician import draws, fit, generate, loopfile, page, trained, variation
 from loopgen.run import profiles
@@ -75,7 +75,7 @@ def _roll_of(path: Path) -> np.ndarray:
 def _same_file_content(loop: np.ndarray, path: Path, tmp_path: Path) -> None:
     """``loop`` written as MIDI reads back as the file at ``path`` does (a smoke model's loops may have
     chords in the bass, which the extractor reduces to the lowest note, so compare what the files hold)."""
-    again = loopfile.write_loop_midi(loop, tmp_path / "again.mid")
+    again = write_loop_midi(loop, tmp_path / "again.mid")
     np.testing.assert_array_equal(_roll_of(again)[:128], _roll_of(path)[:128])
     assert mido.MidiFile(again).tracks[1:] == mido.MidiFile(path).tracks[1:]
 
@@ -107,7 +107,7 @@ def test_training_loops_loop_better_than_noise(song_loop, root):
 def test_daw_midi_has_named_tracks_tempo_meter_exact_length_and_reads_back(dev_midi_dir, tmp_path):
     song = next(p for p in sorted(dev_midi_dir.rglob("*.mid")) if len(extract_file(p).start_bars))
     loop = extract_file(song).loops[0]
-    path = loopfile.write_loop_midi(loop, tmp_path / "loop.mid", bpm=96.0, repeats=2)
+    path = write_loop_midi(loop, tmp_path / "loop.mid", bpm=96.0, repeats=2)
 
     midi = mido.MidiFile(path)
     assert midi.type == 1 and midi.ticks_per_beat == 480
@@ -142,7 +142,7 @@ def test_npz_is_a_pypianoroll_multitrack_holding_the_loop(song_loop, tmp_path):
     np.testing.assert_array_equal(multitrack.tempo, 96.0)
     assert np.flatnonzero(multitrack.downbeat).tolist() == list(range(0, 256, 16))
     bass, drums = (t.pianoroll[:128] for t in multitrack.tracks)
-    back = np.concatenate([drums[:, list(audio.DRUM_PITCHES)], bass[:, 24:108]], axis=1).astype(np.uint8)
+    back = np.concatenate([drums[:, list(DRUM_PITCHES)], bass[:, 24:108]], axis=1).astype(np.uint8)
     np.testing.assert_array_equal(back, song_loop.loop)
     assert not bass[:, :24].any() and not bass[:, 108:].any()
 
@@ -244,7 +244,7 @@ def test_vary_a_middle_span_keeps_both_sides_and_its_tail_codes(root, song_loop)
 
 def test_vary_cli_writes_original_variations_json_and_page(project, song_loop, tmp_path, capsys):
     song = tmp_path / "my_loop.mid"
-    loopfile.write_loop_midi(song_loop.loop, song)
+    write_loop_midi(song_loop.loop, song)
     out = tmp_path / "vary"
     args = ["vary", str(song), "--from", NAME, "--n", "3", "--keep-bars", "4", "--seed", "5", "--out", str(out),
             "--no-wav"]
@@ -272,7 +272,7 @@ def test_vary_on_a_file_whose_name_is_not_utf8(project, song_loop, tmp_path, cap
     """Issue 22: MIDI, NPZ, PNG and loops.json were written, then UnicodeEncodeError on index.html (exit 1)."""
     import os
 
-    song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "plain.mid")
+    song = write_loop_midi(song_loop.loop, tmp_path / "plain.mid")
     odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 loop.mid")  # Latin-1, as an old Windows collection has it
     os.rename(os.fsencode(song), odd)
     out = tmp_path / "odd"
@@ -289,7 +289,7 @@ def test_vary_on_a_file_whose_name_is_not_utf8(project, song_loop, tmp_path, cap
 
 
 def test_min_loopability_keeps_only_loops_above_it_or_says_why(project, song_loop, tmp_path, capsys):
-    song = loopfile.write_loop_midi(song_loop.loop, tmp_path / "mine.mid")
+    song = write_loop_midi(song_loop.loop, tmp_path / "mine.mid")
     out = tmp_path / "strict"
     assert entry.main(["vary", str(song), "--from", NAME, "--n", "2", "--min-loopability", "0.01", "--seed", "2",
                        "--out", str(out), "--no-wav"]) == 0

@@ -95,3 +95,7 @@ def test_smoke_headlines_fall_in_the_expected_ranges(smoke_run):
         assert lines[-1].startswith(("As expected", "No expected")) or "unusual" in lines[-1], lines
         unusual += [f"{notebook}: {line}" for line in lines if line.startswith("UNUSUAL")]
     assert not unusual, "\n".join(unusual)
+    for notebook in ("02-vq_vae", "03", "04", "05"):  # every model's numbers beside their trivial baselines
+        values = json.loads((folder / f"{notebook}.json").read_text(encoding="utf-8"))
+        assert any(name.endswith(("baseline: silence", "baseline: copy 16 back", "shuffled bars: HD"))
+                   for name in values), (notebook, sorted(values))

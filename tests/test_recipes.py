@@ -157,10 +157,10 @@ def test_force_trains_the_own_recipe_instead_of_the_shipped_weights_and_it_stays
 
 
 def test_train_help_says_what_force_does(capsys):
-    from loopgen.train import cli as train_cli
+    from loopgen.commands import train as train_command
 
     with pytest.raises(SystemExit):
-        train_cli._parse(["--help"])
+        train_command._parse(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "retrain from scratch even if a finished checkpoint exists" in text
     assert "instead of installing them" in text and "fp16" in text

@@ -117,9 +117,25 @@ def test_write_table_rejects_a_stem_with_extension(tmp_path):
         tables.write_table(_ours(), "table.csv", paths=Paths(tmp_path), notes=[])
 
 
+def test_baseline_rows_follow_the_models_without_a_paper_value(tmp_path):
+    ours = paper.TABLE1[["reconstruction_error"]].iloc[:2] * 2
+    trivial = pd.DataFrame({"reconstruction_error": {"baseline: silence": 0.018, "baseline: copy bar 1": 0.0099}})
+    table = tables.with_baselines(tables.side_by_side(ours, paper.TABLE1), trivial)
+    assert list(table.index[-2:]) == ["baseline: silence", "baseline: copy bar 1"]
+    assert table.loc["baseline: silence", ("reconstruction_error", "ours")] == pytest.approx(0.018)
+    assert math.isnan(table.loc["baseline: silence", ("reconstruction_error", "paper")])
+    assert table.loc[ours.index[0], ("reconstruction_error", "paper")] == paper.TABLE1.iloc[0, 0]  # kept
+    last = tables.to_markdown(table).strip().splitlines()[-1].split("|")
+    assert [cell.strip() for cell in last[1:-1]] == ["baseline: copy bar 1", "9.90e-3", "-"]
+    with pytest.raises(ValueError, match="baseline:"):
+        tables.with_baselines(table, pd.DataFrame({"reconstruction_error": {"silence": 0.018}}))
+    assert tables.with_baselines(table, pd.DataFrame()) is table
+
+
 def test_claim_sentence():
     assert tables.claim("VQ-VAE keeps FNB near 1", True) == "VQ-VAE keeps FNB near 1: holds on this run."
     assert tables.claim("x", False).endswith("does not hold on this run.")
+    assert tables.claim("x", True).holds is True and tables.claim("x", False).holds is False
 
 
 # ------------------------------------------------------------------ computed discussions

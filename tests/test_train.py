@@ -1,4 +1,4 @@
-"""Training loop: schedules, checkpoints keyed by run, resume after a kill, reuse, safe loading, clear errors."""
+"""Training loop: schedules, checkpoints keyed by run, reuse, safe loading, clear errors (resuming: test_train_resume.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from loopgen.train import (
     epochs_for,
     kl_beta_at,
     load_trained,
-    read_checkpoint,
     train_model,
     train_prior,
 )
@@ -137,56 +136,6 @@ def test_vae_history_has_kl_terms_and_ar_its_teacher_probability(tmp_path, loops
     assert h["teacher_prob"].iloc[0] == pytest.approx(20 / 21)
 
 
-def test_resume_after_a_kill_ends_identical_to_an_uninterrupted_run(tmp_path, loops):
-    train, val = loops[:64], loops[64:]
-    whole = train_model(
-        "vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "a", progress=False
-    )
-    first = train_model(
-        "vq_vae",
-        train,
-        val,
-        SETTINGS,
-        data_key="d",
-        checkpoint_dir=tmp_path / "b",
-        progress=False,
-        max_epochs_this_call=1,
-    )
-    assert not first.finished and first.epochs_this_call == 1
-    assert read_checkpoint(first.checkpoint)["epoch"] == 1
-    torch.manual_seed(999)  # the "new process" starts from another RNG state: the checkpoint must restore it
-    np.random.seed(999)  # noqa: NPY002
-    resumed = train_model(
-        "vq_vae", train, val, SETTINGS, data_key="d", checkpoint_dir=tmp_path / "b", progress=False
-    )
-    assert resumed.finished and resumed.epochs_this_call == 1
-    _same_weights(whole.model, resumed.model)
-    for column in ("loss", "recon", "perplexity", "val_recon_error", "lr"):
-        np.testing.assert_allclose(resumed.history[column], whole.history[column], rtol=1e-6)
-
-
-def test_resume_of_a_vae_with_sampling_noise_is_identical_too(tmp_path, loops):
-    s = TrainSettings(epochs=3, batch_size=16, max_train_loops=32, max_val_loops=8)
-    whole = train_model(
-        "cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "a", progress=False
-    )
-    train_model(
-        "cnn_vae",
-        loops[:64],
-        loops[64:],
-        s,
-        data_key="d",
-        checkpoint_dir=tmp_path / "b",
-        progress=False,
-        max_epochs_this_call=2,
-    )
-    torch.manual_seed(5)
-    resumed = train_model(
-        "cnn_vae", loops[:64], loops[64:], s, data_key="d", checkpoint_dir=tmp_path / "b", progress=False
-    )
-    _same_weights(whole.model, resumed.model)
-
-
 def test_a_finished_checkpoint_is_reused_unless_forced(tmp_path, loops):
     args = dict(data_key="d", checkpoint_dir=tmp_path, progress=False)
     first = train_model("cnn_vae", loops[:64], None, SETTINGS, **args)
@@ -291,8 +240,8 @@ def test_prior_learns_a_deterministic_code_sequence_and_loads_by_its_vq(tmp_path
 
 
 def test_cli_without_a_dataset_names_notebook_01(tmp_path, monkeypatch, capsys):
-    from loopgen.train import cli_main
+    from loopgen.commands.train import main
 
     monkeypatch.setenv("LOOPGEN_ROOT", str(tmp_path))
-    assert cli_main(["--model", "cnn_vae", "--profile", "smoke"]) == 1
+    assert main(["--model", "cnn_vae", "--profile", "smoke"]) == 1
     assert "01_extract_loops.ipynb" in capsys.readouterr().err

@@ -19,10 +19,6 @@ from loopgen.train import checkpoint, loop
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class Killed(Exception):
-    pass
-
-
 def _settings(**kw) -> train.TrainSettings:
     base = profiles.get("smoke").train
     return dataclasses.replace(base, epochs=2, conv_batch_size=8, batch_size=8, max_train_loops=None, **kw)
@@ -80,12 +76,12 @@ def test_fp16_is_keyed_and_auto_on_a_t4_is_keyed_as_fp16(monkeypatch):
 
 
 def test_train_and_rehearse_take_fp16(capsys):
-    from loopgen.run import rehearse
-    from loopgen.train import cli as train_cli
+    from loopgen.commands import rehearse as rehearse_command
+    from loopgen.commands import train as train_command
 
-    assert train_cli._parse(["--model", "cnn_vae", "--precision", "fp16"]).precision == "fp16"
+    assert train_command._parse(["--model", "cnn_vae", "--precision", "fp16"]).precision == "fp16"
     with pytest.raises(SystemExit) as stop:
-        rehearse.cli_main(["--help"])
+        rehearse_command.main(["--help"])
     assert stop.value.code == 0 and "auto,bf16,fp16,tf32,fp32" in capsys.readouterr().out
 
 
@@ -164,72 +160,7 @@ def test_without_a_scaler_the_step_is_the_plain_one():
 
 
 # ------------------------------------------------------------------------------ an fp16 training on the CPU
-@pytest.fixture
-def fp16_on_cpu(monkeypatch):
-    """fp16 let onto the CPU, with a scaler that starts low and grows after every clean step, so that a six-step
-    run both grows its scale and skips a step on an overflow (the default one would skip its first dozen)."""
-    monkeypatch.setattr(device_mod, "_FP16_DEVICES", ("cuda", "cpu"))
-    real = device_mod.grad_scaler
-
-    def scaler(device, precision="auto"):
-        plain = real(device, precision)
-        return torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=1) if plain.is_enabled() else plain
-
-    monkeypatch.setattr(device_mod, "grad_scaler", scaler)
-
-
-def _cnn(tmp_path, **kw):
-    return train.train_model("cnn_vae", _loops(), _loops(8, seed=1), _settings(precision="fp16", checkpoint_minutes=1e-9),
-                             data_key="d", checkpoint_dir=tmp_path, device="cpu", progress=False, **kw)
-
-
-def test_an_fp16_run_killed_inside_an_epoch_resumes_bit_for_bit_with_its_scaler(tmp_path, monkeypatch, fp16_on_cpu):
-    scales = []  # the scale after each step of the uninterrupted run
-    real_step = loop.optimiser_step
-
-    def step(*args, **kwargs):
-        out = real_step(*args, **kwargs)
-        scales.append(kwargs["scaler"].get_scale())
-        return out
-
-    monkeypatch.setattr(loop, "optimiser_step", step)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # no scheduler warning when the scaler skips
-        reference = _cnn(tmp_path / "ref")
-    monkeypatch.setattr(loop, "optimiser_step", real_step)
-    ref_ckpt = train.read_checkpoint(reference.checkpoint)
-    assert ref_ckpt["settings"]["precision"] == "fp16" and np.isfinite(reference.history["val_recon"]).all()
-    assert len(scales) == 6 and any(b < a for a, b in zip(scales, scales[1:], strict=False)), \
-        "the run skips at least one step on an overflow (the scale falls)"
-    assert max(scales) > 8.0, "and grows its scale after clean steps"
-    assert ref_ckpt["scheduler"]["last_epoch"] < 6, "a skipped update does not advance the learning rate"
-
-    real_save = loop.save_checkpoint
-    saves = []
-
-    def save_then_kill(obj, path):
-        real_save(obj, path)
-        saves.append(obj)
-        if len(saves) == 4:  # after step 4: the first step of the second epoch (3 steps an epoch)
-            raise Killed
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_kill)
-    with pytest.raises(Killed):
-        _cnn(tmp_path / "run")
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
-    killed = train.read_checkpoint(next((tmp_path / "run").glob("*.pt")))
-    assert killed["partial"]["step_in_epoch"] == 1 and killed["scaler"]["scale"] == scales[3]
-
-    resumed = _cnn(tmp_path / "run")
-    assert resumed.finished and not resumed.reused and resumed.key == reference.key
-    assert train.weights_digest(resumed.model) == train.weights_digest(reference.model)
-    assert resumed.history.equals(reference.history.assign(seconds=resumed.history["seconds"]))
-    final = train.read_checkpoint(resumed.checkpoint)
-    assert final["scaler"] == ref_ckpt["scaler"]
-    for name, value in ref_ckpt["optimizer"]["state"].items():
-        torch.testing.assert_close(final["optimizer"]["state"][name], value, rtol=0, atol=0)
-
-
+# (fixture fp16_on_cpu: tests/conftest.py; a fp16 run stopped and resumed: tests/test_train_resume.py)
 def test_float32_and_bf16_checkpoints_hold_no_scaler(tmp_path):
     result = train.train_model("cnn_vae", _loops(), None, dataclasses.replace(_settings(), epochs=1), data_key="d",
                                checkpoint_dir=tmp_path, device="cpu", progress=False, max_epochs_this_call=1)

@@ -1,6 +1,6 @@
-"""The GPU path of training, checked on a CPU (issue 19): resuming a checkpoint whose tensors would land on
-another device, CUDA RNG states for fewer devices than were saved, evaluation on the training device,
-the precision "auto" resolves to, and the lock every training takes."""
+"""The GPU path of training, checked on a CPU (issue 19): AdamW's implementation per device, CUDA RNG states for
+fewer devices than were saved, evaluation on the training device, the precision "auto" resolves to, and the lock
+every training takes (a resume on another device: test_train_resume.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from loopgen import train
 from loopgen.run import profiles
 from loopgen.runtime import device as device_mod
-from loopgen.train import checkpoint, loop
+from loopgen.train import checkpoint, loop, resume
 
 
 def _settings(**kw) -> train.TrainSettings:
@@ -25,46 +25,9 @@ def _loops(n: int = 24) -> np.ndarray:
     return (np.random.default_rng(0).random((n, 128, 93)) < 0.03).astype(np.uint8)
 
 
-def _vq(tmp_path, **kw):
-    return train.train_model(
-        "vq_vae", _loops(), None, _settings(checkpoint_minutes=1e-9), data_key="d", checkpoint_dir=tmp_path,
-        model_kwargs={"latent_steps": 8, "latent_dim": 4, "num_codes": 16}, device="cpu", progress=False, **kw,
-    )
-
-
-@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
-def test_a_resume_reads_the_checkpoint_to_the_cpu_and_moves_only_what_must_move(tmp_path, monkeypatch):
-    """On CUDA, mapping the whole checkpoint to the GPU broke every resume (numpy's RNG state from a CUDA tensor)
-    and left AdamW's step counters on the GPU. The 'meta' device stands in for the GPU here: whatever the loop
-    maps there cannot be read back, so the resume must read to the CPU."""
-    _vq(tmp_path, max_epochs_this_call=1)
-    path = next(tmp_path.glob("vq_vae*.pt"))
-    first = _vq(tmp_path, max_epochs_this_call=0)  # a Run with this checkpoint's key and path
-    real_read = checkpoint.read_checkpoint
-
-    def read_to(path, device="cpu"):  # the file read as torch.load(map_location=device) would give it
-        ckpt = real_read(path, "cpu")
-        if torch.device(device).type != "cpu":
-            ckpt = _to_device(ckpt, torch.device(device))
-        return ckpt
-
-    monkeypatch.setattr(loop, "read_checkpoint", read_to)
-    run = loop.Run("vq_vae", _settings(checkpoint_minutes=1e-9).recipe("vq_vae"),
-                   checkpoint.resolved_kwargs("vq_vae", _settings(), {"latent_steps": 8, "latent_dim": 4, "num_codes": 16}),
-                   torch.from_numpy(_loops()), None, path=path, key=first.key, meta={}, seed=0,
-                   device=torch.device("meta"), progress=False)
-    state = loop._start(run)
-    assert state.epoch == 1 and not state.finished
-    assert not state.optimiser.param_groups[0]["fused"], "the checkpoint's fused AdamW (CPU) does not carry over"
-    for param_state in state.optimiser.state.values():
-        assert param_state["step"].device.type == "cpu", "AdamW keeps its step counters on the CPU"
-        assert param_state["exp_avg"].device.type == "meta", "the moments live with the parameters"
-
-
-
 def test_the_optimiser_is_fused_on_cpus_and_cuda_and_multi_tensor_elsewhere():
-    """Fused AdamW (one kernel over all parameters) where torch has it; the resume test above runs on the 'meta'
-    stand-in, which gets the multi-tensor AdamW, as MPS does; the resume tests of test_train.py run it fused."""
+    """Fused AdamW (one kernel over all parameters) where torch has it; test_train_resume.py resumes a CPU run on the
+    'meta' stand-in, which gets the multi-tensor AdamW, as MPS does, and its other situations run it fused."""
     model = torch.nn.Linear(4, 3)
     settings = _settings()
     assert loop.make_optimiser(model, settings, torch.device("cpu")).defaults["fused"] is True
@@ -85,21 +48,11 @@ def test_a_saved_adamw_state_loads_into_either_implementation_and_the_optimiser_
     before.step()
     saved = before.state_dict()
     now = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=not saved_fused)
-    loop.load_optimiser_state(now, saved)
+    resume.load_optimiser_state(now, saved)
     assert now.param_groups[0]["fused"] is (not saved_fused)
     for p in model.parameters():
         torch.testing.assert_close(now.state[p]["exp_avg"], before.state[p]["exp_avg"])
         assert float(now.state[p]["step"]) == 1.0
-
-
-def _to_device(obj, device):
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_device(v, device) for v in obj]
-    return obj
 
 
 def test_a_run_saved_with_more_gpus_than_are_visible_restores_the_ones_there_are(monkeypatch):
@@ -214,12 +167,12 @@ def test_a_model_trained_under_auto_loads_wherever_auto_resolves_otherwise(tmp_p
 
 
 def test_train_takes_precision_and_wait():
-    from loopgen.train import cli as train_cli
+    from loopgen.commands import train as train_command
 
-    args = train_cli._parse(["--model", "cnn_vae", "--precision", "bf16", "--wait"])
+    args = train_command._parse(["--model", "cnn_vae", "--precision", "bf16", "--wait"])
     assert args.precision == "bf16" and args.wait
     with pytest.raises(SystemExit):
-        train_cli._parse(["--model", "cnn_vae", "--precision", "fp8"])
+        train_command._parse(["--model", "cnn_vae", "--precision", "fp8"])
 
 
 def test_the_precision_switches_cover_every_whole_step(tmp_path, monkeypatch):

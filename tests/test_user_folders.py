@@ -243,11 +243,14 @@ def test_the_serve_hint_is_a_command_a_shell_can_run(study_root):
     assert done.returncode == 0, done.stderr
     hint = next(line for line in done.stdout.splitlines() if "serve it:" in line)
     words = shlex.split(hint.split("serve it:", 1)[1].split("(then open", 1)[0])
-    assert words[:2] == ["cd", str(out / "site")] and words[2:] == ["&&", "python", "-m", "http.server", "8000"]
+    assert words[:2] == ["cd", str(out / "site")]
+    # issue 31: the server listens on this machine only (http.server alone listens on every interface)
+    assert words[2:] == ["&&", "python", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
     written = next(line for line in done.stdout.splitlines() if line.startswith("study written to "))
     assert shlex.split(written[len("study written to "):]) == [str(out)]
     readme = (out / "README.md").read_text()
     assert f"cd {shlex.quote(str(out / 'site'))}" in readme
+    assert "python -m http.server 8000 --bind 127.0.0.1" in readme and "<http://127.0.0.1:8000/>" in readme
 
 
 def test_temporaries_of_a_killed_extract_are_removed_on_the_next_run(tmp_path):

@@ -17,8 +17,10 @@ from torch import nn
 from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.data.validate import check_codes, check_loops
 from loopgen.models import VQVAE, CodePrior, ContinuousVAE
+from loopgen.models.prior import next_code
 
 DEFAULT_BATCH = 512
+LIKELIHOOD_BATCH = 2048  # sequences per forward of code_log_likelihood off the CPU (~130 MB of logits at K = 512)
 
 
 @contextlib.contextmanager
@@ -71,15 +73,12 @@ def encode_codes(vq: VQVAE, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) 
     return out
 
 
-def _next_code(
-    logits: torch.Tensor, temperature: float | None, generator: torch.Generator, device: torch.device
-) -> torch.Tensor:
-    """(B, 1) next codes from the prior's last-step logits (B, K): argmax, or drawn at ``temperature``."""
-    logits = logits.float()
-    if temperature is None:
-        return logits.argmax(dim=-1, keepdim=True)
-    p = torch.softmax(logits / temperature, dim=-1).cpu()
-    return torch.multinomial(p, 1, generator=generator).to(device)
+def _draws_generator(generator: torch.Generator, seed: int, device: torch.device) -> torch.Generator:
+    """The generator of the prior's draws: ``generator`` (the CPU's) on a CPU, else one of ``device`` seeded by
+    ``seed``, so that a GPU draws where its probabilities are instead of copying them to the host every step."""
+    if device.type == "cpu":
+        return generator
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def decode_codes(vq: VQVAE, codes: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
@@ -128,15 +127,10 @@ def sample_codes(
     first = torch.multinomial(torch.from_numpy(probs / probs.sum()), n, replacement=True, generator=generator)
     out = np.zeros((n, prior.seq_len), dtype=np.int64)
     with _eval_mode(prior) as device:
+        draws = _draws_generator(generator, seed, device)
         for s in range(0, n, batch_size):
-            current = first[s : s + batch_size].to(device).unsqueeze(1)
-            seq = [current]
-            state = None
-            for _ in range(prior.seq_len - 1):
-                logits, state = prior(current, state)
-                current = _next_code(logits[:, -1], temperature, generator, device)
-                seq.append(current)
-            out[s : s + len(current)] = torch.cat(seq, dim=1).cpu().numpy()
+            batch = prior.generate(first[s : s + batch_size].to(device), temperature, draws)
+            out[s : s + len(batch)] = batch.cpu().numpy()
     return out
 
 
@@ -202,10 +196,11 @@ def continue_codes(
     if len(prefix) == t:
         return out
     with _eval_mode(prior) as device:
+        draws = _draws_generator(generator, seed, device)
         start = torch.from_numpy(np.tile(prefix, (n, 1))).to(device)
         logits, state = prior(start)
         for step in range(len(prefix), t):
-            current = _next_code(logits[:, -1], temperature, generator, device)
+            current = next_code(logits[:, -1], temperature, draws)
             out[:, step] = current[:, 0].cpu().numpy()
             if step + 1 < t:
                 logits, state = prior(current, state)
@@ -213,12 +208,20 @@ def continue_codes(
 
 
 def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> np.ndarray:
-    """``log p(z_start .. z_{t-1} | earlier codes)`` under the prior for each sequence: float64 (N,)."""
+    """``log p(z_start .. z_{t-1} | earlier codes)`` under the prior for each sequence: float64 (N,).
+
+    On a GPU the sequences go through in batches of :data:`LIKELIHOOD_BATCH` (one pass over 15,000 codes would
+    hold about 1 GB of logits there); the CPU keeps the one pass its results were made with."""
     codes = check_codes(codes, num_codes=prior.num_codes, allow_empty=True)
     if not 1 <= start <= codes.shape[1]:
         raise ValueError(f"start must lie in 1..{codes.shape[1]}")
     with _eval_mode(prior) as device:
-        c = torch.from_numpy(codes).to(device)
-        logits, _ = prior(c[:, :-1])
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, c[:, 1:].unsqueeze(-1))[..., 0]
-        return logp[:, start - 1 :].sum(dim=1).double().cpu().numpy()
+        n = len(codes)
+        batch = max(n, 1) if device.type == "cpu" else LIKELIHOOD_BATCH  # the CPU: one pass, as ever
+        parts = []
+        for s in range(0, max(n, 1), batch):
+            c = torch.from_numpy(codes[s : s + batch]).to(device)
+            logits, _ = prior(c[:, :-1])
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, c[:, 1:].unsqueeze(-1))[..., 0]
+            parts.append(logp[:, start - 1 :].sum(dim=1).double())
+        return torch.cat(parts).cpu().numpy()

@@ -19,20 +19,28 @@ are fixed varies between samples.
   measures (the last one compares both priors on the same held-out codes).
 
 Seeded by ``seed`` through a private ``torch.Generator`` (the global RNG is left alone); batched; the forward
-passes in bf16 on a CPU that supports it (``MaskedCodePrior.sampling_precision``), the draws in float32.
+passes in bf16 on a CPU that supports it (``MaskedCodePrior.sampling_precision``), the draws in float32. On the
+CPU each round draws only the masked positions (as the notebooks' results were made); on a GPU a round scores
+and draws every position on the device with the device's generator and the mask chooses (:func:`decode_codes`),
+so that no round waits for the host or copies probabilities to it. Without numpy (a box with only torch)
+:func:`decode_codes` is what there is: tensors in, tensors out.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
 from loopgen import BARS_PER_LOOP
 from loopgen.data.validate import check_codes
 from loopgen.models.masked_prior import MaskedCodePrior, random_mask
+
+try:
+    import numpy as np
+except ModuleNotFoundError:  # a box with only torch (benchmarks/gpu_check.py): decode_codes works on tensors
+    np = None
 
 DEFAULT_STEPS = 12  # decoding rounds for a whole loop (the issue's probe used 12)
 DEFAULT_MASK_NOISE = 1.0  # Gumbel noise on the confidences at the first round, annealed to 0 (ours)
@@ -55,6 +63,36 @@ def _check_sampling(steps: int, temperature: float | None, mask_noise: float) ->
         raise ValueError(f"mask_noise must be >= 0 (got {mask_noise})")
 
 
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    """The draws' generator: the CPU's on a CPU (and on the meta device, which draws nothing), else the device's."""
+    if device.type in ("cpu", "meta"):
+        return torch.Generator().manual_seed(int(seed))
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+@torch.no_grad()
+def decode_codes(
+    prior: MaskedCodePrior,
+    codes: torch.Tensor,
+    regenerate: torch.Tensor,
+    *,
+    steps: int = DEFAULT_STEPS,
+    temperature: float | None = 1.0,
+    seed: int = 0,
+    mask_noise: float = DEFAULT_MASK_NOISE,
+) -> torch.Tensor:
+    """One batch of ``codes`` (N, t) on the prior's device with the positions under ``regenerate`` (N, t) bool
+    drawn anew, on that device (:func:`infill` without numpy: what the GPU check samples with)."""
+    prior = _check_prior(prior)
+    _check_sampling(steps, temperature, mask_noise)
+    was_training = prior.training
+    prior.eval()
+    try:
+        return _decode_batch(prior, codes, regenerate, steps, temperature, mask_noise, _generator(seed, codes.device))
+    finally:
+        prior.train(was_training)
+
+
 @torch.no_grad()
 def _decode_batch(
     prior: MaskedCodePrior,
@@ -65,8 +103,11 @@ def _decode_batch(
     mask_noise: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """One batch of iterative decoding: only positions under ``regenerate`` are ever written."""
+    """One batch of iterative decoding: only positions under ``regenerate`` are ever written. On the CPU the
+    masked positions are gathered and drawn; elsewhere :func:`_decode_batch_on_device`."""
     device = codes.device
+    if device.type != "cpu":
+        return _decode_batch_on_device(prior, codes, regenerate, steps, temperature, mask_noise, generator)
     current = codes.masked_fill(regenerate, prior.mask_id)
     unknown = regenerate.clone()
     total = regenerate.sum(dim=1)
@@ -103,6 +144,48 @@ def _decode_batch(
     return torch.where(regenerate, current, codes)
 
 
+@torch.no_grad()
+def _decode_batch_on_device(
+    prior: MaskedCodePrior,
+    codes: torch.Tensor,
+    regenerate: torch.Tensor,
+    steps: int,
+    temperature: float | None,
+    mask_noise: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """:func:`_decode_batch`'s rounds with nothing that waits for the host: every position is scored and drawn on
+    the device (``generator`` is the device's), the mask chooses which draws count, and all ``steps`` rounds run
+    (a round after the last masked position is fixed changes nothing)."""
+    device = codes.device
+    current = codes.masked_fill(regenerate, prior.mask_id)
+    unknown = regenerate.clone()
+    total = regenerate.sum(dim=1)
+    for s in range(steps):
+        with prior.sampling_precision(device):
+            logits = prior(current)
+        probs = torch.softmax(logits.float() / (1.0 if temperature is None else temperature), dim=-1)
+        if temperature is None:
+            picked = probs.argmax(dim=-1)
+        else:
+            picked = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).view(codes.shape)
+        score = torch.log(probs.gather(-1, picked[..., None])[..., 0].clamp_min(1e-30))
+        noise_scale = mask_noise * (1 - (s + 1) / steps)
+        if noise_scale > 0:
+            uniform = torch.rand(score.shape, generator=generator, device=device).clamp(1e-9, 1 - 1e-9)
+            score = score + noise_scale * -torch.log(-torch.log(uniform))
+        confidence = torch.where(unknown, score, math.inf)  # known codes are never masked again
+        still = torch.floor(total * math.cos(math.pi / 2 * (s + 1) / steps)).long()
+        still = torch.minimum(still, unknown.sum(dim=1) - 1).clamp_min(0)  # each round fixes at least one
+        if s == steps - 1:
+            still = torch.zeros_like(still)
+        rank = confidence.argsort(dim=1).argsort(dim=1)
+        remask = rank < still[:, None]
+        current = torch.where(unknown & ~remask, picked, current)
+        unknown = remask
+    return torch.where(regenerate, current, codes)
+
+
 def infill(
     prior: MaskedCodePrior,
     codes: np.ndarray,
@@ -123,11 +206,11 @@ def infill(
         raise ValueError(f"this prior reads {prior.seq_len} codes per loop, got {codes.shape[1]}")
     regenerate = np.broadcast_to(np.asarray(regenerate, dtype=bool), codes.shape).copy()
     out = codes.copy()
-    generator = torch.Generator().manual_seed(int(seed))
     was_training = prior.training
     prior.eval()
     try:
         device = next(prior.parameters()).device
+        generator = _generator(seed, device)
         for s in range(0, len(codes), batch_size):
             c = torch.from_numpy(codes[s : s + batch_size]).to(device)
             r = torch.from_numpy(np.ascontiguousarray(regenerate[s : s + batch_size])).to(device)

@@ -3,7 +3,8 @@ reconstruction tables (1 and 2), the generated groups cached by provenance (Tabl
 
 :class:`Evaluation` opens one profile's run (its dataset must exist: notebook 01 writes it) and loads what a
 notebook asks for, once. Each table function computes our numbers, sets them beside the paper's, writes
-``figures/<stem>.csv`` and ``.md`` and returns a :class:`PaperTable`, which a notebook shows as Markdown.
+``figures/<stem>.csv`` and ``.md`` and returns a :class:`PaperTable`, which a notebook shows as Markdown; Tables 1-3
+end with trivial baselines computed from the same loops (:mod:`loopgen.book.baselines`), which have no paper value.
 Generated groups are stored with their :class:`loopgen.store.sample_groups.Provenance`: notebook 05 reuses a stored group
 only when its provenance matches this run, and notebooks 06 and 07, which only read, get a clear error naming
 notebook 05 instead of another run's samples.
@@ -22,7 +23,7 @@ import pandas as pd
 from torch import nn
 
 from loopgen import metrics, paper, registry, sample, train
-from loopgen.book import tables
+from loopgen.book import baselines, tables
 from loopgen.data import dataset
 from loopgen.musician import generate
 from loopgen.run import profiles
@@ -214,8 +215,9 @@ def _group(ev: Evaluation, name: str, make) -> Group:
 # --- tables ---
 @dataclass(repr=False)
 class PaperTable:
-    """A table of our numbers (``ours``) beside the paper's (``table``), the notes written under it, and loops
-    worth showing with it (``examples``). Shown in a notebook as Markdown."""
+    """A table of our numbers (``ours``: the models' rows) beside the paper's (``table``, which ends with the rows
+    of ``baselines``: trivial baselines computed from the same loops, no paper value), the notes written under
+    it, and loops worth showing with it (``examples``). Shown in a notebook as Markdown."""
 
     stem: str
     title: str
@@ -223,6 +225,7 @@ class PaperTable:
     table: pd.DataFrame
     notes: list[str]
     examples: dict[str, np.ndarray] = field(default_factory=dict)
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write(self, ev: Evaluation) -> tuple[Path, Path]:
         """``figures/<stem>.csv`` and ``.md`` (:func:`loopgen.book.tables.write_table`)."""
@@ -254,6 +257,8 @@ def _reconstruction_notes(ev: Evaluation) -> list[str]:
     return [
         f"Profile: {ev.profile.name}. Validation loops: {len(ev.val):,} (paper: {paper.DATASET.validation:,}).",
         "Reconstruction error = Hamming(input, reconstruction at sigmoid >= 0.5) / (128 x 93), averaged over loops.",
+        baselines.NOTES[baselines.SILENCE],
+        baselines.NOTES[baselines.COPY_BAR_1],
     ]
 
 
@@ -265,8 +270,9 @@ def reconstruction_table(ev: Evaluation) -> PaperTable:
     notes = _reconstruction_notes(ev) + train.training_notes(
         autoencoders, ev.profile.train, data_key=ev.data_key, checkpoint_dir=ev.paths.checkpoints, seed=ev.seed
     )
+    trivial = baselines.reconstruction_baselines(ev.val.loops)
     table = PaperTable("table1_reconstruction", "Table 1: reconstruction error", ours,
-                       tables.side_by_side(ours, paper.TABLE1), notes, first)
+                       tables.with_baselines(tables.side_by_side(ours, paper.TABLE1), trivial), notes, first, trivial)
     table.write(ev)
     return table
 
@@ -287,14 +293,17 @@ def latent_size_table(ev: Evaluation) -> PaperTable:
         f"All six trained alike: {recipe.epochs} epochs, batch {recipe.batch_size}"
         + (retrained if ev.profile.table2_retrains_default else "."),
     ]
+    trivial = baselines.reconstruction_baselines(ev.val.loops)
+    side = tables.side_by_side(ours, paper.TABLE2[["reconstruction_error"]])
     table = PaperTable("table2_latent_size", "Table 2: VQ-VAE latent size", ours,
-                       tables.side_by_side(ours, paper.TABLE2[["reconstruction_error"]]), notes)
+                       tables.with_baselines(side, trivial), notes, baselines=trivial)
     table.write(ev)
     return table
 
 
 def musical_metrics_table(ev: Evaluation, groups: dict[str, Group]) -> PaperTable:
-    """Table 3: one metric row per group (OS against the training codes), plus loopability."""
+    """Table 3: one metric row per group (OS against the training codes), plus loopability; then the baseline
+    of the training loops with shuffled bars (shuffled with the run's seed)."""
     rows = {
         paper.GROUP_LABELS[name]: metrics.metric_row(g.loops, g.codes, ev.train_codes if g.codes is not None else None)
         | {"Loopability": float(metrics.loopability(g.loops).mean())}
@@ -310,12 +319,15 @@ def musical_metrics_table(ev: Evaluation, groups: dict[str, Group]) -> PaperTabl
             f"generated row: {ev.n_samples:,} loops.",
             f"VQ-VAE (temp {listening:g}) is the listening-test group (notebook 07), not a row of the paper's table.",
             metrics.LOOPABILITY_NOTE,
+            baselines.NOTES[baselines.SHUFFLED_BARS],
             *train.training_notes([*registry.autoencoders(), "prior"], ev.profile.train, data_key=ev.data_key,
                                   checkpoint_dir=ev.paths.checkpoints, seed=ev.seed),
         ],
     )
+    trivial = metrics.metric_table({baselines.SHUFFLED_BARS: baselines.shuffled_bars_row(ev.train.loops, ev.seed)})
     table = PaperTable("table3_musical_metrics", "Table 3: musical metrics", ours,
-                       tables.side_by_side(ours, paper.TABLE3), notes)
+                       tables.with_baselines(tables.side_by_side(ours, paper.TABLE3), trivial), notes,
+                       baselines=trivial)
     table.write(ev)
     return table
 

@@ -3,7 +3,10 @@
 Every notebook ends with :func:`what_you_should_see`: it writes the run's headline numbers to
 ``build/headlines/<profile>/seed<S>/<notebook>.json`` and compares them with the ranges in
 ``expected_ranges.json`` (beside this module), printing "as expected" or naming each unusual number and its
-likely cause.
+likely cause. Two verdicts are printed apart: whether the run is healthy ("as expected for this profile": its
+numbers lie in the ranges and every model beats its trivial baselines, :data:`BASELINE_BOUNDS`), and, where a
+notebook checks the paper's claims, whether they hold here (the science: a healthy run may disagree with the
+paper).
 
 The ranges are never typed by hand. ``python -m loopgen expected-ranges --profile smoke --runs ROOT ...`` reads
 the headline files of finished runs (every ``seed*`` folder under each ``ROOT/build/headlines/<profile>/``; one
@@ -17,22 +20,26 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import re
-from collections.abc import Mapping
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from loopgen import errors
+from loopgen.book import baselines
 from loopgen.store import atomic
 from loopgen.store.paths import Paths
 
 RANGES_FILE = Path(__file__).with_name("expected_ranges.json")
 RELATIVE_MARGIN = 0.2  # of the reference runs' median
-ABSOLUTE_MARGIN = 0.01  # at least this much either side (numbers near 0)
+ZERO_MARGIN = 0.01  # only where every reference value is 0: there is no scale to take a share of
+REFERENCE_RUNS_WANTED = 3  # a profile's ranges come from at least this many seeded runs
 PAPER_TOLERANCE = 0.25  # the paper profile: the paper's value +-25 % (relative)
 RULE = (
-    f"low = min - m, high = max + m over the reference runs, m = max(max - min, {RELATIVE_MARGIN:g} x |median|, "
-    f"{ABSOLUTE_MARGIN:g}); clipped to the measure's possible values (shares in [0, 1], counts >= 0)."
+    f"low = min - m, high = max + m over the reference runs, m = max(max - min, {RELATIVE_MARGIN:g} x |median|), "
+    f"or {ZERO_MARGIN:g} where every reference value is 0; clipped to the measure's possible values (shares in "
+    "[0, 1], counts >= 0). A model's number that has a trivial baseline must also beat it ('must beat': the "
+    "baseline's median reference value; a run that records its own baseline is held to that)."
 )
 PAPER_RULE = f"the paper's value +-{PAPER_TOLERANCE:.0%} (relative): a faithful paper-profile run should land within it."
 
@@ -69,6 +76,58 @@ MEASURE_CAUSES: dict[str, tuple[str, str]] = {
     "p-value": ("the groups differ more clearly than in the reference runs", "the groups are harder to tell apart "
                 "than in the reference runs: with the proxy listener, the generated loops look more like real ones"),
 }
+
+
+@dataclass(frozen=True)
+class BaselineBound:
+    """Headline numbers of a notebook that must beat a trivial baseline recorded beside them.
+
+    ``measures`` matches the bounded numbers' names in notebooks whose name matches ``notebooks``; ``baseline``
+    is the headline name of the baseline's number; ``better`` is "below" (an error) or "above" (an accuracy);
+    ``meaning`` says what a number that does not beat it means."""
+
+    notebooks: str
+    measures: str
+    baseline: str
+    better: str
+    meaning: str
+
+    def bounds(self, notebook: str, measure: str) -> bool:
+        return bool(re.fullmatch(self.notebooks, notebook) and re.fullmatch(self.measures, measure))
+
+    def beaten(self, value: float, baseline: float) -> bool:
+        return value < baseline if self.better == "below" else value > baseline
+
+    @property
+    def name(self) -> str:
+        """The baseline's own name (``baseline: silence``), without the measure it is a number of."""
+        return self.baseline[self.baseline.index(baselines.PREFIX):]
+
+
+_MODEL_ERRORS = r"reconstruction error: (?!baseline:).*|Table 2 .*: reconstruction error"
+BASELINE_BOUNDS: tuple[BaselineBound, ...] = (
+    BaselineBound("04", _MODEL_ERRORS, "reconstruction error: baseline: silence", "below",
+                  "an all-zero reconstruction does as well: the model has not learned where the notes are"),
+    BaselineBound("04", _MODEL_ERRORS, "reconstruction error: baseline: copy bar 1", "below",
+                  "playing the loop's bar 1 eight times does as well: the model has learned less than the loop's "
+                  "repetition"),
+    BaselineBound("02-.*", "validation reconstruction error", "validation reconstruction error: baseline: silence",
+                  "below", "an all-zero reconstruction does as well: the model has not learned where the notes are"),
+    BaselineBound("02-.*", "validation reconstruction error",
+                  "validation reconstruction error: baseline: copy bar 1", "below",
+                  "playing the loop's bar 1 eight times does as well: the model has learned less than the loop's "
+                  "repetition"),
+    *(BaselineBound("03", re.escape(f"accuracy ({codes} codes)"), f"accuracy ({codes} codes): {baselines.copy_back_name(16)}",
+                    "above", "copying the code 16 steps back (4 in the first half) predicts as well: the prior has "
+                    "not learned the loop's repetition")
+      for codes in ("training", "validation")),
+)
+# Profiles whose models are not expected to beat the baselines: a number that does not is reported, not flagged.
+BASELINES_NOT_EXPECTED = {"smoke": "the smoke profile trains for seconds to test the plumbing, not to learn"}
+
+
+def _bounds_of(notebook: str, measure: str) -> list[BaselineBound]:
+    return [bound for bound in BASELINE_BOUNDS if bound.bounds(notebook, measure)]
 
 
 def _causes(notebook: str, measure: str) -> tuple[str, str]:
@@ -113,56 +172,121 @@ def _clean(values: Mapping[str, object]) -> dict[str, float]:
     return out
 
 
+def _where(profile: str, source: Mapping) -> str:
+    """Where a profile's ranges come from, and how to complete them when fewer runs than wanted made them."""
+    if profile == "paper":
+        return PAPER_RULE
+    runs = source.get("runs", "?")
+    where = f"{runs} reference run(s), seeds {source.get('seeds', '?')}"
+    if isinstance(runs, int) and runs < REFERENCE_RUNS_WANTED:
+        where += (f"; {REFERENCE_RUNS_WANTED} wanted: `python -m loopgen expected-ranges --profile {profile} "
+                  f"--run-seeds {' '.join(map(str, range(REFERENCE_RUNS_WANTED)))}` completes them")
+    return where
+
+
+def _baselines_of(notebook: str, name: str, values: Mapping[str, float],
+                  must_beat: Mapping) -> list[tuple[BaselineBound, float]]:
+    """The baselines a headline number must beat, each with its number: the run's own when recorded, else the
+    reference runs' ('must beat' in the ranges file)."""
+    out = []
+    for bound in _bounds_of(notebook, name):
+        baseline = values.get(bound.baseline, must_beat.get(bound.baseline))
+        if baseline is not None and not math.isnan(baseline):
+            out.append((bound, float(baseline)))
+    return out
+
+
 def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: dict | None = None) -> list[str]:
-    """Lines saying how ``values`` compare with the expected ranges of ``profile`` (the last line sums up)."""
+    """Lines saying how ``values`` compare with the expected ranges of ``profile`` and with their trivial
+    baselines (:data:`BASELINE_BOUNDS`); the last line sums up: "As expected ..." or "... unusual ..."."""
     ranges = read_ranges() if ranges is None else ranges
     entry = ranges.get("profiles", {}).get(profile)
     if not entry:
         return [f"No expected ranges for the {profile} profile yet: after a finished {profile} run, "
                 f"`python -m loopgen expected-ranges --profile {profile} --runs .` adds them."]
     expected = entry.get("ranges", {}).get(notebook, {})
-    source = entry.get("source", {})
-    where = (f"{source.get('runs', '?')} reference run(s), seeds {source.get('seeds', '?')}"
-             if profile != "paper" else PAPER_RULE)
-    lines, unusual, checked = [], 0, 0
+    where = _where(profile, entry.get("source", {}))
+    waived = BASELINES_NOT_EXPECTED.get(profile)
+    lines, unusual, checked, waived_here = [], 0, 0, 0
     for name, value in values.items():
         bounds = expected.get(name)
         if bounds is None:
             continue
         checked += 1
         low, high = bounds["low"], bounds["high"]
+        span = f"expected {low:.4g} to {high:.4g}"
         if math.isnan(value):
             unusual += 1
-            lines.append(f"UNUSUAL {name} is NaN (expected {low:.4g} to {high:.4g}): a step produced no number")
-        elif value < low or value > high:
-            unusual += 1
+            lines.append(f"UNUSUAL {name} is NaN ({span}): a step produced no number")
+            continue
+        trivial = _baselines_of(notebook, name, values, bounds.get("must beat", {}))
+        beaten = [f"{bound.name} {baseline:.4g}" for bound, baseline in trivial if bound.beaten(value, baseline)]
+        unbeaten = [(bound, baseline) for bound, baseline in trivial if not bound.beaten(value, baseline)]
+        problems = []
+        if value < low or value > high:
             low_cause, high_cause = _causes(notebook, name)
             side, cause = ("below", low_cause) if value < low else ("above", high_cause)
-            lines.append(f"UNUSUAL {name} = {value:.4g}, {side} the expected {low:.4g} to {high:.4g}; likely cause: "
-                         f"{cause}.")
+            problems.append(f"{side} the {span}; likely cause: {cause}")
+        if unbeaten and not waived:
+            problems += [f"no better than {bound.name} ({baseline:.4g}): {bound.meaning}" for bound, baseline in unbeaten]
+        if problems:
+            unusual += 1
+            lines.append(f"UNUSUAL {name} = {value:.4g}, " + "; ".join(problems) + ".")
         else:
-            lines.append(f"ok      {name} = {value:.4g} (expected {low:.4g} to {high:.4g})")
+            note = f"; beats {', '.join(beaten)}" if beaten else ""
+            if unbeaten:
+                waived_here += 1
+                note += "; no better than " + ", ".join(f"{b.name} {v:.4g}" for b, v in unbeaten) + ", not flagged"
+            lines.append(f"ok      {name} = {value:.4g} ({span}{note})")
+    if waived_here:
+        lines.append(f"Baselines not flagged for {waived_here} number(s): {waived}; at every other profile a "
+                     "model that does not beat its baselines is unusual.")
     if not checked:
         lines.append(f"No expected range for notebook {notebook} in the {profile} profile ({where}).")
     elif unusual:
-        lines.append(f"{unusual} of {checked} headline numbers are unusual for the {profile} profile ({where}).")
+        lines.append(f"{unusual} of {checked} headline numbers are unusual for the {profile} profile ({where}): "
+                     "this run is not healthy, read the causes above.")
     else:
-        lines.append(f"As expected: all {checked} headline numbers lie in the {profile} profile's ranges ({where}).")
+        lines.append(f"As expected for the {profile} profile: all {checked} headline numbers lie in its ranges"
+                     f"{'' if waived else ' and beat their baselines'} ({where}).")
     return lines
 
 
+def claims_verdict(claims: Iterable) -> list[str]:
+    """The paper's claims as this run found them: one line each, then how many hold.
+
+    A claim is anything with ``holds`` (True or False) that prints as its sentence (:class:`loopgen.book.tables.
+    Claim`), or has a ``verdict`` sentence (:class:`loopgen.book.sensitivity.Finding`)."""
+    claims = list(claims)
+    if not claims:
+        return []
+    lines = [f"{'holds        ' if c.holds else 'does not hold'}  {getattr(c, 'verdict', None) or c}"
+             for c in claims]
+    holding = sum(bool(c.holds) for c in claims)
+    lines.append(f"{holding} of {len(claims)} of the paper's claims hold here; {len(claims) - holding} do not. "
+                 "This is the science, not the run's health: a healthy run may disagree with the paper.")
+    return lines
+
+
+HEALTH_TITLE = "Is this run healthy? (as expected for this profile)"
+SCIENCE_TITLE = "Does the paper's claim hold here? (the science)"
+
+
 def what_you_should_see(
-    notebook: str, values: Mapping[str, object], *, profile: str, seed: int, paths: Paths | None = None
+    notebook: str, values: Mapping[str, object], *, profile: str, seed: int, paths: Paths | None = None,
+    claims: Iterable = (),
 ) -> list[str]:
-    """Record this run's headline numbers and print how they compare with the profile's expected ranges."""
+    """Record this run's headline numbers and print how they compare with the profile's expected ranges and
+    baselines; then, apart, whether the paper's ``claims`` (:func:`claims_verdict`) hold here."""
     paths = paths or Paths()
     numbers = _clean(values)
     path = headline_file(paths, profile, seed, notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(numbers, indent=1, sort_keys=True))
-    lines = compare(notebook, numbers, profile)
-    print("\n".join(lines))
-    return lines
+    health = compare(notebook, numbers, profile)
+    science = claims_verdict(claims)
+    print("\n".join([HEALTH_TITLE, *health] + (["", SCIENCE_TITLE, *science] if science else [])))
+    return health + science
 
 
 # --------------------------------------------------------------------------------- making the ranges
@@ -180,27 +304,44 @@ def collect_runs(roots: list[Path], profile: str) -> list[dict[str, dict[str, fl
     return runs
 
 
+def margin(values: list[float]) -> float:
+    """The rule's margin m for a measure's reference values (:data:`RULE`): the spread or a share of the median,
+    whichever is larger; :data:`ZERO_MARGIN` only when every value is 0."""
+    spread = max(values) - min(values)
+    m = max(spread, RELATIVE_MARGIN * abs(statistics.median(values)))
+    return m if m > 0 or any(values) else ZERO_MARGIN
+
+
 def ranges_from_runs(runs: list[dict]) -> dict[str, dict[str, dict]]:
-    """Per notebook and measure: low and high (:data:`RULE`) and the reference values they came from."""
+    """Per notebook and measure: low and high (:data:`RULE`), the reference values they came from and, for a
+    model's number that has trivial baselines (:data:`BASELINE_BOUNDS`), the baselines' median reference values
+    it must beat."""
     out: dict[str, dict[str, dict]] = {}
     notebooks = sorted({k for run in runs for k in run if not k.startswith("_")})
     for notebook in notebooks:
         measures = sorted({m for run in runs for m in run.get(notebook, {})})
         for measure in measures:
-            values = [float(run[notebook][measure]) for run in runs if measure in run.get(notebook, {})]
-            values = [v for v in values if not math.isnan(v)]
+            values = _reference_values(runs, notebook, measure)
             if not values:
                 continue
-            ordered = sorted(values)
-            median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1:][:2]) / 2
-            margin = max(ordered[-1] - ordered[0], RELATIVE_MARGIN * abs(median), ABSOLUTE_MARGIN)
+            m = margin(values)
             lo_bound, hi_bound = _bounds(measure, values)
-            out.setdefault(notebook, {})[measure] = {
-                "low": round(max(ordered[0] - margin, lo_bound), 6),
-                "high": round(min(ordered[-1] + margin, hi_bound), 6),
+            entry = {
+                "low": round(max(min(values) - m, lo_bound), 6),
+                "high": round(min(max(values) + m, hi_bound), 6),
                 "reference values": values,
             }
+            must_beat = {bound.baseline: round(statistics.median(found), 6) for bound in _bounds_of(notebook, measure)
+                         if (found := _reference_values(runs, notebook, bound.baseline))}
+            if must_beat:
+                entry["must beat"] = must_beat
+            out.setdefault(notebook, {})[measure] = entry
     return out
+
+
+def _reference_values(runs: list[dict], notebook: str, measure: str) -> list[float]:
+    values = [float(run[notebook][measure]) for run in runs if measure in run.get(notebook, {})]
+    return [v for v in values if not math.isnan(v)]
 
 
 def paper_ranges() -> dict[str, dict[str, dict]]:
@@ -235,8 +376,10 @@ def paper_ranges() -> dict[str, dict[str, dict]]:
     return out
 
 
-def write_ranges(profile: str, runs: list[dict], roots: list[Path], path: Path | None = None) -> Path:
-    """Write (or replace) ``profile``'s ranges from ``runs`` and refresh the paper profile's; return the file."""
+def write_ranges(profile: str, runs: list[dict], roots: list[Path], path: Path | None = None, *,
+                 note: str | None = None) -> Path:
+    """Write (or replace) ``profile``'s ranges from ``runs`` and refresh the paper profile's; return the file.
+    ``note`` is kept in the profile's source (how the reference values were gathered, when not all at once)."""
     path = path or RANGES_FILE
     profiles = read_ranges(path).get("profiles", {})
     data = {"made by": "python -m loopgen expected-ranges (loopgen.book.expectations); never edit by hand", "rule": RULE}
@@ -244,10 +387,12 @@ def write_ranges(profile: str, runs: list[dict], roots: list[Path], path: Path |
         profiles[profile] = {
             "source": {
                 "runs": len(runs),
+                "runs wanted": REFERENCE_RUNS_WANTED,
                 "seeds": [run["_seed"] for run in runs],
                 "how": f"one `run-notebooks --profile {profile} --seed S` per seed; its build/headlines/{profile}/"
                        f"seed<S>/*.json read from {len(roots)} root(s)",
                 "made": _dt.date.today().isoformat(),
+                **({"note": note} if note else {}),
             },
             "ranges": ranges_from_runs(runs),
         }
@@ -255,40 +400,3 @@ def write_ranges(profile: str, runs: list[dict], roots: list[Path], path: Path |
     data["profiles"] = dict(sorted(profiles.items()))
     atomic.write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
     return path
-
-
-def cli_main(argv: list[str]) -> int:
-    from loopgen.commands import common
-    from loopgen.run.profiles import PROFILES
-
-    parser = common.parser("expected-ranges", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", required=True, choices=sorted(p for p in PROFILES if p != "paper"))
-    parser.add_argument("--runs", nargs="+", type=Path, default=[],
-                        help="roots of finished runs (folders holding build/headlines/<profile>/seed*/)")
-    parser.add_argument("--run-seeds", nargs="+", type=common.seed_int, default=[],
-                        help="first run every notebook once per seed into --scratch (one after another)")
-    parser.add_argument("--scratch", type=Path, default=None, help="root for --run-seeds (default: build/reference)")
-    parser.add_argument("--out", type=Path, default=RANGES_FILE, help="the ranges file to update")
-    args = parser.parse_args(argv)
-    roots = list(args.runs)
-    if args.run_seeds:
-        from loopgen.run import runner
-
-        scratch = (args.scratch or Paths().build / "reference" / args.profile).resolve()
-        scratch.mkdir(parents=True, exist_ok=True)
-        os.environ["LOOPGEN_ROOT"] = str(scratch)  # the notebooks' kernels inherit it
-        for seed in args.run_seeds:
-            results = runner.run(args.profile, paths=Paths(scratch), seed=seed)
-            failed = [r.output_name for r, _, e in results if e is not None]
-            if failed:
-                raise errors.UserError(f"seed {seed}: notebooks failed ({', '.join(failed)}); no ranges written")
-        roots.append(scratch)
-    if not roots:
-        raise errors.UsageError("give --runs ROOT ... (finished runs) or --run-seeds S ... (run them now)")
-    runs = collect_runs(roots, args.profile)
-    if not runs:
-        raise errors.UserError(f"no headline files under {', '.join(map(str, roots))} for the {args.profile} profile")
-    path = write_ranges(args.profile, runs, roots, args.out)
-    print(f"{path}: {args.profile} ranges from {len(runs)} run(s) (seeds {', '.join(r['_seed'] for r in runs)}); "
-          "paper ranges refreshed")
-    return 0

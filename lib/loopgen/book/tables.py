@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from loopgen import metrics, paper, registry
+from loopgen.book.baselines import PREFIX, is_baseline
 from loopgen.run.choices import open_choices_note
 from loopgen.store.atomic import write_text
 from loopgen.store.paths import Paths
@@ -81,6 +82,23 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def with_baselines(table: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`side_by_side` table with ``baselines`` appended as rows of ours alone: a baseline has no paper
+    value ('-'). Every baseline's name must begin with 'baseline:' (:mod:`loopgen.book.baselines`)."""
+    if baselines.empty:
+        return table
+    named = [str(name) for name in baselines.index if not is_baseline(name)]
+    if named:
+        raise ValueError(f"a baseline row's name begins with {PREFIX!r}; got {named}")
+    rows = pd.DataFrame(np.nan, index=baselines.index, columns=table.columns)
+    for metric, source in table.columns:
+        if source == OURS and metric in baselines.columns:
+            rows[(metric, source)] = baselines[metric].astype(float)
+    out = pd.concat([table, rows])
+    out.index.name = table.index.name
+    return out
+
+
 def flat_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Two-level (metric, source) columns -> one level: 'HD (ours)', 'HD (paper)'."""
     if not isinstance(df.columns, pd.MultiIndex):
@@ -139,9 +157,23 @@ def standard_notes(profile: str, n_loops: int | None = None, *, extra: Iterable[
     return notes
 
 
-def claim(statement: str, holds: bool) -> str:
+class Claim(str):
+    """A sentence of a computed discussion that knows whether it holds: prints as the sentence, ``.holds`` says."""
+
+    holds: bool
+
+    def __new__(cls, sentence: str, holds: bool) -> Claim:
+        made = super().__new__(cls, sentence)
+        made.holds = bool(holds)
+        return made
+
+    def __getnewargs__(self) -> tuple[str, bool]:  # copies and pickles keep the verdict
+        return str(self), self.holds
+
+
+def claim(statement: str, holds: bool) -> Claim:
     """A sentence of a computed discussion: '<statement>: holds on this run.' or '... does not hold ...'."""
-    return f"{statement}: {'holds' if holds else 'does not hold'} on this run."
+    return Claim(f"{statement}: {'holds' if holds else 'does not hold'} on this run.", holds)
 
 
 # ------------------------------------------------------------------ computed discussions

@@ -12,7 +12,7 @@ from loopgen.train.checkpoint import checkpoint_path
 from loopgen.train.export import export
 
 
-def cli_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """``python -m loopgen ship --profile demo-long --model NAME [--seed S]``."""
     parser = cli.parser("ship", "write a finished checkpoint as shipped half-precision weights")
     parser.add_argument("--profile", default="demo-long", choices=sorted(profiles.PROFILES),

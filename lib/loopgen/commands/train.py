@@ -17,17 +17,17 @@ from loopgen.runtime import distributed
 from loopgen.store.paths import MissingInputError, Paths
 from loopgen.train.checkpoint import checkpoint_key, settings_on, vq_kwargs_from
 from loopgen.train.load import load_trained
-from loopgen.train.loop import train_model, train_prior
+from loopgen.train.run import train_model, train_prior
 from loopgen.train.schedule import is_prior
 
 
-def cli_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     """``python -m loopgen train --model NAME --profile P [--t T --L L --K K] [--seed S] [--force]``.
 
     Also under ``torchrun --nproc-per-node N -m loopgen train ...`` (DistributedDataParallel, one process per
     GPU; see :mod:`loopgen.runtime.distributed`)."""
     try:
-        return _cli(argv)
+        return _train(argv)
     except MissingInputError as err:  # the usual first-run case: one line naming the notebook to run
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -40,7 +40,7 @@ def _vq_latent_steps(text: str) -> int:
     return value
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def _parse(argv: list[str]) -> argparse.Namespace:
     parser = cli.parser("train", description="train one model on the extracted loops")
     parser.add_argument("--model", required=True, choices=sorted(MODELS), help="the model to train")
     parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
@@ -77,7 +77,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _cli(argv: list[str] | None) -> int:
+def _train(argv: list[str]) -> int:
     from loopgen.data import dataset
 
     args = _parse(argv)

@@ -9,6 +9,9 @@ the dataset folder described in :mod:`loopgen.data.dataset`.
 - **Resumable:** files are processed in chunks; each finished chunk is saved atomically in
   ``out_dir/.partial``. A killed run, started again, skips the saved chunks and ends with exactly
   what an uninterrupted run writes. ``manifest.json`` is written last.
+- **Swapped in whole:** the finished dataset is written beside the folder's (``out_dir/.partial/dataset``)
+  and moved into place only when complete, ``manifest.json`` last; a run that fails (a full disk, a kill) or
+  ``--force`` with other parameters leaves the dataset already there whole until then.
 - **Reused:** a finished folder whose manifest has the same parameters and the same input files
   is returned at once. Different parameters or inputs never mix into a folder: that is an error
   (use :func:`loopgen.data.dataset.dataset_dir`, which names the folder after the parameters).
@@ -23,7 +26,6 @@ Rejection reasons (first that applies; see :data:`loopgen.data.midi.REASONS`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -43,12 +45,16 @@ from loopgen.store.atomic import atomic_path, exclusive_lock
 from loopgen.data.dataset import PACKED_BYTES, pack_loops
 from loopgen.loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
 from loopgen.data.midi import BACKENDS, REASONS, MidiRejected, read_notes
+from loopgen.store.digest import ContentDigest
 
 MIDI_SUFFIXES = (".mid", ".midi")
 CHUNK_FILES = 64  # files per resumable unit of work
 SHARD_LOOPS = 16384  # loops per shard file
 FORMAT_VERSION = 1
 PARTIAL = ".partial"
+STAGING = "dataset"  # PARTIAL/STAGING: the finished dataset, complete before it replaces the folder's
+MANIFEST = "manifest.json"
+REPLACED = "replaced-manifest.json"  # in STAGING while a swap runs: the manifest of the dataset being replaced
 
 
 class DatasetMismatchError(errors.UserError, ValueError):
@@ -197,14 +203,14 @@ def list_midi_files(midi_dir: str | Path, limit: int | None = None) -> list[str]
 
 def _fingerprint(midi_dir: Path, listing: FolderListing) -> str:
     """The input files' names and sizes (plus any refused entries and walk errors) as one hash."""
-    digest = hashlib.sha256()
+    digest = ContentDigest()
     for rel in listing.files:
-        digest.update(f"{rel}\t{(midi_dir / rel).stat().st_size}\n".encode("utf-8", "surrogateescape"))
+        digest.text(f"{rel}\t{(midi_dir / rel).stat().st_size}\n", errors="surrogateescape")
     for rel, detail in sorted(listing.rejected.items()):
-        digest.update(f"{rel}\t!{detail}\n".encode("utf-8", "surrogateescape"))
+        digest.text(f"{rel}\t!{detail}\n", errors="surrogateescape")
     for error in listing.walk_errors:
-        digest.update(f"{error['path']}/\t!walk\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+        digest.text(f"{error['path']}/\t!walk\n", errors="surrogateescape")
+    return digest.hex()
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -277,8 +283,13 @@ def _totals(records: list[list], walk_errors: int = 0) -> dict:
 
 def _our_files(out_dir: Path) -> list[Path]:
     """The files of ``out_dir`` that a finished extraction's manifest lists (the only ones it may delete)."""
+    return _listed_files(out_dir / MANIFEST, out_dir)
+
+
+def _listed_files(manifest_path: Path, out_dir: Path) -> list[Path]:
+    """The files of ``out_dir`` that the manifest at ``manifest_path`` lists (itself as ``manifest.json``)."""
     try:
-        manifest = json.loads((out_dir / "manifest.json").read_text())
+        manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         return []
     if not isinstance(manifest, dict) or "content_hash" not in manifest:
@@ -289,7 +300,9 @@ def _our_files(out_dir: Path) -> list[Path]:
 
 
 def _remove_partial(partial: Path) -> None:
-    """Delete what a run of ours left in ``partial`` (its chunks and run.json), then the folder if empty."""
+    """Delete what a run of ours left in ``partial`` (its chunks, run.json, an unfinished staged dataset), then
+    the folder if empty."""
+    _clear_staging(partial / STAGING)
     for path in [*partial.glob("chunk_*.npz"), *partial.glob(".chunk_*.tmp"), partial / "run.json"]:
         path.unlink(missing_ok=True)
     try:
@@ -299,12 +312,46 @@ def _remove_partial(partial: Path) -> None:
 
 
 OWN_TEMPORARIES = (".shard_*.tmp", ".index.npz.*.tmp", ".report.json.*.tmp", ".manifest.json.*.tmp")
+STAGED_FILES = ("shard_*.npy", "index.npz", "report.json", MANIFEST, REPLACED)
+
+
+def _clear_staging(staging: Path) -> None:
+    """Delete a staged dataset of ours (its files and temporaries only), then its folder if empty."""
+    for pattern in (*STAGED_FILES, *OWN_TEMPORARIES):
+        for path in staging.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+    try:
+        staging.rmdir()
+    except OSError:
+        pass
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Move the complete dataset in ``staging`` into ``out_dir``, in place of the dataset there (if any).
+
+    Renames only (no copy, no new space needed), ``manifest.json`` last: until then the folder holds the old
+    dataset whole, or no finished one. The old manifest waits in ``staging`` (:data:`REPLACED`) until the old
+    dataset's other files are gone, so a swap killed half-way is finished by the next run."""
+    replaced = staging / REPLACED
+    if (out_dir / MANIFEST).exists() and not replaced.exists():
+        os.replace(out_dir / MANIFEST, replaced)  # from here on the folder claims no finished dataset
+    new = [path.name for path in _our_files(staging) if path.name != MANIFEST]
+    for name in new:
+        if (staging / name).exists():  # (moved already when a killed swap is finished)
+            os.replace(staging / name, out_dir / name)
+    for old in _listed_files(replaced, out_dir):
+        if old.name not in new and old.name != MANIFEST:
+            old.unlink(missing_ok=True)
+    os.replace(staging / MANIFEST, out_dir / MANIFEST)
+    _clear_staging(staging)
 
 
 def _remove_dead_temporaries(out_dir: Path, partial: Path) -> list[Path]:
     """Temporaries a killed run of ours left (we hold the folder's lock, so no live run writes them)."""
     stale = [p for pattern in OWN_TEMPORARIES for p in out_dir.glob(pattern)]
     stale += [p for pattern in (".chunk_*.tmp", ".run.json.*.tmp") for p in partial.glob(pattern)]
+    stale += [p for pattern in OWN_TEMPORARIES for p in (partial / STAGING).glob(pattern)]
     for path in stale:
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
@@ -326,6 +373,20 @@ def made_by_extract(out_dir: Path | str) -> bool:
 def _finalize(
     out_dir: Path, partial: Path, n_chunks: int, identity: dict, backend: str, listing: FolderListing
 ) -> dict:
+    """Join the chunks into the dataset, written complete in ``partial/dataset``, then swapped into ``out_dir``."""
+    staging = partial / STAGING
+    _clear_staging(staging)  # what a killed run left half written
+    staging.mkdir(parents=True, exist_ok=True)
+    report = _write_dataset(staging, partial, n_chunks, identity, backend, listing)
+    _swap_in(staging, out_dir)
+    _remove_partial(partial)
+    return report
+
+
+def _write_dataset(
+    out_dir: Path, partial: Path, n_chunks: int, identity: dict, backend: str, listing: FolderListing
+) -> dict:
+    """Write the dataset of the chunks in ``partial`` into ``out_dir`` (shards, index, report, manifest last)."""
     records, packed, sources, start_bars = [], [], [], []
     for index in range(n_chunks):
         with np.load(_chunk_path(partial, index), allow_pickle=False) as chunk:
@@ -341,13 +402,8 @@ def _finalize(
     source = np.asarray(sources, dtype=str)
     split = assign_splits(source)
 
-    digest = hashlib.sha256(packed.tobytes())
-    digest.update(json.dumps([list(map(str, source)), start_bar.tolist()]).encode())
-    content_hash = digest.hexdigest()
+    content_hash = ContentDigest().array(packed).text(json.dumps([list(map(str, source)), start_bar.tolist()])).hex()
 
-    for old in _our_files(out_dir):
-        if old.name.startswith("shard_"):
-            old.unlink(missing_ok=True)
     shards = []
     for number, first in enumerate(range(0, len(packed), SHARD_LOOPS)):
         name = f"shard_{number:05d}.npy"
@@ -384,8 +440,7 @@ def _finalize(
         "shards": shards,
         "backend": backend,
     }
-    _write_json(out_dir / "manifest.json", manifest)
-    _remove_partial(partial)
+    _write_json(out_dir / MANIFEST, manifest)
     return report
 
 
@@ -421,7 +476,7 @@ def extract(
 
     ``report["totals"]`` has files_scanned, files_with_loops, files_rejected, loops, by_reason and
     walk_errors. ``out_dir`` must be new, empty, or a folder this function wrote (else
-    :class:`loopgen.commands.common.UserError`); ``force=True`` writes into any folder and replaces a dataset made with
+    :class:`loopgen.errors.UserError`); ``force=True`` writes into any folder and replaces a dataset made with
     other parameters, deleting only files its own manifest lists. A lock file refuses a second run into the
     same folder while one is running (:class:`loopgen.store.atomic.LockedError`).
     """
@@ -462,9 +517,12 @@ def _extract_locked(
     progress: bool,
     force: bool,
 ) -> dict:
-    manifest_path = out_dir / "manifest.json"
+    manifest_path = out_dir / MANIFEST
     partial = out_dir / PARTIAL
     _remove_dead_temporaries(out_dir, partial)
+    if (partial / STAGING / MANIFEST).exists():  # a complete dataset whose swap a killed run left half done
+        _swap_in(partial / STAGING, out_dir)
+        _remove_partial(partial)  # the chunks it was made of
     if manifest_path.exists():
         try:
             _check_identity(json.loads(manifest_path.read_text()), identity, out_dir)
@@ -472,8 +530,7 @@ def _extract_locked(
         except (DatasetMismatchError, ValueError, OSError):
             if not force:
                 raise
-        for old in _our_files(out_dir):  # --force: replace our own dataset, nothing else
-            old.unlink(missing_ok=True)
+        # --force: the new dataset is built beside this one and replaces it only when complete (_finalize)
 
     run_path = partial / "run.json"
     if run_path.exists():
@@ -521,50 +578,3 @@ def summary_lines(report: dict, out_dir: Path | str) -> list[str]:
             f"  {totals['walk_errors']} sub-folder(s) could not be read (listed under 'walk' in report.json)"
         )
     return lines
-
-
-def cli_main(argv: list[str] | None = None) -> int:
-    """``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend B] [--limit N] [--force]``."""
-    parser = cli.parser("extract", description=__doc__.splitlines()[0])
-    parser.add_argument("midi_dir", type=cli.existing_dir, help="folder of MIDI files (searched recursively)")
-    parser.add_argument("out_dir", type=cli.output_dir, help="dataset folder: new, empty, or one extract wrote")
-    parser.add_argument("--workers", type=cli.int_in(1, 256), default=2, help="worker processes (1-256)")
-    parser.add_argument("--backend", choices=BACKENDS, default="fast",
-                        help="MIDI parser: fast (compiled) or reference (pretty_midi, the paper's; slow); same loops")
-    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N files (sorted; default: all)")
-    parser.add_argument("--stride-bars", type=cli.int_in(1, 64), default=LoopParams.stride_bars,
-                        help="bars between the starts of two candidate 8-bar windows (1-64)")
-    parser.add_argument("--allow-missing-time-signature", action="store_true",
-                        help="read a song without a time signature as 4/4 (default: rejected)")
-    parser.add_argument("--bass-tracks", choices=("all", "first"), default=LoopParams.bass_tracks,
-                        help="bass instruments merged into the bass part: all, or the first one")
-    parser.add_argument("--drum-map", choices=("default", "magenta"), default=LoopParams.drum_map,
-                        help="how drum notes map to the drum columns: default (the authors' code) or magenta")
-    parser.add_argument(
-        "--force", action="store_true",
-        help="write into a non-empty folder, or replace a dataset made with other settings "
-        "(only files loopgen wrote are deleted)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    params = LoopParams(
-        stride_bars=args.stride_bars,
-        allow_missing_time_signature=args.allow_missing_time_signature,
-        bass_tracks=args.bass_tracks,
-        drum_map=args.drum_map,
-    )
-    try:
-        report = extract(
-            args.midi_dir,
-            args.out_dir,
-            params,
-            workers=args.workers,
-            backend=args.backend,
-            limit=args.limit,
-            progress=not args.quiet,
-            force=args.force,
-        )
-    except DatasetMismatchError as exc:
-        raise errors.UserError(f"{exc} Or pass --force to replace it.") from None
-    print("\n".join(summary_lines(report, args.out_dir)))
-    return 0

@@ -12,8 +12,8 @@ the package's constants; never data, training or the notebooks' code.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -23,6 +23,9 @@ from loopgen.models.cnn_vae import CNNVAE
 from loopgen.models.lstm_vae import ARLSTMVAE, NonARLSTMVAE, teacher_forcing_prob
 from loopgen.models.prior import CodePrior
 from loopgen.models.vq_vae import VQVAE, VectorQuantiserEMA, perplexity
+
+if TYPE_CHECKING:  # pandas only for describe()'s table: the models train on a box with only torch
+    import pandas as pd
 
 
 class _ModelClasses(Mapping):
@@ -138,6 +141,8 @@ def describe(model: nn.Module, batch: int = 2) -> pd.DataFrame:
         for h in hooks:
             h.remove()
         model.train(was_training)
+    import pandas as pd
+
     table = pd.DataFrame(list(rows.values()))
     table["layer"] = ["  " * d + n for n, d in zip(table["layer"], table["depth"], strict=True)]
     total = pd.DataFrame(

@@ -24,6 +24,10 @@ training data's cell density (:meth:`ARLSTMVAE.init_output_bias`, called by the 
 probability" initialisation of a sparse sigmoid output): with zero biases a short run spends its first epochs
 only learning that cells are mostly off. The paper profile uses ``"zero"`` (He initialisation, as the paper says).
 
+The decoder's loop is :meth:`ARLSTMVAE.plain_steps`, 128 calls of the decoder ``nn.LSTM``; training and sampling
+run the same steps fused (:mod:`loopgen.runtime.recurrence`, one autograd node with a hand-written backward pass),
+chosen in :meth:`ARLSTMVAE.decode_steps`.
+
 NonAR LSTM-VAE (b): z repeated 128 times -> LSTM (hidden 256) -> Linear(256 -> 93) at every step.
 """
 
@@ -107,6 +111,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         self.output_bias_init = output_bias_init
         self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
         self.recurrence = ScheduledSamplingRecurrence()  # no parameters: the 128 steps on the decoder's weights
+        self.fused_recurrence = True  # decode_steps: the fused recurrence (faster), or False: the plain loop
         self.output = nn.Linear(latent, N_COLUMNS)
         he_init(self)
 
@@ -132,10 +137,46 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         out, _ = self.decoder(inputs, self._initial_state(z))
         return self.output(out)
 
-    def _stepwise(
+    def decode_steps(
         self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """Step by step; step t gets ``x[t-1]`` where ``teacher_mask[:, t]`` else its own prediction.
+        """The decoder's 128 steps; step t is fed ``x[:, t-1]`` where ``teacher_mask[:, t]``, else its own previous
+        prediction (``x`` or ``teacher_mask`` None: always its own).
+
+        The one place the implementation is chosen: :meth:`plain_steps` is the loop to read;
+        :meth:`fused_steps` (the default, ``fused_recurrence``) computes the same logits and gradients
+        (tests/test_ar_decoder.py) in about half the time on a CPU (``benchmarks/ar_decoder_speed.py``,
+        docs/gpu.md).
+        """
+        if self.fused_recurrence:
+            return self.fused_steps(z, x, teacher_mask)
+        return self.plain_steps(z, x, teacher_mask)
+
+    def plain_steps(
+        self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The AR decoder written the plain way: one call of the decoder ``nn.LSTM`` on a one-step sequence per
+        step, 128 per loop. Its input is ``concat(previous, z)``: ``previous`` is the target's previous step
+        where the teacher-forcing coin says so, else the decoder's own previous prediction (``logit >= 0``, data
+        that carries no gradient), and zeros at step 0; h and c start as z."""
+        state = self._initial_state(z)
+        previous = z.new_zeros(z.shape[0], N_COLUMNS)
+        logits = []
+        for t in range(LOOP_STEPS):
+            if t > 0:
+                own = (logits[-1] >= 0).to(z.dtype).detach()
+                if teacher_mask is None or x is None:
+                    previous = own
+                else:
+                    previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
+            out, state = self.decoder(torch.cat([previous, z], dim=-1).unsqueeze(1), state)
+            logits.append(self.output(out[:, 0]))
+        return torch.stack(logits, dim=1)
+
+    def fused_steps(
+        self, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`plain_steps` fused: the same weights, coins, logits and gradients, in one autograd node.
 
         The decoder's ``nn.LSTM`` weights are stepped here directly, not by 128 calls of ``nn.LSTM`` with a
         one-step sequence (each with its own set-up and autograd record, each redoing the latent's share of
@@ -145,8 +186,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         with a hand-written backward pass (the fed-back inputs carry no gradient, so only h and c link the
         steps; see that module). The logits that decide a step's own prediction are computed there without
         autograd; the returned logits come from one ``Linear`` over all 128 hidden states (the same numbers to
-        rounding; one matrix product instead of 128 in the backward pass). Same weights, same state-dict keys,
-        the same logits and gradients as ``nn.LSTM`` step by step (tests/test_ar_decoder.py).
+        rounding; one matrix product instead of 128 in the backward pass). Same state-dict keys.
         """
         lstm = self.decoder
         w_prev, w_z = lstm.weight_ih_l0.split([N_COLUMNS, self.latent_size], dim=1)
@@ -168,7 +208,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Full sampling: each step is fed the previous step's prediction (sigmoid >= 0.5)."""
-        return self._stepwise(z, None, None)
+        return self.decode_steps(z, None, None)
 
     def decode_train(self, z: torch.Tensor, x: torch.Tensor, epoch: int | float) -> torch.Tensor:
         """Scheduled sampling; ``epoch`` is on the paper's time axis (see :func:`schedule_epoch`).
@@ -181,7 +221,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         mask = torch.rand(x.shape[0], LOOP_STEPS, device=x.device) < p
         if mask.device.type == "cpu" and bool(mask[:, 1:].all()):
             return self._teacher_forced(z, x)
-        return self._stepwise(z, x, mask)
+        return self.decode_steps(z, x, mask)
 
 
 
@@ -202,25 +242,3 @@ class NonARLSTMVAE(_LSTMEncoderVAE):
         out, _ = self.decoder(repeated)
         return self.output(out)
 
-
-def reference_stepwise(
-    model: ARLSTMVAE, z: torch.Tensor, x: torch.Tensor | None, teacher_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """The AR decoder written the plain way: one call of ``model.decoder`` (``nn.LSTM``) on a length-1 sequence
-    per step, 128 per loop. Slower than the recurrence :meth:`ARLSTMVAE._stepwise` runs, and kept as the readable
-    reference it is tested against (same weights, same draws, same logits) and benchmarked against
-    (``benchmarks/ar_decoder_speed.py``)."""
-    state = model._initial_state(z)
-    previous = z.new_zeros(z.shape[0], N_COLUMNS)
-    logits = []
-    for t in range(LOOP_STEPS):
-        if t > 0:
-            own = (logits[-1] >= 0).to(z.dtype).detach()
-            if teacher_mask is None or x is None:
-                previous = own
-            else:
-                previous = torch.where(teacher_mask[:, t : t + 1], x[:, t - 1], own)
-        step_in = torch.cat([previous, z], dim=-1).unsqueeze(1)
-        out, state = model.decoder(step_in, state)
-        logits.append(model.output(out[:, 0]))
-    return torch.stack(logits, dim=1)

@@ -50,10 +50,15 @@ def cosine_mask_ratio(r: torch.Tensor) -> torch.Tensor:
 
 
 def random_mask(batch: int, t: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """A training mask (batch, t) bool: per row ``ceil(cos(pi r / 2) t)`` positions (at least 1), r ~ U(0, 1)."""
-    r = torch.rand(batch, generator=generator)
+    """A training mask (batch, t) bool: per row ``ceil(cos(pi r / 2) t)`` positions (at least 1), r ~ U(0, 1).
+
+    Drawn by ``generator`` (a CPU one: the validation's fixed masks) or, without one, by the global RNG of
+    ``device``: on a GPU the training masks are drawn there, with no copy from the host (the CPU's masks are the
+    CPU generator's, as its checkpoints were made with)."""
+    where = None if generator is not None or device is None or torch.device(device).type == "cpu" else device
+    r = torch.rand(batch, generator=generator, device=where)
     count = torch.ceil(cosine_mask_ratio(r) * t).clamp(1, t).long()
-    rank = torch.rand(batch, t, generator=generator).argsort(dim=1).argsort(dim=1)
+    rank = torch.rand(batch, t, generator=generator, device=where).argsort(dim=1).argsort(dim=1)
     return (rank < count[:, None]).to(device)
 
 
@@ -61,6 +66,23 @@ def circular_offsets(t: int, device=None) -> torch.Tensor:
     """(t, t) long: ``(j - i) mod t``, the circular offset from query position i to key position j."""
     idx = torch.arange(t, device=device)
     return (idx[None, :] - idx[:, None]) % t
+
+
+def masked_terms(
+    logits: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cross-entropy (``"mean"`` or ``"sum"``) and argmax accuracy of the codes under ``mask``, computed over
+    every position with the mask as weights: no boolean index, so no host sync (equal to the gathered form up to
+    float rounding)."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    target, weight = codes.reshape(-1), mask.reshape(-1)
+    per_code = nn.functional.cross_entropy(flat, target, reduction="none")
+    count = weight.sum()
+    loss = torch.where(weight, per_code, 0.0).sum()
+    correct = ((flat.argmax(-1) == target) & weight).sum()
+    return (loss / count if reduction == "mean" else loss), correct.float() / count
 
 
 class _Block(nn.Module):
@@ -170,9 +192,13 @@ class MaskedCodePrior(nn.Module):
         self, codes: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of the codes under ``mask`` (batch, t) bool, predicted with those codes hidden, and
-        the argmax accuracy on them."""
+        the argmax accuracy on them. On the CPU the masked positions are gathered (as the CPU's checkpoints were
+        made); elsewhere every position is scored and the mask weighs them (:func:`masked_terms`), so that a GPU
+        step waits for nothing (a boolean index must first count the masked positions on the host)."""
         with self._precision(codes):
             logits = self(codes.masked_fill(mask, self.mask_id))
+        if codes.device.type != "cpu":
+            return masked_terms(logits, codes, mask, reduction)
         logits, target = logits[mask].float(), codes[mask]
         loss = nn.functional.cross_entropy(logits, target, reduction=reduction)
         return loss, (logits.argmax(-1) == target).float().mean()

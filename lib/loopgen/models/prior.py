@@ -11,14 +11,28 @@ trained on a few thousand code sequences otherwise memorises them.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from loopgen.models.base import LossTerms
 from loopgen.models.blocks import he_init
 
+if TYPE_CHECKING:
+    import numpy as np
+
 ACCURACY_BATCH = 4096  # sequences per forward in :meth:`CodePrior.accuracy` (~0.5 GB at K = 512, t = 32)
+
+
+def next_code(logits: torch.Tensor, temperature: float | None, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, 1) next codes from last-step logits (B, K): the argmax (``temperature=None``) or a draw from
+    ``softmax(logits / temperature)`` by ``generator``, on the logits' device (give a generator of that device:
+    nothing is copied to the host)."""
+    logits = logits.float()
+    if temperature is None:
+        return logits.argmax(dim=-1, keepdim=True)
+    return torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)
 
 
 class CodePrior(nn.Module):
@@ -70,6 +84,21 @@ class CodePrior(nn.Module):
         loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_codes).float(), target.reshape(-1))
         correct = (logits.argmax(dim=-1) == target).float().mean()
         return loss, {"accuracy": correct.detach()}
+
+    @torch.no_grad()
+    def generate(
+        self, first: torch.Tensor, temperature: float | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Code sequences (B, t) that start with ``first`` (B,) and continue one code at a time from this prior
+        (:func:`next_code`), on the device ``first`` is on (the model's)."""
+        current = first.unsqueeze(1)
+        sequence = [current]
+        state = None
+        for _ in range(self.seq_len - 1):
+            logits, state = self(current, state)
+            current = next_code(logits[:, -1], temperature, generator)
+            sequence.append(current)
+        return torch.cat(sequence, dim=1)
 
     @torch.no_grad()
     def accuracy(self, codes: torch.Tensor | np.ndarray, batch_size: int = ACCURACY_BATCH) -> float:

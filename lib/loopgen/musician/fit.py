@@ -15,13 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from loopgen import errors, sample
-from loopgen.commands import common as cli
 from loopgen.data.dataset import load_loops
 from loopgen.data.extract import DatasetMismatchError, extract
 from loopgen.data.midi import REASONS
-from loopgen.musician import draws, page, trained
-from loopgen.musician.variation import say_audio
-from loopgen.run import profiles
+from loopgen.musician import trained
 from loopgen.run.profiles import Profile
 from loopgen.store.atomic import exclusive_lock
 from loopgen.store.paths import Paths
@@ -75,7 +72,7 @@ def fit(
 ) -> dict:
     """Extract, train the VQ-VAE and the prior, register as ``name``; return the registry entry.
 
-    Raises :class:`loopgen.commands.common.UserError` when the folder gives fewer than :data:`MIN_LOOPS` different loops or
+    Raises :class:`loopgen.errors.UserError` when the folder gives fewer than :data:`MIN_LOOPS` different loops or
     no validation loop, and when ``name`` is a model fitted on other files (unless ``force``, which replaces
     it and trains again). A replacement is extracted and trained beside the old model, which stays usable until
     the new one is registered; a fit that fails leaves nothing behind that would block the next one (a dataset
@@ -131,54 +128,12 @@ def _extract_checked(midi_dir: Path | str, name: str, folder: Path, *, profile: 
 
 def _train(data, *, profile: Profile, paths: Paths, progress: bool, force: bool) -> None:
     """Train the VQ-VAE and its prior on the training split, validated on the validation loops that are no
-    copies of training loops."""
+    copies of training loops. A checkpoint another run is training (another fit of the same loops under another
+    name, a notebook) is waited for, then reused."""
     train, val, _, _ = split_without_copies(data.loops, data.split)
     settings = profile.train
     vq = train_model("vq_vae", train, val, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints,
-                     progress=progress, force=force)
+                     progress=progress, force=force, wait=True)
     codes, val_codes = (sample.encode_codes(vq.model, x) for x in (train, val))
     train_prior(codes, settings, data_key=data.data_key, vq_key=vq.key, checkpoint_dir=paths.checkpoints,
-                num_codes=vq.model.num_codes, val_codes=val_codes, progress=progress, force=force)
-
-
-def cli_main(argv: list[str]) -> int:
-    parser = cli.parser("fit", __doc__.split("\n\n")[0])
-    parser.add_argument("midi_dir", type=cli.existing_dir, help="a folder of MIDI songs (searched recursively)")
-    parser.add_argument("--name", type=_name, required=True, help="the name to use with --from NAME")
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
-                        help="training settings (smoke: seconds, demo: minutes)")
-    parser.add_argument("--out", type=cli.output_dir, default=None,
-                        help="folder for a preview of the new model's loops (default data/models/NAME)")
-    parser.add_argument("--seed", type=cli.int_at_least(0), default=None,
-                        help="seed of the preview loops (default: a fresh random one, printed)")
-    parser.add_argument("--no-wav", action="store_true", help="preview as MIDI and PNG only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--force", action="store_true",
-                        help="replace a model of that name fitted on other files, and train it again")
-    args = parser.parse_args(argv)
-    paths = Paths()
-    profile = profiles.get(args.profile)
-    entry = fit(args.midi_dir, args.name, profile=profile, paths=paths, progress=not args.quiet, force=args.force)
-    out = Path(args.out) if args.out is not None else Path(entry["out_dir"])
-    model = trained.load_vq(paths, profile, args.name)
-    seed = draws.fresh_seed() if args.seed is None else args.seed
-    codes = sample.sample_codes(model.prior, PREVIEW_LOOPS, model.first_probs, temperature=1.0, seed=seed)
-    record = {"command": "fit", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
-              "prior_key": model.prior_key, "temperature": 1.0, "seed": seed, "batch": PREVIEW_LOOPS}
-    page.add_loops(out, sample.decode_codes(model.vq, codes),
-                   [{**record, "index": i} for i in range(PREVIEW_LOOPS)], prefix=args.name,
-                   run={"argv": list(argv), "seed": seed}, wav=not args.no_wav,
-                   title=f"Model {args.name}: loops at temperature 1")
-    print(f"registered {args.name!r} (profile {profile.name}): python -m loopgen generate --from "
-          f"{shlex.quote(args.name)} --out DIR; preview -> {shlex.quote(str(out / page.INDEX_HTML))}")
-    say_audio(args)
-    return 0
-
-
-def _name(text: str) -> str:
-    import argparse
-
-    try:
-        return trained.check_name(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+                num_codes=vq.model.num_codes, val_codes=val_codes, progress=progress, force=force, wait=True)

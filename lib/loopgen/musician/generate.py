@@ -12,7 +12,6 @@ without ``--seed`` draws a fresh seed and prints it; files are numbered on, neve
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from loopgen import errors, registry, sample
+from loopgen import registry, sample
 from loopgen import sample_masked as masked
 from loopgen.book import audio, plots
-from loopgen.commands import common as cli
 from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.data.midi.write import write_loop_midi
 from loopgen.models.masked_prior import MaskedCodePrior
-from loopgen.musician.trained import PRIORS, load_prior, prior_name_of
+from loopgen.musician.trained import load_prior, not_ready, prior_name_of, registered_name_of
 from loopgen.run.profiles import Profile, TrainSettings
 from loopgen.store.paths import MissingInputError, Paths, require
-from loopgen.train import checkpoint_key, load_trained, model_config, resolved_kwargs
+from loopgen.train import CheckpointError, checkpoint_key, load_trained, model_config, resolved_kwargs
 
 MODELS = registry.autoencoders()
 
@@ -100,6 +99,19 @@ def make_sampler(
         raise ValueError(f"unknown model {model_name!r}; choose one of {MODELS}")
     folder = dataset if dataset is not None else dataset_dir(paths, profile.corpus.name)
     data = load_loops(require(folder, made_by="01_extract_loops.ipynb"))
+    try:
+        return _sampler(model_name, profile=profile, paths=paths, data=data, temperature=temperature,
+                        prior_name=prior_name, steps=steps)
+    except (MissingInputError, CheckpointError) as err:
+        fitted = registered_name_of(paths, folder) if dataset is not None else None  # --from NAME: made by `fit`
+        if fitted is None:
+            raise
+        raise not_ready(err, paths, profile, fitted, data) from None
+
+
+def _sampler(model_name: str, *, profile: Profile, paths: Paths, data, temperature: float | None, prior_name: str,
+             steps: int) -> tuple[Callable[[int, int], np.ndarray], dict]:
+    """:func:`make_sampler` for the loop dataset ``data``."""
     settings = profile.train
     model, _ = load_trained(model_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, seed=0)
     keys = checkpoint_keys(model_name, settings, data_key=data.data_key, prior_name=prior_name)
@@ -154,7 +166,7 @@ def export_loops(
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {"mid": [], "wav": [], "png": []}
     for i, loop in enumerate(loops):
-        written["mid"].append(audio.write_midi(loop, out / f"{prefix}_{i:03d}.mid", tempo=tempo, repeats=repeats))
+        written["mid"].append(write_loop_midi(loop, out / f"{prefix}_{i:03d}.mid", bpm=tempo, repeats=repeats))
         if wav:
             path = audio.write_wav(loop, out / f"{prefix}_{i:03d}.wav", tempo=tempo, repeats=repeats)
             if path is not None:
@@ -162,51 +174,3 @@ def export_loops(
     sheet = plots.contact_sheet(loops, titles=[f"{prefix}_{i:03d}" for i in range(len(loops))])
     written["png"].append(plots.save_fig(sheet, f"{prefix}_contact_sheet.png", folder=out))
     return written
-
-
-def cli_main(argv: list[str]) -> int:
-    from loopgen.musician import draws, page, trained
-    from loopgen.musician.variation import add_common_options, say_audio
-    from loopgen.run import profiles
-
-    parser = cli.parser("generate", __doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="vq_vae", choices=MODELS, help="the model to sample")
-    parser.add_argument("--n", type=cli.int_in(1, 10000), default=16, help="how many loops (1-10000)")
-    parser.add_argument("--temperature", type=cli.float_in(0.0, 100.0, low_open=True), default=1.2,
-                        help="VQ-VAE prior temperature, > 0 (paper: 1.2)")
-    parser.add_argument("--argmax", action="store_true", help="VQ-VAE prior: argmax instead of sampling")
-    parser.add_argument("--prior", choices=sorted(PRIORS), default="lstm",
-                        help="the VQ-VAE's prior: lstm (the paper's) or masked (notebook 09, not in the paper)")
-    parser.add_argument("--steps", type=cli.int_in(1, 256), default=masked.DEFAULT_STEPS,
-                        help=f"--prior masked: rounds of parallel decoding (default {masked.DEFAULT_STEPS})")
-    add_common_options(parser)
-    args = parser.parse_args(argv)
-    if args.from_name is not None and args.model != "vq_vae":
-        raise errors.UsageError("--from NAME models are VQ-VAEs with their prior: use --model vq_vae")
-    if args.prior != "lstm" and args.model != "vq_vae":
-        raise errors.UsageError(f"--prior {args.prior} samples the VQ-VAE's codes: use --model vq_vae")
-    seed = draws.fresh_seed() if args.seed is None else args.seed
-    paths = Paths()
-    temperature = None if args.argmax else args.temperature
-    try:
-        profile, folder, label = trained.resolve(paths, profiles.get(args.profile), args.from_name)
-        draw, keys = make_sampler(args.model, profile=profile, paths=paths, temperature=temperature, dataset=folder,
-                                  prior=args.prior, steps=args.steps)
-    except MissingInputError as exc:
-        print(f"error: cannot generate yet: {exc}", file=sys.stderr)
-        return 1
-    print(f"seed {seed}  (again: --seed {seed})")
-    kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
-    draws.report_shortfall(kept, args.n, args.min_loopability)
-    common = {"command": "generate", "model": args.model, "source": label, **keys,
-              "temperature": "argmax" if temperature is None else temperature}
-    if args.model == "vq_vae":
-        common.update(prior=args.prior, **({"steps": args.steps} if args.prior == "masked" else {}))
-    run = {"argv": list(argv), "seed": seed, "min_loopability": args.min_loopability, "drawn": kept.drawn}
-    entries = page.add_loops(args.out, kept.loops, [{**common, **r} for r in kept.records], prefix=args.model,
-                             run=run, bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
-                             with_stems=args.stems, title=f"Loops generated by {args.model} ({label})")
-    if entries:
-        print(f"{len(entries)} loops: {entries[0]['file']} .. {entries[-1]['file']} -> {errors.quoted(Path(args.out) / page.INDEX_HTML)}")
-    say_audio(args)
-    return 0 if entries else 1

@@ -4,13 +4,19 @@ Every command (``generate``, ``vary``, ``fit``) adds its loops with :func:`add_l
 
 * files are numbered on from what the folder already holds (``<prefix>_NNN``): a second run never
   overwrites the first;
-* each loop gets ``.mid`` (DAW-ready, :func:`loopfile.write_loop_midi`), ``.npz`` (a pypianoroll Multitrack,
+* each loop gets ``.mid`` (DAW-ready, :func:`write_loop_midi`), ``.npz`` (a pypianoroll Multitrack,
   :func:`loopfile.write_loop_npz`), ``.png`` (pianoroll), ``.wav`` and,
   with ``stems``, ``_bass.wav`` / ``_drums.wav`` (when FluidSynth is installed);
 * ``loops.json`` lists every loop of the folder with what remakes it exactly (model, checkpoint keys,
   temperature, seed, the draw's batch size and index, ...);
 * ``index.html`` shows every loop: pianoroll, audio player, loopability, download links. Static, relative
   links only: it works from ``file://`` and from ``python -m http.server``.
+
+One writer at a time: :func:`add_loops` holds the folder's lock (:func:`loopgen.store.atomic.folder_lock`; a
+second run waits) while it numbers files and rewrites the index, so two runs into one folder keep every loop
+and every entry. ``loops.json`` and ``index.html`` are rewritten as loops are written (every
+:data:`FLUSH_SECONDS`, and when a run stops on an error or Ctrl-C), so an interrupted run leaves a page of the
+loops it finished.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -27,13 +34,15 @@ import numpy as np
 
 from loopgen import metrics
 from loopgen.book import plots
+from loopgen.data.midi.write import write_loop_midi
 from loopgen.errors import shown_name
 from loopgen.musician import loopfile
-from loopgen.store.atomic import write_text
+from loopgen.store.atomic import folder_lock, make_output_folder, write_text
 
 LOOPS_JSON = "loops.json"
 INDEX_HTML = "index.html"
 FORMAT = 1
+FLUSH_SECONDS = 2.0  # the index lags the files written by at most this long (a run killed with -9)
 
 
 def read_loops_json(out_dir: Path | str) -> dict:
@@ -77,23 +86,57 @@ def add_loops(
 
     Files are named ``<prefix>_NNN`` (a record's own ``"prefix"`` wins), numbered on from the folder's files.
 
-    ``run`` describes the command (its arguments, seed); it is stored once in ``loops.json["runs"]``.
+    ``run`` describes the command (its arguments, seed); it is stored once in ``loops.json["runs"]``. The
+    folder's lock is held throughout (another writer waits), and the index is kept current as loops are written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if len(loops) != len(records):
         raise ValueError(f"{len(loops)} loops but {len(records)} records")
-    index = read_loops_json(out)
-    run_id = len(index["runs"])
-    index["runs"].append({"run": run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run})
+    out = make_output_folder(out_dir, what="output folder")
     scores = metrics.loopability(loops) if len(loops) else np.zeros(0)
+    with folder_lock(out, what="output folder"):
+        index = read_loops_json(out)
+        run_id = len(index["runs"])
+        index["runs"].append(
+            {"run": run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run}
+        )
+        entries: list[dict] = []
+        written = time.monotonic()
+        try:
+            for entry in _write_loops(out, loops, records, scores, prefix=prefix, run_id=run_id, bpm=bpm,
+                                      repeats=repeats, wav=wav, with_stems=with_stems):
+                entries.append(entry)
+                index["loops"].append(entry)
+                if time.monotonic() - written >= FLUSH_SECONDS:
+                    _write_index(out, index, title)
+                    written = time.monotonic()
+        except BaseException:
+            try:  # stopped (an error, Ctrl-C): the page lists what was finished; the first error is the one shown
+                _write_index(out, index, title)
+            except OSError:
+                pass
+            raise
+        _write_index(out, index, title)
+    return entries
+
+
+def _write_index(out: Path, index: dict, title: str) -> None:
+    """Rewrite ``loops.json`` and ``index.html`` from ``index`` (atomically, each)."""
+    write_text(out / LOOPS_JSON, json.dumps(index, indent=1, default=_jsonable) + "\n")
+    write_index_html(out, title=title)
+
+
+def _write_loops(
+    out: Path, loops: np.ndarray, records: Sequence[dict], scores: np.ndarray, *, prefix: str, run_id: int,
+    bpm: float, repeats: int, wav: bool, with_stems: bool,
+) -> Iterator[dict]:
+    """Write each loop's files, numbered on from the folder's (the caller holds the folder's lock); yield each
+    loop's entry once its files are written."""
     numbers: dict[str, int] = {}
-    entries = []
     for loop, record, score in zip(loops, records, scores, strict=True):
         name = record.get("prefix", prefix)
         number = numbers[name] = numbers[name] + 1 if name in numbers else next_number(out, name)
         stem = out / f"{name}_{number:03d}"
-        loopfile.write_loop_midi(loop, stem.with_suffix(".mid"), bpm=bpm, repeats=repeats)
+        write_loop_midi(loop, stem.with_suffix(".mid"), bpm=bpm, repeats=repeats)
         loopfile.write_loop_npz(loop, stem.with_suffix(".npz"), bpm=bpm, repeats=repeats)
         _pianoroll_png(loop, stem.with_suffix(".png"), f"{stem.name}  loopability {score:.2f}")
         wavs = loopfile.write_wavs(loop, stem, bpm=bpm, repeats=repeats, with_stems=with_stems) if wav else {}
@@ -110,11 +153,7 @@ def add_loops(
             **record,
             "prefix": name,
         }
-        entries.append(entry)
-    index["loops"].extend(entries)
-    write_text(out / LOOPS_JSON, json.dumps(index, indent=1, default=_jsonable) + "\n")
-    write_index_html(out, title=title)
-    return entries
+        yield entry
 
 
 def _jsonable(value: object) -> object:

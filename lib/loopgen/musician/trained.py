@@ -30,7 +30,8 @@ from loopgen.run import profiles
 from loopgen.run.profiles import Profile, TrainSettings
 from loopgen.store.atomic import exclusive_lock, write_text
 from loopgen.store.paths import MissingInputError, Paths, require
-from loopgen.train import checkpoint_key, load_trained, train_prior
+from loopgen.train import CheckpointError, checkpoint_key, load_trained, train_prior
+from loopgen.train.checkpoint import RETRAIN_HINT
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PRIORS = {"lstm": "prior", "masked": "masked_prior"}  # --prior choice -> registered model
@@ -149,6 +150,34 @@ def resolve(paths: Paths, profile: Profile, name: str | None) -> tuple[Profile, 
     return profiles.get(entry["profile"]), Path(entry["dataset"]), f"fit {name}"
 
 
+def registered_name_of(paths: Paths, dataset: Path | str) -> str | None:
+    """The name of the model ``fit`` registered with the dataset folder ``dataset`` (the path
+    :func:`resolve` gives for ``--from NAME``); None for a profile's own dataset."""
+    for name, entry in read_registry(paths).items():
+        if isinstance(entry, dict) and entry.get("dataset") == str(dataset):
+            return name
+    return None
+
+
+def not_ready(err: Exception, paths: Paths, profile: Profile, name: str | None, data) -> Exception:
+    """``err`` (a missing, unfinished or unusable checkpoint) with the hint that fits how the model is made:
+    ``fit`` again for a model registered as ``name``; for a profile's own models the notebook, or
+    ``python -m loopgen train``."""
+    text = " ".join(str(err).split())
+    if isinstance(err, CheckpointError):
+        if name is None:
+            return err
+        return CheckpointError(text.replace(RETRAIN_HINT, f"delete it and fit model {name!r} again: "
+                                                          f"{_fit_command(paths, name, profile, data)} --force"))
+    if name is not None:  # a model fit made: fit finishes it (it resumes the checkpoints), not a notebook
+        what = text.split(": run notebook", 1)[0]
+        return MissingInputError(f"model {name!r} is not ready ({what}): run {_fit_command(paths, name, profile, data)} "
+                                 "again to finish it")
+    model = "prior" if "prior" in text.split(":", 1)[0] else "vq_vae"
+    return MissingInputError(f"{text.rstrip('.')} (or from the command line: python -m loopgen train --model {model} "
+                             f"--profile {profile.name})")
+
+
 def _fit_command(paths: Paths, name: str, profile: Profile, data) -> str:
     """The command that (re)makes the model registered as ``name``."""
     midi_dir = data.manifest.get("inputs", {}).get("midi_dir") or "MIDI_DIR"
@@ -201,8 +230,10 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str 
     (the paper's) or "masked" (notebook 09's, trained here first when missing: :func:`load_prior`).
 
     A missing or unfinished checkpoint raises :class:`loopgen.store.paths.MissingInputError` whose hint fits how the
-    model is made: ``fit`` again for a registered model; for a profile's own models the notebook, or
-    ``python -m loopgen train``."""
+    model is made (:func:`not_ready`): ``fit`` again for a registered model; for a profile's own models the
+    notebook, or ``python -m loopgen train``. A checkpoint that is not the one asked for (another model's, copied
+    or renamed into place) raises :class:`loopgen.train.CheckpointError` in one line, so a VQ-VAE is never paired
+    with a prior trained on another VQ-VAE's codes."""
     prior_name = prior_name_of(prior)
     profile, folder, label = resolve(paths, profile, name)
     data = load_loops(folder)
@@ -224,14 +255,7 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str 
             prior_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, vq=vq, vq_key=vq_key,
             train_codes=train_codes, val_codes=sample.encode_codes(vq, val) if len(val) else None,
         )
-    except MissingInputError as err:
-        text = " ".join(str(err).split())
-        if name is not None:  # a model fit made: fit finishes it (it resumes the checkpoints), not a notebook
-            what = text.split(": run notebook", 1)[0]
-            raise MissingInputError(f"model {name!r} is not ready ({what}): run {_fit_command(paths, name, profile, data)} "
-                                    "again to finish it") from None
-        model = "prior" if "prior" in text.split(":", 1)[0] else "vq_vae"
-        raise MissingInputError(f"{text.rstrip('.')} (or from the command line: python -m loopgen train --model {model} "
-                                f"--profile {profile.name})") from None
+    except (MissingInputError, CheckpointError) as err:
+        raise not_ready(err, paths, profile, name, data) from None
     first = sample.first_code_distribution(train_codes, vq.num_codes)
     return TrainedVQ(vq, prior_model, first, train, vq_key, prior_key, label, prior_name)

@@ -1,8 +1,8 @@
 """Run every notebook headless with papermill, in order, into ``build/executed/``.
 
-``python -m loopgen run-notebooks --profile smoke`` is what ``run_all.sh`` calls after setting up the
-environment. Every notebook runs even after one fails; the summary names the failures and the exit code is
-non-zero when any failed.
+``python -m loopgen run-notebooks --profile smoke`` (:mod:`loopgen.commands.run_notebooks`) is what
+``run_all.sh`` calls after setting up the environment. Every notebook runs even after one fails; the summary
+names the failures and the exit code is non-zero when any failed.
 
 Cell time limits (:data:`CELL_TIMEOUTS`): an hour per cell for smoke and demo, none for the paper profile, whose
 training cells run for hours. Cell output (the training's tqdm progress) is streamed to the console as well as
@@ -33,9 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from loopgen import errors
 from loopgen.run.pages import PageRecord, export_page, write_index
-from loopgen.run.profiles import PROFILES
 from loopgen.store import atomic
 from loopgen.store.outputs import AUTOENCODERS, TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
 from loopgen.store.paths import Paths
@@ -448,53 +446,7 @@ def summary(results: list[tuple[NotebookRun, float, str | None]]) -> str:
     return "\n".join(lines)
 
 
-def cli_main(argv: list[str]) -> int:
-    from loopgen.commands import common
-
-    parser = common.parser("run-notebooks", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="the profile every notebook runs")
-    parser.add_argument(
-        "--only", nargs="+", type=common.non_empty, help="run only notebooks whose executed name contains one of these (default: all)"
-    )
-    parser.add_argument(
-        "--cell-timeout",
-        type=common.int_in(0, 7 * 24 * 3600),
-        default=None,
-        help="seconds per cell (papermill); 0 = no limit; default: 3600, none for the paper profile",
-    )
-    parser.add_argument("--seed", type=common.seed_int, default=0, help="SEED passed to every notebook")
-    parser.add_argument(
-        "--workers", type=common.int_in(1, 64), default=None,
-        help="notebooks run side by side, each after the notebooks it reads (default: 2 with two or more CPU "
-        "cores, 1 for the paper and colab profiles)",
-    )
-    args = parser.parse_args(argv)
-    if args.only:
-        names = [r.output_name for r in plan(args.profile, args.seed)]
-        unknown = [key for key in args.only if not any(key in name for name in names)]
-        if unknown:
-            raise errors.UsageError(
-                f"--only {' '.join(unknown)} matches no notebook; choose parts of: {', '.join(names)}"
-            )
-    paths = Paths()
-    try:
-        results = run(args.profile, only=args.only, cell_timeout=args.cell_timeout, seed=args.seed, paths=paths,
-                      workers=args.workers)
-    except KeyboardInterrupt:
-        print(outcome(args.profile, 130, paths=paths), file=sys.stderr, flush=True)
-        return 130
-    print("\n" + summary(results))
-    failed = [r.output_name for r, _, e in results if e is not None]
-    if failed:
-        print("\n" + outcome(args.profile, 1, paths=paths))
-        return 1
-    runs = f"{len(results)} notebook run{'' if len(results) == 1 else 's'}"
-    print(f"\nAll {runs} succeeded; outputs in {_shown(paths.figures)}; the run as web pages: "
-          f"{_shown(html_dir(paths, args.profile) / 'index.html')}")
-    return 0
-
-
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """A path as a shell can take it back: relative to the current folder when below it, quoted when needed."""
     path = Path(path)
     try:
@@ -521,11 +473,11 @@ def outcome(profile: str, exit_code: int, seconds: float | None = None, *, paths
     took = "" if seconds is None else f" after {_duration(seconds)}"
     log = log_path(paths, profile)
     index = html_dir(paths, profile) / "index.html"
-    where = f"log: {_shown(log)}" if log.exists() else "no log was written"
+    where = f"log: {shown_path(log)}" if log.exists() else "no log was written"
     if index.exists():
-        where += f"; the run as web pages: {_shown(index)}"
+        where += f"; the run as web pages: {shown_path(index)}"
     if exit_code == 0:
-        return f"notebooks finished{took}: tables and figures are in {_shown(paths.figures)}; {where}"
+        return f"notebooks finished{took}: tables and figures are in {shown_path(paths.figures)}; {where}"
     if exit_code == 130:
         stopped = [r.output_name for r in mine if r.status == "interrupted"]
         done = sum(r.status == "ok" for r in mine)
@@ -540,6 +492,6 @@ def outcome(profile: str, exit_code: int, seconds: float | None = None, *, paths
     if failed:
         return (
             f"notebooks FAILED{took} (exit {exit_code}): {len(failed)} of {len(mine)} failed: {', '.join(failed)}; "
-            f"each one's page (and its executed .ipynb in {_shown(out_dir)}) shows the traceback; {where}"
+            f"each one's page (and its executed .ipynb in {shown_path(out_dir)}) shows the traceback; {where}"
         )
     return f"run-notebooks stopped with an error{took} (exit {exit_code}): see the error line above; {where}"

@@ -7,8 +7,11 @@ autocast with a gradient scaler on a CUDA GPU with float16 tensor cores but no n
 7.x: the T4, V100); float32 everywhere else (older GPUs, CPUs without bf16 units, Apple MPS). ``"bf16"`` asks
 for bf16 autocast wherever it runs (slow on hardware without bf16 units); ``"fp16"`` asks for float16 autocast
 and loss scaling (:func:`grad_scaler`), on CUDA only (a CPU is refused in one line: use bf16 or fp32 there);
-``"tf32"`` is float32 with TF32 matmuls and convolutions on CUDA (PyTorch 1.9's default on Ampere GPUs);
-``"fp32"`` is float32 with TF32 off.
+``"tf32"`` is float32 with TF32 matmuls and convolutions on a CUDA GPU that has TF32 (compute capability 8.0 or
+newer; PyTorch 1.9's default on Ampere GPUs), plain float32 elsewhere (a T4 or V100 has no TF32, so there "tf32"
+resolves, is described and keys checkpoints as "fp32"); ``"fp32"`` is float32 with TF32 off. Sampling
+(:mod:`loopgen.sample`) runs in float32 whatever the training precision: the profile's precision is the
+training's.
 
 Autocast (:func:`autocast`) covers the forward pass and the loss only, as PyTorch recommends; the TF32
 switches (:func:`matmul_precision`) cover the whole optimiser step, backward included, so "fp32" and "tf32"
@@ -149,6 +152,12 @@ def cuda_supports_bf16(device: torch.device | None = None) -> bool:
     return capability is not None and capability[0] >= 8
 
 
+def cuda_supports_tf32(device: torch.device | None = None) -> bool:
+    """True when the CUDA GPU has TF32 tensor cores (compute capability 8.0 or newer; not the T4 or V100)."""
+    capability = cuda_capability(device)
+    return capability is not None and capability[0] >= 8
+
+
 def cuda_has_fp16_tensor_cores(device: torch.device | None = None) -> bool:
     """True when the CUDA GPU has float16 tensor cores (compute capability 7.0 or newer: V100, T4 and later)."""
     capability = cuda_capability(device)
@@ -183,8 +192,8 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         return "fp32"
     if precision == "bf16" and device.type not in ("cuda", "cpu"):
         return "fp32"
-    if precision == "tf32" and device.type != "cuda":
-        return "fp32"
+    if precision == "tf32" and (device.type != "cuda" or not cuda_supports_tf32(device)):
+        return "fp32"  # no TF32 off CUDA, nor on a GPU before compute capability 8.0 (T4, V100)
     return precision
 
 
@@ -235,6 +244,8 @@ def describe_precision(device: torch.device, precision: str = "auto") -> str:
     resolved = resolve_precision(device, precision)
     shown = {"bf16": "bf16 autocast", "fp16": "fp16 autocast, gradient scaling", "tf32": "float32, TF32 matmuls",
              "fp32": "float32"}[resolved]
+    if precision == "tf32" and resolved == "fp32" and device.type == "cuda":
+        return f"{shown} (tf32 asked; this GPU has no TF32)"
     if precision != "auto":
         return shown
     if device.type == "cpu":

@@ -28,7 +28,7 @@ The backward pass then walks the steps backwards, t = T-1 .. 0, with a handful o
 
 ``d latent_gates`` goes on through ordinary autograd into ``W_z``, the biases and z; ``dh_0`` and ``dc_0``
 flow into z too (``h_0 = c_0 = z``). The gradients are the same as autograd's through ``nn.LSTM`` step by step
-(tests/test_ar_decoder.py checks them against ``lstm_vae.reference_stepwise`` and with
+(tests/test_ar_decoder.py checks them against the plain loop ``ARLSTMVAE.plain_steps`` and with
 ``torch.autograd.gradcheck``). What it saves on a CPU is measured by ``benchmarks/ar_decoder_speed.py``
 (docs/gpu.md quotes it).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -169,6 +170,36 @@ def remove_stale_temporaries(folder: Path | str, pattern: str = ".*.tmp", *, pid
 OWN_LOCK_FILE = ".loopgen.lock"
 
 
+def _refuse_dead_link(folder: Path, what: str) -> None:
+    """One line for an output path that is a link leading nowhere (a loop of links, or a missing target):
+    ``mkdir`` would only say "File exists"."""
+    if folder.is_symlink() and not folder.exists():
+        raise UserError(
+            f"{quoted(folder)} is a link that leads nowhere (a loop of links, or its target is gone): "
+            f"choose a folder for the {what}"
+        )
+
+
+def make_output_folder(path: Path | str, *, what: str) -> Path:
+    """Create the output folder ``path`` (and its parents) when missing; return it. A file, or a link that
+    leads nowhere, is refused in one line (:class:`UserError`)."""
+    folder = Path(path)
+    _refuse_dead_link(folder, what)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{quoted(folder)} is a file, not a folder: choose a folder for the {what}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def folder_lock(folder: Path | str, *, what: str) -> contextlib.AbstractContextManager[Path]:
+    """The lock of output folder ``folder`` (its :data:`OWN_LOCK_FILE`): a second writer waits for the first,
+    saying so once on stderr."""
+    lock = Path(folder) / OWN_LOCK_FILE
+    if is_locked(lock):
+        print(f"waiting for another run writing into the {what} {quoted(folder)} to finish", file=sys.stderr)
+    return exclusive_lock(lock, what=f"the {what} {quoted(folder)}", wait=True)
+
+
 def check_output_folder(
     path: Path | str, *, made_by_us: Callable[[Path], bool], what: str, force: bool = False
 ) -> Path:
@@ -179,6 +210,7 @@ def check_output_folder(
     with ``force``. Raises :class:`UserError`; nothing is created.
     """
     folder = Path(path)
+    _refuse_dead_link(folder, what)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{quoted(folder)} is a file, not a folder: choose a folder for the {what}")
     if not folder.exists() or force:

@@ -8,11 +8,14 @@ order). :func:`json_digest` keys a settings dictionary (checkpoint keys, loop-ru
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import sys
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where an array is fed: a box with only torch hashes tensors
+    import numpy as np
 
 
 class ContentDigest:
@@ -33,6 +36,8 @@ class ContentDigest:
     def array(self, values: np.ndarray, *, with_layout: bool = False, label: str = "") -> ContentDigest:
         """Feed an array's bytes (C order); ``with_layout`` first feeds ``label:dtype:shape;``, so that arrays of the
         same bytes but another dtype or shape differ."""
+        import numpy as np
+
         values = np.asarray(values)
         if with_layout:
             self.text(f"{label}:{values.dtype.str}:{values.shape};")
@@ -45,7 +50,7 @@ class ContentDigest:
         if torch is not None and isinstance(value, torch.Tensor):
             t = value.detach().to("cpu").contiguous()
             self.text(f"T{t.dtype}{tuple(t.shape)}:")
-            self.bytes(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self.bytes(tensor_bytes(t))
         elif isinstance(value, dict):
             self.bytes(b"{")
             for key, item in sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0]))):
@@ -64,6 +69,14 @@ class ContentDigest:
     def hex(self, length: int | None = None) -> str:
         """The hex digest, cut to ``length`` characters when given."""
         return self._sha.hexdigest()[:length]
+
+
+def tensor_bytes(tensor) -> bytes:
+    """A tensor's bytes in C order, as ``tensor.numpy().tobytes()`` gives them, without needing numpy (a box with
+    only torch runs the GPU check): copied from the contiguous CPU tensor's memory."""
+    torch = sys.modules["torch"]
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+    return ctypes.string_at(flat.data_ptr(), flat.numel()) if flat.numel() else b""
 
 
 def json_digest(settings: object, length: int | None = None) -> str:

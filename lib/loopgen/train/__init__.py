@@ -8,8 +8,10 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 * :mod:`~loopgen.train.checkpoint`: checkpoint keys and file names, RNG states, atomic saving, safe reading,
   the training lock;
 * :mod:`~loopgen.train.data`: the one data-preparation path (checks, seeded subsets, epoch order, batches);
-* :mod:`~loopgen.train.loop`: :func:`train_model` (autoencoders) and :func:`train_prior` share one entry path
-  into :func:`~loopgen.train.loop.fit`, the loop; :mod:`~loopgen.train.evaluate` measures each epoch;
+* :mod:`~loopgen.train.run`: :func:`train_model` (autoencoders) and :func:`train_prior` resolve a call once into
+  a :class:`~loopgen.train.run.TrainingRun` and hand it to :func:`~loopgen.train.loop.fit`;
+* :mod:`~loopgen.train.loop`: the loop (the step, the epoch, ``fit``); :mod:`~loopgen.train.evaluate` measures
+  each epoch; :mod:`~loopgen.train.resume`: the state of a run in progress, its checkpoints, Ctrl-C;
 * :mod:`~loopgen.train.recipes`: the recipe table, training notes and the shipped weights of
   :mod:`loopgen.train.shipped`;
 * :mod:`~loopgen.train.load`: :func:`load_trained`, whose error names the notebook that trains the model;
@@ -17,7 +19,7 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 
 The settings also choose the encoder width, the AR output bias, the VQ dead-code restart and loss reduction
 (:func:`with_settings`) and the numeric precision (``loopgen.runtime.device.autocast``); every choice the paper leaves
-open is listed in ``loopgen.run.profiles.OPEN_CHOICES``. Training curves are drawn by
+open is listed in ``loopgen.run.choices.OPEN_CHOICES``. Training curves are drawn by
 :func:`loopgen.book.plots.plot_history` (also importable from here).
 """
 
@@ -40,8 +42,9 @@ from loopgen.train.checkpoint import (
     with_settings,
 )
 from loopgen.train.load import PRIOR_NOTEBOOK, TRAIN_NOTEBOOK, load_trained
-from loopgen.train.loop import TrainResult, train_model, train_prior
+from loopgen.train.loop import TrainResult
 from loopgen.train.recipes import recipe_table, training_notes, weights_source
+from loopgen.train.run import TrainingRun, train_model, train_prior
 from loopgen.train.schedule import (
     batch_size_for,
     cosine_lr,
@@ -60,6 +63,7 @@ __all__ = [
     "CheckpointError",
     "TrainResult",
     "TrainSettings",
+    "TrainingRun",
     "batch_size_for",
     "checkpoint_key",
     "checkpoint_path",

@@ -16,20 +16,25 @@ import pickle
 import random
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from loopgen.errors import UserError
 from loopgen.models import build
 from loopgen.run.profiles import TrainSettings
 from loopgen.runtime import device as device_mod
-from loopgen.store.atomic import atomic_path, exclusive_lock, remove_stale_temporaries
-from loopgen.store.digest import ContentDigest, json_digest
+from loopgen.store.atomic import atomic_path, exclusive_lock, is_locked, remove_stale_temporaries
+from loopgen.store.digest import ContentDigest, json_digest, tensor_bytes
 from loopgen.train.schedule import batch_size_for, epochs_for, is_gaussian, is_prior
+
+try:
+    import numpy as np
+except ModuleNotFoundError:  # a box with only torch (benchmarks/gpu_check.py): no numpy RNG state to keep
+    np = None
 
 CHECKPOINT_FORMAT = 1
 ARCHITECTURE_VERSION = 1  # bump when a model's code changes so that old checkpoints are not reused
@@ -44,7 +49,7 @@ def resolved_kwargs(name: str, settings: TrainSettings, model_kwargs: dict | Non
     return {**settings.recipe(name).model_kwargs(name), **(model_kwargs or {})}
 
 
-with_settings = resolved_kwargs  # the name issue 10's code and tests use
+with_settings = resolved_kwargs  # the older name, still used by callers
 
 
 def model_config(name: str, model_kwargs: dict | None = None) -> dict:
@@ -168,24 +173,22 @@ def weights_digest(model: torch.nn.Module) -> str:
     digest = ContentDigest()
     for name, tensor in model.state_dict().items():
         digest.text(name)
-        digest.bytes(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype).numpy().tobytes())
+        digest.bytes(tensor_bytes(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype)))
     return digest.hex(12)
 
 
 def rng_state(device: torch.device) -> dict:
     """The torch, numpy (legacy global) and python RNG states, as tensors and numbers ``weights_only`` loads."""
     version, internal, gauss = random.getstate()
-    np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state seed_everything sets
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": [int(version), [int(v) for v in internal], gauss],
-        "numpy": {
+    state = {"torch": torch.get_rng_state(), "python": [int(version), [int(v) for v in internal], gauss]}
+    if np is not None:  # without numpy (a box with only torch) there is no numpy state to keep
+        np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state seed_everything sets
+        state["numpy"] = {
             "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
             "pos": int(np_state[2]),
             "has_gauss": int(np_state[3]),
             "cached_gaussian": float(np_state[4]),
-        },
-    }
+        }
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -198,16 +201,17 @@ def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"].detach().to("cpu", torch.uint8))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    npst = state["numpy"]
-    np.random.set_state(  # noqa: NPY002 - restore the legacy global state
-        (
-            "MT19937",
-            npst["keys"].detach().cpu().numpy().astype(np.uint32),
-            npst["pos"],
-            npst["has_gauss"],
-            npst["cached_gaussian"],
+    npst = state.get("numpy")
+    if npst is not None and np is not None:  # absent when saved, or restored, where numpy is not installed
+        np.random.set_state(  # noqa: NPY002 - restore the legacy global state
+            (
+                "MT19937",
+                npst["keys"].detach().cpu().numpy().astype(np.uint32),
+                npst["pos"],
+                npst["has_gauss"],
+                npst["cached_gaussian"],
+            )
         )
-    )
     if torch.device(device).type == "cuda" and state.get("cuda"):
         saved = list(state["cuda"])
         for index in range(min(len(saved), torch.cuda.device_count())):
@@ -218,6 +222,12 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 DIGEST_FIELD = "digest"  # SHA-256 over everything else the checkpoint holds (absent in checkpoints before it)
 RETRAIN_HINT = "delete it and run again (it is retrained), or retrain with 'python -m loopgen train ... --force'"
 _CODE_ON_LOAD = re.compile(r"GLOBAL|REDUCE|Trying to call|Unsupported class|allowed global", re.IGNORECASE)
+# The older format a checkpoint without a digest may be: CHECKPOINT_FORMAT 1 as written before the digest came
+# (December 2026), when the saved training settings did not yet hold these fields. Every checkpoint written
+# since holds them and a digest, so one that holds them without a digest had its digest removed.
+FORMATS_BEFORE_THE_DIGEST = (1,)
+SETTINGS_SINCE_THE_DIGEST = ("validate_every", "checkpoint_every")
+_WRITE_FAILED = re.compile(r"file write failed|unexpected pos|inline_container|PytorchStreamWriter", re.IGNORECASE)
 
 
 def contents_digest(checkpoint: dict) -> str:
@@ -231,12 +241,114 @@ def save_checkpoint(checkpoint: dict, path: Path) -> None:
     """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file whole), with the
     digest of its contents, which :func:`read_checkpoint` checks."""
     sealed = {**checkpoint, DIGEST_FIELD: contents_digest(checkpoint)}
-    with atomic_path(path, with_pid=True) as tmp:
-        torch.save(sealed, tmp)
+    try:
+        with atomic_path(path, with_pid=True) as tmp:
+            torch.save(sealed, tmp)
+    except RuntimeError as err:  # PyTorch's writer reports a full disk as "[enforce fail at inline_container.cc]"
+        if not _WRITE_FAILED.search(str(err)):
+            raise
+        raise CheckpointError(_write_failed(Path(path), sealed)) from err
+
+
+def _tensor_bytes(value: object) -> int:
+    """The bytes of every tensor in a nested checkpoint value (about what the file needs on disk)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
+def _write_failed(path: Path, sealed: dict) -> str:
+    """One line for a checkpoint the disk refused: why (as far as can be told) and which checkpoint is kept."""
+    shown = shlex.quote(str(path))
+    try:
+        full = shutil.disk_usage(path.parent).free < _tensor_bytes(sealed) + (1 << 20)
+    except OSError:
+        full = True
+    why = "No space left on device" if full else "The disk refused the write"
+    kept = (f"the last good checkpoint is {shown}, kept as it was: the next run resumes from it" if path.exists()
+            else "no checkpoint of this run was written yet")
+    return f"{why}: {shown}: free some disk space and run the command again; {kept}"
 
 
 class CheckpointError(UserError):
-    """A checkpoint file that cannot be used (truncated, damaged, tampered with, or not a loopgen checkpoint)."""
+    """A checkpoint file that cannot be used (truncated, damaged, tampered with, not a loopgen checkpoint, or not
+    the one asked for), or one the disk refused to write."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointIdentity:
+    """What a checkpoint must hold to be the one asked for: the model's name, its checkpoint key, its full
+    configuration and the key of the dataset it was trained on (``meta["data_key"]``)."""
+
+    name: str
+    key: str
+    config: dict
+    data_key: str
+
+    @classmethod
+    def held_by(cls, ckpt: dict) -> CheckpointIdentity:
+        """The identity ``ckpt`` says it has (``None`` for what it lacks)."""
+        meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+        config = ckpt.get("config")
+        return cls(ckpt.get("name"), ckpt.get("key"), config if isinstance(config, dict) else None,
+                   meta.get("data_key"))
+
+    def describe(self) -> str:
+        """'vq_vae (t32 L16 K512), key 0123456789ab, trained on dataset 0123456789abcdef'."""
+        try:
+            variant = _variant(str(self.name), self.config or {}).strip("-").replace("-", " ")
+        except (KeyError, TypeError):  # a configuration that is not this model's
+            variant = ""
+        name = f"{self.name} ({variant})" if variant else self.name or "no model name"
+        return f"{name}, key {self.key or 'none'}, trained on dataset {self.data_key or 'unknown'}"
+
+
+def _plain(value: object) -> object:
+    """Tuples as lists, recursively: a configuration compares the same however it was stored."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _config_difference(held: dict | None, wanted: dict) -> str:
+    """'; its configuration differs: latent_dim 32 (asked 16)' for the first differing entries, else ''."""
+    if held is None:
+        return "; it holds no configuration"
+    held, wanted = _plain(held), _plain(wanted)
+    names = sorted(k for k in set(held) | set(wanted) if held.get(k, "absent") != wanted.get(k, "absent"))
+    if not names:
+        return ""
+    shown = ", ".join(f"{k} {held.get(k, 'absent')} (asked {wanted.get(k, 'absent')})" for k in names[:3])
+    return f"; its configuration differs: {shown}{', ...' if len(names) > 3 else ''}"
+
+
+def check_identity(ckpt: dict, path: Path | str, expected: CheckpointIdentity) -> None:
+    """Refuse ``ckpt`` (read from ``path``) in one line, naming the file and what it holds, unless its name, key,
+    configuration and dataset key are the ones ``expected``: a checkpoint copied or renamed over another, or one
+    whose stored configuration disagrees with its file name, is never loaded as the model asked for."""
+    held = CheckpointIdentity.held_by(ckpt)
+    config_note = _config_difference(held.config, expected.config)
+    same = (held.name, held.key, str(held.data_key)) == (expected.name, expected.key, str(expected.data_key))
+    if same and not config_note:
+        return
+    shown_note = config_note if held.name == expected.name else ""  # another model's: its name says enough
+    raise CheckpointError(
+        f"checkpoint {shlex.quote(str(path))} is not the one asked for: it holds {held.describe()}, not "
+        f"{expected.describe()}{shown_note} (copied or renamed into place?); {RETRAIN_HINT}"
+    )
+
+
+def _from_before_the_digest(ckpt: dict) -> bool:
+    """True when ``ckpt``, which has no digest, is a checkpoint of the format loopgen wrote before the digest."""
+    settings = ckpt.get("settings")
+    newer = isinstance(settings, dict) and any(field in settings for field in SETTINGS_SINCE_THE_DIGEST)
+    return ckpt.get("format", 1) in FORMATS_BEFORE_THE_DIGEST and not newer
 
 
 def _non_finite(state: object) -> str | None:
@@ -249,13 +361,17 @@ def _non_finite(state: object) -> str | None:
     return None
 
 
-def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dict:
+def read_checkpoint(
+    path: Path | str, device: torch.device | str = "cpu", *, expect: CheckpointIdentity | None = None
+) -> dict:
     """Load a checkpoint dictionary safely (``weights_only=True``, so loading never executes code) and check it.
 
     Refused with :class:`CheckpointError`, one line naming the file and what to do: a truncated or damaged
-    file, one whose contents differ from the digest it was saved with, one with NaN or infinite weights, and a
-    file that asks to run code on load (not a loopgen checkpoint). Checkpoints written before the digest
-    existed (no ``digest`` entry) load without that check. A missing file raises ``FileNotFoundError``.
+    file, one whose contents differ from the digest it was saved with, one without a digest that is not of the
+    format written before the digest existed (:data:`FORMATS_BEFORE_THE_DIGEST`; such older checkpoints load
+    without that check), one with NaN or infinite weights, a file that asks to run code on load (not a loopgen
+    checkpoint) and, with ``expect``, a checkpoint that is not the one asked for (:func:`check_identity`). A
+    missing file raises ``FileNotFoundError``.
     """
     path = Path(path)
     shown = shlex.quote(str(path))
@@ -283,6 +399,11 @@ def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
         raise CheckpointError(
             f"checkpoint {shown} is damaged: its contents do not match the digest it was saved with; {RETRAIN_HINT}"
         )
+    if digest is None and not _from_before_the_digest(ckpt):
+        raise CheckpointError(
+            f"checkpoint {shown} has no digest, though every checkpoint of its kind is saved with one (edited by "
+            f"hand?); {RETRAIN_HINT}"
+        )
     for where, state in (("", ckpt["model"]), ("best-epoch ", (ckpt.get("best") or {}).get("model"))):
         bad = _non_finite(state)
         if bad is not None:
@@ -290,6 +411,8 @@ def read_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> dic
                 f"checkpoint {shown} holds non-finite {where}weights (NaN or infinity in {bad}): the file is "
                 f"damaged or the training diverged; {RETRAIN_HINT}"
             )
+    if expect is not None:
+        check_identity(ckpt, path, expect)
     return ckpt
 
 
@@ -302,7 +425,10 @@ def training_lock(path: Path | str, *, wait: bool = False) -> Iterator[Path]:
     whose process is gone) are removed.
     """
     path = Path(path)
-    with exclusive_lock(path.with_name(path.name + ".lock"), what=f"checkpoint {path}", wait=wait):
+    lock = path.with_name(path.name + ".lock")
+    if wait and is_locked(lock):
+        print(f"{path.name}: another run is training this checkpoint; waiting for it to finish", file=sys.stderr)
+    with exclusive_lock(lock, what=f"checkpoint {path}", wait=wait):
         for stale in remove_stale_temporaries(path.parent, TEMP_PATTERN, pid_group=-2):
             print(f"removed {stale.name}, a temporary file left by a killed training run", file=sys.stderr)
         yield path

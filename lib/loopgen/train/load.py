@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch import nn
 
-from loopgen import registry
+from loopgen import errors, registry
 from loopgen.models import MODELS, build
 from loopgen.run.profiles import PROFILES, TrainSettings
+from loopgen.runtime.device import pick_device
 from loopgen.store.paths import MissingInputError
 from loopgen.train.checkpoint import (
+    RETRAIN_HINT,
+    CheckpointError,
+    CheckpointIdentity,
     checkpoint_key,
     checkpoint_path,
     model_config,
@@ -23,6 +27,9 @@ from loopgen.train.checkpoint import (
 )
 from loopgen.train.recipes import shipped_settings, weights_source
 from loopgen.train.schedule import is_prior
+
+if TYPE_CHECKING:  # pandas is imported when a history is returned (a box with only torch trains without it)
+    import pandas as pd
 
 TRAIN_NOTEBOOK = "02_train_autoencoders.ipynb"
 PRIOR_NOTEBOOK = "03_train_prior.ipynb"
@@ -70,14 +77,20 @@ def load_trained(
     seed: int = 0,
     vq_key: str | None = None,
     vq_kwargs: dict | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """The finished model ``name`` trained under these settings on this dataset, in eval mode, and its history.
 
     For ``name="prior"`` give the VQ-VAE either by ``vq_key`` or by ``vq_kwargs`` (default: the paper's
     t=32, L=16, K=512); the prior's K and t follow from that VQ-VAE. Raises
-    :class:`loopgen.store.paths.MissingInputError` naming the notebook (and its parameters) that trains it.
+    :class:`loopgen.store.paths.MissingInputError` naming the notebook (and its parameters) that trains it, and
+    :class:`loopgen.train.checkpoint.CheckpointError` (one line) for a file that is not the checkpoint asked for:
+    its name, key, configuration and dataset key must be the ones these arguments give. ``device``: where the
+    model is loaded (default: the one training uses, :func:`~loopgen.runtime.device.pick_device`).
     """
+    import pandas as pd
+
+    device = pick_device() if device is None else device
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     kwargs = dict(model_kwargs or {})
@@ -94,31 +107,37 @@ def load_trained(
     else:
         candidate = candidates[0]
     settings = candidate
-    path, kwargs = _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs)
+    path, kwargs, key = _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs)
     how = _how_to_make(name, settings, kwargs, vq_kwargs, seed)
     if not path.exists():
         raise MissingInputError(f"no trained {name} at {path}: {how}.")
-    ckpt = read_checkpoint(path, "cpu")  # to the CPU first; load_state_dict copies to the model's device
+    config = model_config(name, resolved_kwargs(name, settings, kwargs))
+    expected = CheckpointIdentity(name, key, config, str(data_key))
+    ckpt = read_checkpoint(path, "cpu", expect=expected)  # to the CPU first; load_state_dict copies to the device
     if not ckpt.get("finished"):
         raise MissingInputError(
             f"{path} is unfinished ({ckpt.get('epoch')}/{ckpt.get('total_epochs')} epochs): {how} to finish it."
         )
     model = build(name, **resolved_kwargs(name, settings, kwargs)).to(device)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError:  # PyTorch lists every missing and unexpected key: one line instead
+        raise CheckpointError(
+            f"checkpoint {errors.quoted(path)} holds weights that do not fit {name} ({len(ckpt['model'])} tensors "
+            f"for a model of {len(model.state_dict())}); {RETRAIN_HINT}"
+        ) from None
     model.eval()
     return model, pd.DataFrame(ckpt["history"])
 
 
-def _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs) -> tuple[Path, dict]:
-    """The checkpoint path of ``name`` under ``settings`` and the model arguments it is keyed with."""
+def _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs) -> tuple[Path, dict, str]:
+    """The checkpoint path of ``name`` under ``settings``, the model arguments it is keyed with and its key."""
     kwargs = dict(kwargs)
     if is_prior(name):
         vq_config = model_config("vq_vae", resolved_kwargs("vq_vae", settings, vq_kwargs))
         if vq_key is None:
             vq_key = checkpoint_key("vq_vae", settings, data_key=data_key, model_kwargs=vq_kwargs, seed=seed)
         kwargs = {"num_codes": vq_config["num_codes"], "seq_len": vq_config["latent_steps"], **kwargs}
-    path = checkpoint_path(
-        name, settings, data_key=data_key, checkpoint_dir=checkpoint_dir, model_kwargs=kwargs, seed=seed,
-        vq_key=vq_key,
-    )
-    return path, kwargs
+    where = {"data_key": data_key, "model_kwargs": kwargs, "seed": seed, "vq_key": vq_key}
+    path = checkpoint_path(name, settings, checkpoint_dir=checkpoint_dir, **where)
+    return path, kwargs, checkpoint_key(name, settings, **where)

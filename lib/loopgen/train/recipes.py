@@ -13,8 +13,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from loopgen import registry
 from loopgen.run import profiles
@@ -29,6 +28,9 @@ from loopgen.train.checkpoint import (
 )
 from loopgen.train.data import steps_per_epoch
 from loopgen.train.schedule import is_gaussian
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: a box with only torch trains without it
+    import pandas as pd
 
 
 def shipped_settings(name: str, settings: TrainSettings) -> TrainSettings | None:
@@ -144,6 +146,8 @@ def recipe_table(name: str, settings: TrainSettings, n_train: int, n_val: int) -
         f"{paper.TRAINING['epochs']:,} epochs, batch {paper.TRAINING['batch_size']:,}, "
         f"{paper.DATASET.train:,} training loops"
     )
+    import pandas as pd
+
     return pd.Series(rows, name=name)
 
 

@@ -49,11 +49,18 @@ def shipped_path(name: str, key: str, folder: Path | None = None) -> Path:
 
 
 def read_index(folder: Path | None = None) -> dict:
-    """``index.json``: file name -> {sha256, bytes, name, key, profile, data_key}; empty when absent."""
+    """``index.json``: file name -> {sha256, bytes, name, key, profile, data_key}; empty when absent or unreadable.
+    Valid JSON of another type (a list, a number) raises :class:`ShippedWeightsError` (one line, what to do)."""
+    path = Path(folder or SHIPPED_DIR) / INDEX_FILE
     try:
-        return json.loads((Path(folder or SHIPPED_DIR) / INDEX_FILE).read_text())
+        index = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(index, dict):
+        raise ShippedWeightsError(f"{shlex.quote(str(path))} is damaged (a JSON {type(index).__name__}, not an object "
+                                  "of file records): re-install the package (in a clone: git checkout -- "
+                                  "lib/loopgen/shipped; otherwise pip install --force-reinstall loopgen)")
+    return index
 
 
 def sha256_of(data: bytes) -> str:
@@ -72,11 +79,13 @@ def load(name: str, key: str, folder: Path | None = None) -> dict | None:
         return None
     data = path.read_bytes()
     entry = read_index(folder).get(path.name)
-    if entry is None or entry.get("sha256") != sha256_of(data):
+    if not isinstance(entry, dict) or entry.get("sha256") != sha256_of(data):
         raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not match {INDEX_FILE} (damaged or "
                                   f"replaced): {_WAY_FORWARD}")
     payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if payload.get("key") != key or payload.get("name") != name or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or (payload.get("key"), payload.get("name"), payload.get("format")) != (
+        key, name, FORMAT
+    ):
         raise ShippedWeightsError(f"shipped weights {shlex.quote(str(path))} do not hold the run their name says: "
                                   f"{_WAY_FORWARD}")
     payload["model"] = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}

@@ -1,15 +1,10 @@
 """The listening test (paper, "Listening Test", Figure 6): build a blind study, collect and analyse ratings.
 
-``python -m loopgen study --profile demo --out build/study/demo`` builds the study folder from the
-generated groups saved by notebook 05 (``loopgen.store.sample_groups``).
+``python -m loopgen study --profile demo --out build/study/demo`` (:mod:`loopgen.commands.study`) builds the
+study folder from the generated groups saved by notebook 05 (``loopgen.store.sample_groups``).
 """
 
 from __future__ import annotations
-
-import sys
-
-from loopgen import errors
-from loopgen.store import atomic
 
 from .analysis import (
     KruskalResult,
@@ -45,7 +40,6 @@ __all__ = [
     "StudyLayout",
     "analyse",
     "build_study",
-    "cli_main",
     "discussion",
     "ensure_study",
     "group_label",
@@ -73,72 +67,3 @@ def load_groups(profile_name: str, seed: int = 0, groups: tuple[str, ...] = GROU
     from loopgen.book.evaluation import Evaluation
 
     return Evaluation(profile_name, seed, paths).stored_groups(groups)
-
-
-def cli_main(argv: list[str]) -> int:
-    """``python -m loopgen study --profile P [--out DIR] [--per-group N] ...``: build a study folder."""
-    from loopgen.commands import common
-    from loopgen.run import profiles
-    from loopgen.store.paths import MissingInputError, Paths
-
-    parser = common.parser("study", description=build_study.__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
-                        help="whose generated groups to put in the study")
-    parser.add_argument(
-        "--out", type=common.output_dir, default=None, help="study folder (default build/study/<profile>)"
-    )
-    parser.add_argument(
-        "--per-group", type=common.int_in(1, 1000), default=None, help="loops per group (default: the profile's)"
-    )
-    parser.add_argument(
-        "--familiarisation", type=common.int_in(0, 100), default=None, help="familiarisation loops (default: profile)"
-    )
-    parser.add_argument(
-        "--seed", type=common.seed_int, default=None,
-        help="FOR REPRODUCIBLE DEMOS ONLY: anyone who knows it can recompute the key. Default: a secret "
-        "random seed, saved only in the private key.json",
-    )
-    parser.add_argument(
-        "--samples-seed", type=common.seed_int, default=0, help="the SEED notebook 05 generated the groups with (0)"
-    )
-    parser.add_argument("--tempo", type=common.float_in(20.0, 400.0), default=120.0, help="BPM, 20-400")
-    parser.add_argument("--repeats", type=common.int_in(1, 64), default=2, help="times each loop plays (1-64)")
-    parser.add_argument("--no-audio", action="store_true", help="write MIDI only, no WAV")
-    parser.add_argument(
-        "--force", action="store_true", help="write into a non-empty folder that is not a study (nothing deleted)"
-    )
-    args = parser.parse_args(argv)
-
-    profile = profiles.get(args.profile)
-    paths = Paths()
-    out = args.out or paths.study_dir(profile.name)
-    atomic.check_output_folder(out, made_by_us=made_by_study, what="study folder", force=args.force)
-    try:
-        groups = load_groups(profile.name, args.samples_seed, paths=paths)
-    except MissingInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    study, built = ensure_study(
-        groups,
-        out,
-        per_group=args.per_group or profile.listening.per_group,
-        familiarisation=profile.listening.familiarisation
-        if args.familiarisation is None
-        else args.familiarisation,
-        seed=args.seed,
-        tempo=args.tempo,
-        repeats=args.repeats,
-        render_audio=not args.no_audio,
-        force=args.force,
-    )
-    layout = StudyLayout(study)
-    if built:
-        print(f"study written to {errors.quoted(study)}")
-        if args.seed is not None:
-            print(f"  built with --seed {args.seed}: reproducible, NOT blind to anyone who knows the seed")
-    else:
-        print(f"kept the study in {errors.quoted(study)}: listeners have rated it (delete the folder to build a new one)")
-    print(f"  serve it:  cd {errors.quoted(layout.site)} && python -m http.server 8000   (then open http://localhost:8000/)")
-    print(f"  collect ratings_<listener>.csv into {errors.quoted(layout.ratings)}; keep {errors.quoted(layout.key)} and "
-          f"{errors.quoted(layout.private_seed)} private")
-    return 0

@@ -24,7 +24,7 @@ from scipy import stats
 
 from loopgen.paper import GROUP_LABELS, LISTENING, LISTENING_MEANS
 
-from .study import RATING_COLUMNS, StudyLayout, read_key, write_csv_atomic
+from .study import RATING_COLUMNS, StudyLayout, read_key, sanitise_listener_id, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,9 @@ def load_ratings(study_dir: Path | str, key: pd.DataFrame | None = None) -> pd.D
 
     Reads ``<study>/ratings/ratings_*.csv`` and ``<study>/ratings_*.csv``. A row is rejected (kept in
     ``attrs["rejected"]`` with its reason, and logged) when its stimulus id is unknown or a familiarisation
-    loop, its rating is not an integer 1-5, its listener id is empty, or it repeats a (listener, stimulus)
-    pair already read. Files named ``ratings_SIMULATED*.csv`` or with a true ``simulated`` column are simulated.
+    loop, its rating is not an integer 1-5, its listener id is empty or holds what the study page never writes
+    (only letters, digits, ``-`` and ``_``: no script or spreadsheet-formula text reaches a table), or it repeats
+    a (listener, stimulus) pair already read. Files named ``ratings_SIMULATED*.csv`` or with a true ``simulated`` column are simulated.
     """
     study_dir = Path(study_dir)
     key = read_key(study_dir) if key is None else key
@@ -107,6 +108,8 @@ def load_ratings(study_dir: Path | str, key: pd.DataFrame | None = None) -> pd.D
             reason = None
             if not listener:
                 reason = "empty listener id"
+            elif listener != sanitise_listener_id(listener):
+                reason = "listener id holds characters the study page never writes (letters, digits, - and _ only)"
             elif stimulus not in roles:
                 reason = "unknown stimulus id"
             elif roles[stimulus] != "stimulus":

@@ -62,6 +62,9 @@ SCALE_LABELS = {1: "Not at all", 2: "A little", 3: "Somewhat", 4: "Quite a lot",
 KEY_COLUMNS = ("stimulus_id", "role", "group", "source_index")
 RATING_COLUMNS = ("listener_id", "stimulus_id", "rating")
 STATIC_FILES = ("index.html", "study.js", "study.css")
+# How to serve the study page: on this machine only (http.server alone listens on every network interface)
+SERVE_COMMAND = "python -m http.server 8000 --bind 127.0.0.1"
+SERVE_URL = "http://127.0.0.1:8000/"
 STATIC_DIR = Path(__file__).with_name("static")
 
 
@@ -300,9 +303,10 @@ def _readme(
 1. Serve the page (any static web server; nothing is sent anywhere, ratings stay in the browser):
 
        cd {shlex.quote(str(layout.site))}
-       python -m http.server 8000
+       {SERVE_COMMAND}
 
-   then open <http://localhost:8000/> (or open `site/index.html` directly in a browser).
+   then open <{SERVE_URL}> (or open `site/index.html` directly in a browser). `--bind 127.0.0.1` keeps the
+   server to this machine; to let listeners on your network in, leave it out (anyone there can then open it).
    To host it elsewhere, copy **only** the `site/` folder.
 2. Each listener types a listener id (initials or a number; no personal data), listens to the
    familiarisation loops, then rates every loop once, in an order of their own.
