@@ -4,6 +4,7 @@ and answered in its worked solution."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,13 @@ def _roll(seed: int = 0, bars: int = 20) -> np.ndarray:
     return roll
 
 
+CHAPTERS = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
+# Notebooks whose exercises check their contexts against the run's own (exercises.for_run and exercises.record)
+RECORDING = ("01", "02", "06", "07", "08", "09")
+
+
 def test_every_notebook_has_three_to_five_graded_exercises():
-    for nb in ("01", "02", "03", "04", "05", "06", "07", "08"):
+    for nb in CHAPTERS:
         levels = [e.level for e in exercises.of_notebook(nb)]
         assert 3 <= len(levels) <= 5, (nb, levels)
         assert levels == sorted(levels, key=exercises.LEVELS.index), f"{nb}: warm-up, core, open in that order"
@@ -37,11 +43,11 @@ def test_every_notebook_has_three_to_five_graded_exercises():
 
 
 def test_right_answer_accepted_wrong_rejected_with_hint(capsys):
-    assert exercises.check("01.1", 2) is True
+    assert exercises.check("01.1", 14) is True
     assert "01.1: right" in capsys.readouterr().out
-    assert exercises.check("01.1", 3) is False
+    assert exercises.check("01.1", 15) is False
     out = capsys.readouterr().out
-    assert "not yet" in out and "Hint:" in out and "strict" in out
+    assert "not yet" in out and "Hint:" in out and "fewer than" in out
     assert exercises.check("01.1", None) is False
     assert "not answered yet" in capsys.readouterr().out
 
@@ -55,10 +61,10 @@ def test_expected_value_comes_from_the_run_data(capsys):
     assert not exercises.check("01.2", expected + 1, roll=roll)
     codes = np.tile(np.arange(16), (10, 2))
     codes[:3, 16] = 99  # 7 of 10 loops repeat step 0 at step 16
-    assert exercises.expected_answer("03.2", codes=codes) == pytest.approx(0.7)
+    assert exercises._expected_answer("03.2", codes=codes) == pytest.approx(0.7)
     assert exercises.check("03.2", 0.7, codes=codes) and not exercises.check("03.2", 0.5, codes=codes)
     assert exercises.check("03.1", 16, codes=codes)
-    assert exercises.check("06.1", [16, 17, 18, 19], codes=codes) and not exercises.check("06.1", [16, 17], codes=codes)
+    assert exercises.check("06.1", 0.7, codes=codes) and not exercises.check("06.1", 0.3, codes=codes)
 
 
 def test_missing_context_and_unknown_id_are_clear_errors():
@@ -66,6 +72,56 @@ def test_missing_context_and_unknown_id_are_clear_errors():
         exercises.check("01.2", 3)
     with pytest.raises(KeyError, match="no exercise"):
         exercises.check("99.9", 1)
+    with pytest.raises(ValueError, match="unknown context"):
+        exercises.record(lops_cnn_vae=np.zeros(3))
+
+
+def test_answers_are_not_one_call_away():
+    assert not hasattr(exercises, "expected_answer")
+
+
+@pytest.fixture
+def fresh_run():
+    """The checker's run state, reset around a test (as a new notebook kernel starts it)."""
+    saved = exercises._RUN
+    yield
+    exercises._RUN = saved
+
+
+def _loops_with_kick_and_crash(n_on: int, n: int = 8) -> np.ndarray:
+    loops = np.zeros((n, 128, 93), np.uint8)
+    loops[:n_on, 0, 0] = loops[:n_on, 0, 6] = 1
+    return loops
+
+
+def test_the_context_is_matched_against_the_runs_own(capsys, fresh_run):
+    cnn_vae, train = _loops_with_kick_and_crash(2), _loops_with_kick_and_crash(6)
+    exercises.for_run("smoke", 0)
+    assert not exercises.check("05.2", 0.25, loops=cnn_vae)  # strict: nothing recorded yet
+    assert "has not recorded the run's CNN-VAE samples" in capsys.readouterr().out
+    exercises.record(loops_cnn_vae=cnn_vae)
+    assert not exercises.check("05.2", 0.75, loops=train)  # the training loops' FND, with the training loops
+    out = capsys.readouterr().out
+    assert "not checked: loops= is not this run's CNN-VAE samples" in out and "right" not in out
+    assert exercises.check("05.2", 0.25, loops=cnn_vae.copy())  # the same contents, another array: right
+    assert not exercises.check("05.2", 0.75, loops=cnn_vae)
+    exercises.for_run("smoke", 0)  # a new run forgets what was recorded
+    assert not exercises.check("05.2", 0.25, loops=cnn_vae)
+
+
+def test_models_and_tables_are_matched_by_their_contents(capsys, fresh_run):
+    import torch
+
+    exercises.for_run("smoke", 0)
+    torch.manual_seed(0)
+    model, other = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    assert exercises.digest(model) != exercises.digest(other)
+    assert exercises.digest(model) == exercises.digest(model.eval())
+    table = pd.DataFrame({"reconstruction error": [0.1, 0.2, 0.3]}, index=["seed 0", "seed 1", "seed 2"])
+    exercises.record(seed_table=table)
+    assert exercises.check("08.1", 0.5, table=table.copy())
+    assert not exercises.check("08.1", 0.5, table=table * 2)  # the same coefficient of variation, another table
+    assert "not this run's seed table" in capsys.readouterr().out
 
 
 def test_wrong_types_rejected_not_crashing(capsys):
@@ -75,12 +131,93 @@ def test_wrong_types_rejected_not_crashing(capsys):
     assert "expected a dict" in capsys.readouterr().out
 
 
-def test_open_exercises_check_only_the_form(capsys):
+def test_open_answers_are_recorded_never_right(capsys, fresh_run, tmp_path):
+    from loopgen.store.paths import Paths
+
+    exercises.for_run("smoke", 3, Paths(tmp_path))
     assert not exercises.check("01.5", "short")
-    assert exercises.check("01.5", "Windows overlap: a loop at bar k is often a loop at k + 1 as well, so it counts.")
-    assert "open exercise" in capsys.readouterr().out
+    assert "not recorded" in capsys.readouterr().out
+    for answer in ("Windows overlap: a loop at bar k is often a loop at k + 1 as well, so it counts.",
+                   "I do not know the answer to this question at all."):
+        assert exercises.check("01.5", answer)
+        out = capsys.readouterr().out
+        assert "recorded" in out and "right" not in out and "solutions/01_extract_loops_solutions.ipynb" in out
+    recorded = json.loads((tmp_path / "build" / "answers" / "smoke" / "seed3" / "01.5.json").read_text())
+    assert [entry["answer"] for entry in recorded][-1] == "I do not know the answer to this question at all."
+    assert len(recorded) == 2 and all(entry["time"] for entry in recorded)
     with pytest.raises(ValueError, match="open exercise"):
-        exercises.expected_answer("01.5")
+        exercises._expected_answer("01.5")
+
+
+def _song_set(pairs: list[tuple[str, int]]):
+    from loopgen.data.dataset import LoopSet
+
+    n = len(pairs)
+    loops = np.zeros((n, 128, 93), np.uint8)
+    return LoopSet(loops, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), np.array(["train"] * n),
+                   {}, {})
+
+
+def test_the_answers_of_notebook_01():
+    assert exercises._expected_answer("01.1") == 14  # 0.01 x 1,488 = 14.9 cells, strictly fewer
+    songs = _song_set([("a.mid", 0), ("a.mid", 1), ("a.mid", 2), ("a.mid", 7), ("b.mid", 1)])
+    assert exercises._expected_answer("01.3", loops=songs) == pytest.approx(2 / 5)
+    songs.loops[0, 16 + 3, 5] = 1  # bar 2 of loop 0 differs from its bar 6 in 1 cell: passes
+    songs.loops[1, 16:19, 5] = 1  # 3 cells: fails
+    assert exercises._expected_answer("01.4", loops=songs) == pytest.approx(4 / 5)
+
+
+def test_the_answers_of_notebook_07():
+    from scipy import stats
+
+    listener = pd.DataFrame({"listener_id": ["a"] * 4 + ["b"] * 4, "stimulus_id": list("wxyz") * 2,
+                             "rating": [5, 4, 2, 1, 4, 4, 3, 1]})
+    key = pd.DataFrame({"stimulus_id": list("wxyz"), "group": ["training_set", "vq_vae_temp1.2", "g2", "g3"]})
+    assert exercises._expected_answer("07.1", ratings=listener, key=key) == pytest.approx(stats.chi2.isf(0.001, 3))
+    two = exercises._expected_answer("07.2", ratings=listener, key=key)
+    assert two == pytest.approx(stats.kruskal([5, 4], [4, 4]).statistic)
+    centred = exercises._expected_answer("07.3", ratings=listener, key=key)  # a: mean 3, b: mean 3
+    assert centred == pytest.approx(stats.kruskal([2, 1], [1, 1], [-1, 0], [-2, -2]).statistic)
+
+
+def test_the_answers_of_notebook_08():
+    seeds = pd.DataFrame({"reconstruction error": [0.10, 0.12, 0.14, 0.33]},
+                         index=["seed 0", "seed 1", "seed 2", "spread (max - min) / mean"])
+    assert exercises._expected_answer("08.1", table=seeds) == pytest.approx(0.02 / 0.12)
+    commitment = pd.DataFrame({"reconstruction error": [0.11, 0.15, 0.12]}, index=["beta = 0.1", "beta = 0.25", "beta = 1"])
+    assert exercises._expected_answer("08.2", commitment=commitment, seeds=seeds) == pytest.approx(0.04 / 0.02)
+    compression = pd.DataFrame({"prior val cross-entropy": [2.0, 1.5]}, index=["t=32, L=16, K=512", "t=64, L=16, K=512"])
+    assert exercises._expected_answer("08.3", table=compression) == pytest.approx(1.5 * 63 / (2.0 * 31))
+
+
+def test_the_answers_of_notebook_09():
+    import types
+
+    import torch
+
+    from loopgen import sample_masked
+
+    prior = types.SimpleNamespace(seq_len=32, relative_bias=torch.zeros(2, 32))
+    # 12 rounds: after round 11 floor(32 cos(pi/2 11/12)) = 4 codes are still masked, so the last round fixes 4
+    assert exercises._expected_answer("09.1", prior=prior, steps=12) == 4
+    assert exercises._expected_answer("09.1", prior=prior, steps=1) == 32
+    prior.relative_bias[0, 16] = prior.relative_bias[1, 16] = 1.0
+    prior.relative_bias[:, 0] = 5.0  # offset 0 does not count
+    assert exercises.check("09.3", 16, prior=prior) and exercises.check("09.3", 16.0, prior=prior)
+    assert not exercises.check("09.3", 0, prior=prior)
+    codes = np.arange(64).reshape(2, 32) % 7
+    repaired = codes.copy()
+    seams = np.flatnonzero(sample_masked.seam_positions(32))
+    repaired[0, seams[0]] += 1  # one of the 8 seam codes changed
+    repaired[1, 5] += 1  # not a seam position: the repair never writes there
+    assert exercises._expected_answer("09.2", codes=codes, repaired=repaired) == pytest.approx(1 / 8)
+
+
+def test_hints_of_the_recording_notebooks_are_not_code():
+    """A hint nudges; it does not hand over the computation."""
+    for nb in RECORDING:
+        for e in exercises.of_notebook(nb):
+            assert not any(piece in e.hint for piece in ("()", "[:", ".mean", ".sum", "==", "`")), (e.id, e.hint)
 
 
 def test_one_of_and_mapping_kinds(capsys):
@@ -89,7 +226,7 @@ def test_one_of_and_mapping_kinds(capsys):
     listener = pd.DataFrame({"listener_id": ["a"] * 4 + ["b"] * 4, "stimulus_id": list("wxyz") * 2,
                              "rating": [5, 4, 2, 1, 4, 4, 3, 1]})
     key = pd.DataFrame({"stimulus_id": list("wxyz"), "group": ["training_set", "training_set", "g2", "g3"]})
-    assert exercises.check("07.3", 4.25, ratings=listener, key=key)
+    assert teaching.ratings_with_groups(listener, key).groupby("group")["rating"].mean()["training_set"] == 4.25
     means = teaching.listener_group_means(listener, key)
     assert means.shape == (2, 3) and means.loc["a", "training_set"] == 4.5
 
@@ -118,7 +255,7 @@ def _code_sources(path: Path) -> str:
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-@pytest.mark.parametrize("nb", ["01", "02", "03", "04", "05", "06", "07", "08"])
+@pytest.mark.parametrize("nb", CHAPTERS)
 def test_notebook_and_solution_hold_every_exercise(nb):
     chapter = next(NOTEBOOKS.glob(f"{nb}_*.ipynb"))
     solution = NOTEBOOKS / "solutions" / f"{chapter.stem}_solutions.ipynb"
@@ -132,7 +269,20 @@ def test_notebook_and_solution_hold_every_exercise(nb):
             assert f'exercises.check("{e.id}"' in solution_code, f"{solution.name} does not answer {e.id}"
 
 
-@pytest.mark.parametrize("nb", ["01", "02", "03", "04", "05", "06", "07", "08"])
+@pytest.mark.parametrize("nb", RECORDING)
+def test_notebook_and_solution_record_what_their_exercises_check(nb):
+    """Each context an exercise names is recorded where the notebook (and its worked solution) makes it."""
+    chapter = next(NOTEBOOKS.glob(f"{nb}_*.ipynb"))
+    solution = NOTEBOOKS / "solutions" / f"{chapter.stem}_solutions.ipynb"
+    names = {name for e in exercises.of_notebook(nb) for name in e.given.values()}
+    for path in (chapter, solution):
+        code = _code_sources(path)
+        assert "exercises.for_run(" in code, f"{path.name} does not start its exercises on the run"
+        recorded = set(re.findall(r"\b(\w+)=", " ".join(re.findall(r"exercises\.record\(([^)]*)\)", code))))
+        assert names <= recorded, f"{path.name} does not record {sorted(names - recorded)}"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS)
 def test_notebook_shows_the_library_questions(nb):
     """The questions in a notebook's exercise section are the library's (exercises.sheet), word for word."""
     chapter = next(NOTEBOOKS.glob(f"{nb}_*.ipynb"))

@@ -47,6 +47,15 @@ def test_margins_scale_with_the_measure(tmp_path):
     assert expectations.margin([0.0, 0.0, 0.001]) == pytest.approx(0.001)
 
 
+def test_p_values_are_ranged_on_a_log_scale(tmp_path):
+    _runs(tmp_path, {"Kruskal-Wallis p-value": [1e-13, 1e-12, 1e-9]}, notebook="07")
+    p = expectations.ranges_from_runs(expectations.collect_runs([tmp_path], "smoke"))["07"]["Kruskal-Wallis p-value"]
+    assert (p["low"], p["high"]) == (pytest.approx(1e-17), pytest.approx(1e-5))  # 4 decades either side
+    _runs(tmp_path / "one", {"Kruskal-Wallis p-value": [1.75e-145]}, notebook="07")
+    one = expectations.ranges_from_runs(expectations.collect_runs([tmp_path / "one"], "smoke"))["07"]
+    assert 0 < one["Kruskal-Wallis p-value"]["low"] < 1.75e-145 < one["Kruskal-Wallis p-value"]["high"] < 1e-100
+
+
 def test_ranges_record_the_baselines_a_model_must_beat(tmp_path):
     _runs(tmp_path, {"reconstruction error: VQ-VAE": [0.004, 0.005, 0.0045],
                      "reconstruction error: baseline: silence": [0.018, 0.018, 0.018],

@@ -18,7 +18,8 @@ def test_rehearsal_of_the_paper_profile_runs_every_training_and_resumes(tmp_path
     )
     assert list(table.index) == [r.label for r in rehearse.trainings()]
     assert len(table) == 10 and table["resumed"].all()
-    assert (table["batch"] == 4).all() and (table["steps"] == 2).all()
+    assert (table["batch"] == 4).all() and (table["steps"] == 3).all(), "an epoch, then a warm-up and a timed one"
+    assert (table["device"] == "cpu").all()
     for _, row in table.iterrows():
         assert row["samples/s"] > 0 and row["peak memory (MB)"] > 0 and math.isfinite(row["loss"])
         expected = paper.TRAINING["epochs"] * paper.DATASET.train / row["samples/s"] / 3600

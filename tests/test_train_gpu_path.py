@@ -211,7 +211,7 @@ def test_the_allocator_keeps_freed_memory_unless_told_not_to():
     import subprocess
     import sys
 
-    code = "from loopgen import device; print(device.keep_freed_memory())"
+    code = "from loopgen.runtime import device; print(device.keep_freed_memory())"
     tuned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     if not sys.platform.startswith("linux"):
         assert tuned == "False"

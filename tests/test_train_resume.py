@@ -21,8 +21,8 @@ import torch
 
 from loopgen import train
 from loopgen.run import profiles
-from loopgen.train import checkpoint, loop, resume
-from loopgen.train import run as run_module
+from loopgen.train import calls, checkpoint, loop, resume
+from loopgen.train.run import TrainingRun
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -188,9 +188,9 @@ def _check_a_resume_on_another_device(situation: Situation, folder, monkeypatch)
     """On CUDA, mapping the whole checkpoint to the GPU broke every resume (numpy's RNG state from a CUDA tensor)
     and left AdamW's step counters on the GPU. On the 'meta' device whatever is mapped there cannot be read
     back, so the resume must read to the CPU; the fused AdamW of the CPU run does not carry over."""
-    runs: list[run_module.TrainingRun] = []
-    real_fit = run_module.fit
-    monkeypatch.setattr(run_module, "fit", lambda run: runs.append(run) or real_fit(run))
+    runs: list[TrainingRun] = []
+    real_fit = calls.fit
+    monkeypatch.setattr(calls, "fit", lambda run: runs.append(run) or real_fit(run))
     _train(situation, folder, max_epochs_this_call=0)  # the run as planned on the CPU; trains nothing
     real_read = checkpoint.read_checkpoint
 

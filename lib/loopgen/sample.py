@@ -207,6 +207,12 @@ def continue_codes(
     return out
 
 
+def _likelihood_batch(device: torch.device, n: int) -> int:
+    """Sequences per forward of :func:`code_log_likelihood`: all ``n`` on the CPU (the one pass its results were
+    made with), :data:`LIKELIHOOD_BATCH` elsewhere."""
+    return max(n, 1) if device.type == "cpu" else LIKELIHOOD_BATCH
+
+
 def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> np.ndarray:
     """``log p(z_start .. z_{t-1} | earlier codes)`` under the prior for each sequence: float64 (N,).
 
@@ -217,7 +223,7 @@ def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> 
         raise ValueError(f"start must lie in 1..{codes.shape[1]}")
     with _eval_mode(prior) as device:
         n = len(codes)
-        batch = max(n, 1) if device.type == "cpu" else LIKELIHOOD_BATCH  # the CPU: one pass, as ever
+        batch = _likelihood_batch(device, n)
         parts = []
         for s in range(0, max(n, 1), batch):
             c = torch.from_numpy(codes[s : s + batch]).to(device)

@@ -5,7 +5,7 @@ beside what a rule with nothing learned scores on the same loops. Every baseline
 :data:`PREFIX`, so a table row or a headline number of a baseline can never be taken for a model's.
 
 * reconstruction (Tables 1 and 2): :data:`SILENCE`, an all-zero reconstruction (its error is the loops' density),
-  and :data:`COPY_BAR_1`, bar 1 repeated into all 8 bars (a loop repeats itself, so this is most of a loop);
+  and :data:`COPY_BAR_1`, bar 1 repeated into all 8 bars (a loop repeats itself, so this gets much of it right);
 * the prior's next-code accuracy (notebook 03): copy the code one half of the loop back (bar 5 repeats bar 1; in
   the first half, one bar back), copy the code one bar back, and the training set's most frequent code at each
   latent step (no context at all);
@@ -37,8 +37,8 @@ NOTES = {
     COPY_BAR_1: f"'{COPY_BAR_1}': the loop's own bar 1 played 8 times. Loops repeat themselves, so a model that "
                 "does not beat it has learned less than 'play the first bar again'.",
     SHUFFLED_BARS: f"'{SHUFFLED_BARS}': every training loop with its 8 bars in a random order (seeded). Real bars, "
-                   "no loop: a metric that scores it like the training set (UP, ND, DB) cannot tell a loop from a "
-                   "pile of bars; HD, FND, FNB and Loopability can.",
+                   "no loop: a metric that scores it like the training set (UP, ND, DB, and FNB where the bass starts "
+                   "most bars) cannot tell a loop from a pile of bars; HD, FND and Loopability can.",
 }
 
 

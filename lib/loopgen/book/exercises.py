@@ -1,29 +1,73 @@
-"""The exercises at the end of notebooks 01-08 and their checker.
+"""The exercises at the end of notebooks 01-09 and their checker.
 
 ``check("03.2", answer, codes=train_codes)`` prints whether ``answer`` is right, with a hint when it is not, and
 returns True or False. Where the right answer depends on the run (the data, the trained models, the samples), the
 checker computes it from what the notebook passes as keyword arguments (the ``needs`` of the exercise), so the
-same exercise is checked at every profile and seed. Open exercises have no single answer: their checker only says
-whether the answer has the asked-for form; the worked solutions (``notebooks/solutions/``) discuss them.
+same exercise is checked at every profile and seed.
 
-Levels: ``warm-up`` (read it off the notebook), ``core`` (a few lines with the library), ``open`` (explain,
+The checker checks what it is given. A notebook starts its exercises with :func:`for_run` and, where it makes an
+array, a table or a model that an exercise is about, records it once (``record(loops_cnn_vae=...)``). An exercise
+names the recorded context each of its arguments must be (:attr:`Exercise.given`); an argument whose digest
+(:class:`loopgen.store.digest.ContentDigest`, or :func:`loopgen.train.checkpoint.weights_digest` for a model)
+differs from the recorded one is refused with a line that says what was expected, so ``check("05.2",
+fnd(train), loops=train)`` is not "right" when the exercise is about the CNN-VAE's samples.
+
+Open exercises have no single answer, so no answer to them is ever "right": the checker records it under
+``build/answers/<profile>/seed<S>/`` and points to the worked solution (``notebooks/solutions/``), which argues
+the question from the run's own numbers.
+
+Levels: ``warm-up`` (one idea, a line or two), ``core`` (a few lines that need the idea), ``open`` (explain,
 explore).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from loopgen import LOOP_CELLS, STEPS_PER_BAR, metrics
+from loopgen import BAR_CELLS, LOOP_CELLS, STEPS_PER_BAR, metrics
 from loopgen.book import teaching
+from loopgen.store import atomic
+from loopgen.store.digest import ContentDigest
+from loopgen.store.paths import Paths
 
 LEVELS = ("warm-up", "core", "open")
+
+# What a notebook may record (``record(name=...)``), and how a refusal names it.
+CONTEXTS = {
+    "song_roll": "song roll of the walked song (notebook 01's window walk)",
+    "train_set": "training loops (the LoopSet of the training split)",
+    "train_codes": "training loops' code sequences",
+    "val_loops": "validation loops",
+    "vq_vae": "VQ-VAE",
+    "vae": "VAE of the loss cell",
+    "vae_batch": "batch of the loss cell",
+    "quantiser_loop": "loop of the quantiser cell",
+    "prior": "LSTM prior",
+    "first_probs": "first-code distribution",
+    "table1": "Table 1 (ours)",
+    "loops_cnn_vae": "CNN-VAE samples",
+    "codes_vq_vae_temp1": "code sequences of the VQ-VAE (temp 1) samples",
+    "ratings": "ratings of the study",
+    "study_key": "study's key (stimulus id -> group)",
+    "seed_table": "seed table of notebook 08",
+    "commitment_table": "commitment-weight table of notebook 08",
+    "compression_table": "compression table of notebook 08",
+    "masked_prior": "masked code prior",
+    "lstm_codes": "LSTM prior's samples (code sequences, temperature 1)",
+    "repaired_codes": "LSTM prior's samples with their seams repaired (code sequences)",
+    "val_codes": "validation loops' code sequences",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +82,7 @@ class Exercise:
     needs: tuple[str, ...] = ()
     kind: str = "number"  # "number" (within ``tolerance``), "exact", "one_of", "mapping" (numbers), "text" (open)
     tolerance: float = 1e-6  # absolute, and relative to the expected value (the larger applies)
+    given: Mapping[str, str] = field(default_factory=dict)  # need -> the recorded context (CONTEXTS) it must be
 
     @property
     def notebook(self) -> str:
@@ -51,6 +96,9 @@ def _add(*exercises: Exercise) -> None:
     for exercise in exercises:
         if exercise.level not in LEVELS:
             raise ValueError(f"{exercise.id}: level must be one of {LEVELS}")
+        unknown = set(exercise.given.values()) - set(CONTEXTS)
+        if unknown or not set(exercise.given) <= set(exercise.needs):
+            raise ValueError(f"{exercise.id}: given must map needs to CONTEXTS ({sorted(unknown)})")
         EXERCISES[exercise.id] = exercise
 
 
@@ -67,6 +115,81 @@ def sheet(notebook: str) -> str:
     return "\n\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------ the run's own context
+@dataclass
+class _Run:
+    """What this kernel's notebook declared: its run (for the open answers' folder) and its recorded contexts."""
+
+    profile: str | None = None
+    seed: int | None = None
+    paths: Paths | None = None
+    recorded: dict[str, str] = field(default_factory=dict)  # context name -> digest
+
+
+_RUN = _Run()
+
+
+def for_run(profile: str, seed: int, paths: Paths | None = None) -> None:
+    """Start a notebook's exercises on one run: open answers go to its folder, every context an exercise names
+    must be recorded (:func:`record`) before it is checked, and nothing recorded before counts."""
+    global _RUN
+    _RUN = _Run(str(profile), int(seed), paths)
+
+
+def record(**contexts: object) -> None:
+    """Record the run's own arrays, tables or models under their names (:data:`CONTEXTS`), once, where the
+    notebook makes them: an exercise about them accepts exactly these."""
+    unknown = sorted(set(contexts) - set(CONTEXTS))
+    if unknown:
+        raise ValueError(f"unknown context {unknown}; known: {', '.join(CONTEXTS)}")
+    for name, value in contexts.items():
+        _RUN.recorded[name] = digest(value)
+
+
+def digest(value: object) -> str:
+    """A content digest of a context: a model by its weights, an array by dtype, shape and bytes (text arrays by
+    their text), a table by its labels and values, a dataclass field by field, anything else by its value."""
+    if isinstance(value, torch.nn.Module):
+        from loopgen.train.checkpoint import weights_digest
+
+        return f"weights:{weights_digest(value)}"
+    d = ContentDigest()
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        labels = [list(map(str, value.index))] + ([list(map(str, value.columns))] if isinstance(value, pd.DataFrame) else [])
+        d.text(json.dumps(labels)).array(pd.util.hash_pandas_object(value, index=True).to_numpy())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):  # metadata dictionaries (a LoopSet's manifest and report) left out
+            if not isinstance(getattr(value, f.name), dict):
+                d.text(f"{f.name}={digest(getattr(value, f.name))};")
+    elif isinstance(value, torch.Tensor):
+        d.value(value)
+    elif isinstance(value, (np.ndarray, list, tuple)):
+        array = np.asarray(value)
+        if array.dtype.kind in "OUS":
+            d.text(f"{array.shape}:").text("\x1f".join(map(str, array.ravel())))
+        else:
+            d.array(array, with_layout=True)
+    else:
+        d.value(value)
+    return d.hex(16)
+
+
+def _context_problem(exercise: Exercise, context: Mapping[str, object]) -> str:
+    """Why the context given to ``exercise`` is not the run's own ('' when it is, or when the notebook has not
+    started its exercises with :func:`for_run`)."""
+    for need, name in exercise.given.items():
+        if name not in _RUN.recorded:
+            if _RUN.profile is None:
+                continue  # a notebook that records nothing: its contexts cannot be matched
+            return (f"this notebook has not recorded the run's {CONTEXTS[name]} (`{name}`): run the cell that makes "
+                    "it, then this one")
+        if digest(context[need]) != _RUN.recorded[name]:
+            return (f"{need}= is not this run's {CONTEXTS[name]} (recorded as `{name}` where the notebook made it): "
+                    f"pass that, and compute your answer from it")
+    return ""
+
+
+# ------------------------------------------------------------------------------------------- judging
 def _close(answer: float, expected: float, tolerance: float) -> bool:
     return math.isclose(float(answer), float(expected), rel_tol=tolerance, abs_tol=tolerance)
 
@@ -85,17 +208,16 @@ def _form_problem(exercise: Exercise, answer: object) -> str:
         return f"expected a number, got {type(answer).__name__}"
     if exercise.kind == "mapping" and not isinstance(answer, Mapping):
         return f"expected a dict like {{key: number}}, got {type(answer).__name__}"
+    if exercise.kind == "text":
+        text = answer.strip() if isinstance(answer, str) else ""
+        if len(text.split()) < 8:
+            return "an open exercise wants a few sentences (a string of at least 8 words)"
     return ""
 
 
 def _judge(exercise: Exercise, answer: object, expected: object) -> tuple[bool, str]:
-    """(right, what is wrong) for ``answer`` against ``expected``."""
+    """(right, what is wrong) for ``answer`` against ``expected`` (a checked exercise)."""
     kind = exercise.kind
-    if kind == "text":
-        text = str(answer).strip() if isinstance(answer, str) else ""
-        if len(text.split()) < 8:
-            return False, "an open exercise wants a few sentences (a string of at least 8 words)"
-        return True, ""
     if kind == "number":
         value = _number(answer)
         if value is None:
@@ -113,8 +235,11 @@ def _judge(exercise: Exercise, answer: object, expected: object) -> tuple[bool, 
         value = _number(answer)
         return value is not None and value == float(expected), f"your {answer!r} is not it"  # type: ignore[arg-type]
     if kind == "one_of":
-        options = {str(o).strip().lower() for o in expected}  # type: ignore[union-attr]
-        return str(answer).strip().lower() in options, f"your {answer!r} is not it"
+        options: set = set(expected)  # type: ignore[call-overload]
+        value = _number(answer) if not isinstance(answer, str) else None
+        if value is not None and value in {float(o) for o in options if _number(o) is not None}:
+            return True, ""
+        return str(answer).strip().lower() in {str(o).strip().lower() for o in options}, f"your {answer!r} is not it"
     if kind == "mapping":
         if not isinstance(answer, Mapping):
             return False, f"expected a dict like {{key: number}}, got {type(answer).__name__}"
@@ -128,15 +253,20 @@ def _judge(exercise: Exercise, answer: object, expected: object) -> tuple[bool, 
     raise ValueError(f"{exercise.id}: unknown kind {kind!r}")
 
 
-def expected_answer(exercise_id: str, **context: object) -> object:
-    """The right answer of a checked exercise on this run's data (``context``: the exercise's ``needs``)."""
+def _expected_answer(exercise_id: str, **context: object) -> object:
+    """The right answer of a checked exercise on this run's data (``context``: the exercise's ``needs``); for the
+    checker and its tests, not for a student's path."""
     exercise = _get(exercise_id)
     if exercise.expected is None:
         raise ValueError(f"{exercise_id} is an open exercise: it has no single right answer")
+    _require_needs(exercise, context)
+    return exercise.expected(**{name: context[name] for name in exercise.needs})
+
+
+def _require_needs(exercise: Exercise, context: Mapping[str, object]) -> None:
     missing = [name for name in exercise.needs if name not in context]
     if missing:
-        raise TypeError(f"check({exercise_id!r}, ...) needs {', '.join(f'{m}=...' for m in missing)} from the notebook")
-    return exercise.expected(**{name: context[name] for name in exercise.needs})
+        raise TypeError(f"check({exercise.id!r}, ...) needs {', '.join(f'{m}=...' for m in missing)} from the notebook")
 
 
 def _get(exercise_id: str) -> Exercise:
@@ -146,31 +276,74 @@ def _get(exercise_id: str) -> Exercise:
         raise KeyError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}") from None
 
 
+def solution_notebook(notebook: str) -> str:
+    """The worked solutions of notebook ``"NN"``, as a path from ``notebooks/``."""
+    chapter = next(Paths().notebooks.glob(f"{notebook}_*.ipynb"), None)
+    return f"solutions/{chapter.stem}_solutions.ipynb" if chapter else "solutions/"
+
+
+def answers_folder() -> Path:
+    """Where open answers are recorded: ``build/answers/<profile>/seed<S>/`` of the run :func:`for_run` named."""
+    paths = _RUN.paths or Paths()
+    if _RUN.profile is None:
+        return paths.answers / "no-run-named"
+    return paths.answers_dir(_RUN.profile, _RUN.seed or 0)
+
+
+def _record_open_answer(exercise: Exercise, text: str) -> Path:
+    path = answers_folder() / f"{exercise.id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    entries.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "answer": text.strip()})
+    atomic.write_text(path, json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
 def check(exercise_id: str, answer: object, **context: object) -> bool:
-    """Print whether ``answer`` is right (with a hint when not) and return it. ``None``: not answered yet."""
+    """Print whether ``answer`` is right (with a hint when not) and return it. ``None``: not answered yet.
+
+    An open exercise's answer is recorded, never marked right: True says it was recorded."""
     exercise = _get(exercise_id)
     if answer is None:
         print(f"{exercise_id} ({exercise.level}): not answered yet. {exercise.question}")
         return False
     problem = _form_problem(exercise, answer)
+    if exercise.kind == "text":
+        if problem:
+            print(f"{exercise_id}: not recorded: {problem}. Hint: {exercise.hint}")
+            return False
+        path = _record_open_answer(exercise, answer)  # type: ignore[arg-type]
+        print(f"{exercise_id}: recorded in {path} (an open question has no automatic verdict). Compare it with the "
+              f"worked solution, {solution_notebook(exercise.notebook)}, which argues it from this run's numbers.")
+        return True
+    _require_needs(exercise, context)
+    unchecked = _context_problem(exercise, context)
+    if unchecked:
+        print(f"{exercise_id}: not checked: {unchecked}.")
+        return False
     if problem:
         right = False
     else:
-        expected = None if exercise.kind == "text" else expected_answer(exercise_id, **context)
-        right, problem = _judge(exercise, answer, expected)
+        right, problem = _judge(exercise, answer, _expected_answer(exercise_id, **context))
     if right:
-        extra = " (open exercise: the form is right; compare with the worked solution)" if exercise.kind == "text" else ""
-        print(f"{exercise_id}: right{extra}.")
+        print(f"{exercise_id}: right.")
     else:
         print(f"{exercise_id}: not yet: {problem}. Hint: {exercise.hint}")
     return right
 
 
 # ------------------------------------------------------------------------------------------ the answers
-def _ratio_bar_repeat(loops: np.ndarray, a: int, b: int) -> float:
-    first = loops[:, a * STEPS_PER_BAR : (a + 1) * STEPS_PER_BAR]
-    second = loops[:, b * STEPS_PER_BAR : (b + 1) * STEPS_PER_BAR]
-    return float((first == second).reshape(len(loops), -1).all(axis=1).mean())
+def _differing_cells(loops: np.ndarray, bar_a: int, bar_b: int) -> np.ndarray:
+    """Per loop: how many cells of bar ``bar_a`` and bar ``bar_b`` (0-based) differ."""
+    a = loops[:, bar_a * STEPS_PER_BAR : (bar_a + 1) * STEPS_PER_BAR]
+    b = loops[:, bar_b * STEPS_PER_BAR : (bar_b + 1) * STEPS_PER_BAR]
+    return (a != b).reshape(len(loops), -1).sum(axis=1)
+
+
+def _max_cells(threshold: float) -> int:
+    from loopgen.loops import LoopParams
+
+    return teaching.max_differing_cells(LoopParams(hamming_threshold=threshold))
 
 
 def _loops_at_threshold(roll: np.ndarray, threshold: float) -> int:
@@ -179,29 +352,147 @@ def _loops_at_threshold(roll: np.ndarray, threshold: float) -> int:
     return len(find_loops(roll, dataclasses.replace(LoopParams(), hamming_threshold=threshold)))
 
 
-def _most_rejecting_rules(roll: np.ndarray) -> set[str]:
-    table = teaching.window_table(roll)
-    failing = table.loc[~table["loop"], "first failing rule"]
-    if failing.empty:
-        return {"none"}
-    counts = failing.value_counts()
-    return {rule.split()[0] for rule in counts[counts == counts.max()].index}
+def _share_following_a_loop(loops) -> float:
+    """Share of a LoopSet's loops that start one bar after another loop of the same song."""
+    pairs = list(zip(np.asarray(loops.source).tolist(), np.asarray(loops.start_bar).tolist(), strict=True))
+    starts = set(pairs)
+    return float(np.mean([(song, bar - 1) in starts for song, bar in pairs])) if pairs else 0.0
+
+
+def _rule1_on_bars_2_and_6(loops) -> float:
+    from loopgen.loops import LoopParams
+
+    return float((_differing_cells(loops.loops, 1, 5) / BAR_CELLS < LoopParams().hamming_threshold).mean())
 
 
 def _bits(model) -> float:
     return model.latent_steps * math.log2(model.num_codes)
 
 
-def _code_of_step0(model, loop: np.ndarray) -> int:
+def _on_model(model: torch.nn.Module, batch) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(batch) if not isinstance(batch, torch.Tensor) else batch).float().to(
+        next(model.parameters()).device)
+
+
+@torch.no_grad()
+def _kl_with_unit_sigma(vae, batch) -> float:
+    was_training = vae.training
+    vae.eval()
+    try:
+        mu, _ = vae.encode(_on_model(vae, batch))
+    finally:
+        vae.train(was_training)
+    return float(0.5 * (mu[0].double() ** 2).sum())
+
+
+@torch.no_grad()
+def _farthest_step(model, loop: np.ndarray) -> int:
+    x = _on_model(model, np.asarray(loop)[None])
+    z = model.encode_continuous(x)[0].float()
+    return int(torch.cdist(z, model.quantiser.codebook.float()).min(dim=1).values.argmax())
+
+
+def _step_16_repeats_step_0(codes: np.ndarray) -> float:
+    return float((codes[:, codes.shape[1] // 2] == codes[:, 0]).mean())
+
+
+def _bar1_onto_bar5_exact(model, codes: np.ndarray) -> float:
     from loopgen import sample
+    from loopgen.loops import repetition_distance
 
-    return int(sample.encode_codes(model, np.asarray(loop)[None])[0, 0])
+    t = codes.shape[1]
+    per_bar = t // 8
+    edited = codes.copy()
+    edited[:, t // 2 : t // 2 + per_bar] = codes[:, :per_bar]
+    return float((repetition_distance(sample.decode_codes(model, edited)) == 0).mean())
 
 
-def _codes_used(model, loops: np.ndarray) -> int:
-    from loopgen import sample
+def _copy_survives(model, codes: np.ndarray) -> float:
+    from loopgen import paper, sample
 
-    return int(np.unique(sample.encode_codes(model, loops)).size)
+    edited = sample.copy_code_span(codes, src=paper.COPY_SOURCE_STEPS, dst=paper.COPY_TARGET_STEPS)
+    again = sample.encode_codes(model, sample.decode_codes(model, edited))
+    a, b = paper.COPY_TARGET_STEPS
+    return float((again[:, a:b] == edited[:, a:b]).mean())
+
+
+def _rated(ratings: pd.DataFrame, key: pd.DataFrame) -> pd.DataFrame:
+    return teaching.ratings_with_groups(ratings, key)
+
+
+def _critical_h(ratings: pd.DataFrame, key: pd.DataFrame, alpha: float = 0.001) -> float:
+    from scipy import stats
+
+    return float(stats.chi2.isf(alpha, _rated(ratings, key)["group"].nunique() - 1))
+
+
+def _kruskal_two_groups(ratings: pd.DataFrame, key: pd.DataFrame, a: str, b: str) -> float:
+    from scipy import stats
+
+    rated = _rated(ratings, key)
+    return float(stats.kruskal(*[rated.loc[rated["group"] == g, "rating"].to_numpy(float) for g in (a, b)]).statistic)
+
+
+def _kruskal_listener_centred(ratings: pd.DataFrame, key: pd.DataFrame) -> float:
+    from scipy import stats
+
+    rated = _rated(ratings, key)
+    centred = rated["rating"] - rated.groupby("listener_id")["rating"].transform("mean")
+    return float(stats.kruskal(*[centred[rated["group"] == g].to_numpy(float) for g in rated["group"].unique()]).statistic)
+
+
+def _seed_rows(table: pd.DataFrame, column: str) -> pd.Series:
+    return table.loc[[i for i in table.index if str(i).startswith("seed ")], column].astype(float)
+
+
+def _seed_variation(table: pd.DataFrame) -> float:
+    rows = _seed_rows(table, "reconstruction error")
+    return float(rows.std(ddof=1) / rows.mean())
+
+
+def _commitment_in_seed_deviations(commitment: pd.DataFrame, seeds: pd.DataFrame) -> float:
+    errors = commitment["reconstruction error"].astype(float)
+    return float((errors.max() - errors.min()) / _seed_rows(seeds, "reconstruction error").std(ddof=1))
+
+
+def _per_loop_cross_entropy_ratio(table: pd.DataFrame) -> float:
+    per_loop = {}
+    for label, ce in table["prior val cross-entropy"].astype(float).items():
+        t = int(re.search(r"t=(\d+)", str(label)).group(1))  # type: ignore[union-attr]
+        per_loop[t] = ce * (t - 1)  # the prior predicts every code but the first
+    return per_loop[max(per_loop)] / per_loop[min(per_loop)]
+
+
+def _codes_fixed_in_last_round(prior, steps: int) -> int:
+    """How many codes the last of ``steps`` rounds fixes when the masked prior writes a whole loop
+    (the schedule of :mod:`loopgen.sample_masked`)."""
+    unknown = t = int(prior.seq_len)
+    fixed = 0
+    for s in range(int(steps)):
+        still = 0 if s == steps - 1 else max(min(math.floor(t * math.cos(math.pi / 2 * (s + 1) / steps)), unknown - 1), 0)
+        fixed, unknown = unknown - still, still
+    return fixed
+
+
+def _seam_codes_changed(codes: np.ndarray, repaired: np.ndarray) -> float:
+    from loopgen import sample_masked
+
+    where = sample_masked.seam_positions(codes.shape[1])
+    return float((codes[:, where] != repaired[:, where]).mean())
+
+
+def _strongest_offsets(prior) -> set[int]:
+    bias = prior.relative_bias.detach().float().cpu().mean(dim=0).numpy()[1:]  # offset 0 left out
+    return {int(i) + 1 for i in np.flatnonzero(bias == bias.max())}
+
+
+def _infill_copies(prior, codes: np.ndarray, steps: int, seed: int) -> float:
+    from loopgen import sample_masked
+
+    t = codes.shape[1]
+    where = sample_masked.bar_positions((5, 8), t)
+    filled = sample_masked.infill(prior, codes, where, steps=int(steps), temperature=None, seed=int(seed))
+    return float((filled[:, t // 2 :] == filled[:, : t // 2]).mean())
 
 
 def _us_per_temperature(prior, first_probs: np.ndarray, seed: int) -> dict[float, float]:
@@ -219,89 +510,63 @@ def _wrong_cells_first(model, loops: np.ndarray) -> int:
     return int((sample.reconstruct(model, loops[:1])[0] != loops[0]).sum())
 
 
-def _copied_bar_hd(model, codes: np.ndarray) -> float:
-    from loopgen import sample
-
-    t = codes.shape[1]
-    per_bar = t // 8
-    edited = codes.copy()
-    edited[:, t // 2 : t // 2 + per_bar] = codes[:, 0:per_bar]
-    return metrics.ham_dist(sample.decode_codes(model, edited))
-
-
-def _copy_survives(model, codes: np.ndarray) -> float:
-    from loopgen import paper, sample
-
-    edited = sample.copy_code_span(codes, src=paper.COPY_SOURCE_STEPS, dst=paper.COPY_TARGET_STEPS)
-    again = sample.encode_codes(model, sample.decode_codes(model, edited))
-    a, b = paper.COPY_TARGET_STEPS
-    return float((again[:, a:b] == edited[:, a:b]).mean())
-
-
-def _friedman(ratings: pd.DataFrame, key: pd.DataFrame) -> float:
-    from scipy import stats
-
-    means = teaching.listener_group_means(ratings, key)
-    return float(stats.friedmanchisquare(*[means[c].to_numpy() for c in means.columns]).statistic)
-
-
-def _group_mean(ratings: pd.DataFrame, key: pd.DataFrame, group: str) -> float:
-    means = teaching.ratings_with_groups(ratings, key)
-    return float(means.loc[means["group"] == group, "rating"].mean())
-
-
-def _seed_spread(table: pd.DataFrame, column: str) -> float:
-    rows = table.loc[[i for i in table.index if str(i).startswith("seed ")], column].astype(float)
-    return float((rows.max() - rows.min()) / max(abs(rows.mean()), 1e-3))
-
-
 _add(
     # 01 · loops
-    Exercise("01.1", "warm-up", "Rule 1 lets bar 1 and bar 5 differ in fewer than 0.15 % of their 1,488 cells. "
-             "At most how many cells may differ?", "0.0015 x 1,488 = 2.23, and the rule is strict (<).",
-             lambda: teaching.max_differing_cells(), (), "exact"),
-    Exercise("01.2", "core", "Predict, then count: how many windows of the walked song are loops when the Hamming "
-             "threshold is 0.01 instead of 0.0015? (`dataclasses.replace(params, hamming_threshold=0.01)`, "
-             "`find_loops`)", "run find_loops(roll, ...) with the new parameters; only rule 1 changes.",
-             lambda roll: _loops_at_threshold(roll, 0.01), ("roll",), "exact"),
-    Exercise("01.3", "core", "Which rule rejects most windows of the walked song, counting each rejected window "
-             "under the first rule it fails? Answer '1', '2', '3' or '4' ('none' if no window is rejected).",
-             "value_counts() of the window table's 'first failing rule' column, rows where 'loop' is False.",
-             lambda roll: _most_rejecting_rules(roll), ("roll",), "one_of"),
-    Exercise("01.4", "core", "What share of the training loops repeat bar 2 exactly in bar 6 (every cell equal)?",
-             "compare train.loops[:, 16:32] with train.loops[:, 80:96] loop by loop; .all over cells, .mean over loops.",
-             lambda loops: _ratio_bar_repeat(loops, 1, 5), ("loops",), "number", 1e-4),
-    Exercise("01.5", "open", "The 8-bar stride gives fewer loops than the 1-bar stride, but not exactly 8 times "
-             "fewer. Explain with the rules why, and say which stride a model of repetition should train on.",
-             "a loop found at bar k is often found at k + 1 too; think about which start bars an 8-bar stride visits.",
+    Exercise("01.1", "warm-up", "Rule 1 at a looser threshold: if bar 1 and bar 5 had to differ in fewer than 1 % "
+             "(0.01) of their 1,488 cells, at most how many cells could differ?",
+             "the same arithmetic as the notebook's 2 cells at 0.15 %; the rule says 'fewer than'.",
+             lambda: _max_cells(0.01), (), "exact"),
+    Exercise("01.2", "core", "Without extracting anything again: how many windows of the walked song would be loops "
+             "at that threshold (0.01)? Work it out from the window table, then confirm it with `find_loops`.",
+             "rules 2-4 do not depend on the threshold: which windows pass them, and how many cells differ in those?",
+             lambda roll: _loops_at_threshold(roll, 0.01), ("roll",), "exact", given={"roll": "song_roll"}),
+    Exercise("01.3", "core", "The 1-bar stride finds one repeated passage at several start bars. What share of the "
+             "training loops start exactly one bar after another training loop of the same song?",
+             "a loop is a (song, start bar) pair; look for pairs whose song also has a loop one bar earlier.",
+             _share_following_a_loop, ("loops",), "number", 1e-6, given={"loops": "train_set"}),
+    Exercise("01.4", "core", "Rule 1 compares bars 1 and 5 only. Apply the same test (fewer than 0.15 % of the "
+             "1,488 cells differ) to bars 2 and 6: what share of the training loops pass it?",
+             "rule 1's measure is a count of differing cells between two 16-step bars; bar 2 is the second.",
+             _rule1_on_bars_2_and_6, ("loops",), "number", 1e-6, given={"loops": "train_set"}),
+    Exercise("01.5", "open", "The 8-bar stride finds fewer loops than the 1-bar stride, but not 8 times fewer. "
+             "Explain why with the stride table and your answer to 01.3, and say which stride a model of repetition "
+             "should train on.",
+             "a loop found at bar k is often found at k + 1 too; which start bars does an 8-bar stride visit?",
              kind="text"),
     # 02 · autoencoders
-    Exercise("02.1", "warm-up", "How many bits does one loop's VQ-VAE code sequence carry (t codes, each one of K)? "
-             "Compare with the 11,904 cells of the loop.", "t x log2(K); for the paper's setting 32 x 9.",
-             _bits, ("model",), "number"),
-    Exercise("02.2", "core", "By hand: the code of latent step 0 of the loop `x`, i.e. the k that minimises "
-             "||z_0 - e_k||^2 (`model.encode_continuous`, `model.quantiser.codebook`, `torch.cdist`).",
-             "z = model.encode_continuous(x)[0, 0]; argmin over the codebook's rows of the squared distance.",
-             _code_of_step0, ("model", "loop"), "exact"),
-    Exercise("02.3", "core", "How many distinct codes of the K does the VQ-VAE use on the validation loops?",
-             "np.unique(sample.encode_codes(model, val_loops)).size", _codes_used, ("model", "loops"), "exact"),
-    Exercise("02.4", "open", "The argmin of the quantiser has no gradient. What does the straight-through estimator "
-             "pass to the encoder instead, what does it assume, and which loss term keeps that assumption true?",
-             "look at the two gradients the teaching cell compares, and at the commitment term.", kind="text"),
+    Exercise("02.1", "warm-up", "How many bits can one loop's VQ-VAE code sequence carry at most (t codes, each one "
+             "of K)? How many times fewer is that than the loop's 11,904 binary cells?",
+             "naming one of K equally likely things takes log2 K bits.",
+             _bits, ("model",), "number", given={"model": "vq_vae"}),
+    Exercise("02.2", "core", "In the loss cell, keep each loop's means but set every sigma to 1 (log sigma^2 = 0). "
+             "What is then the KL term of the batch's first loop?",
+             "write the KL per dimension with sigma = 1: which terms are left?",
+             _kl_with_unit_sigma, ("vae", "batch"), "number", 1e-4, given={"vae": "vae", "batch": "vae_batch"}),
+    Exercise("02.3", "core", "For the loop `x` of the quantiser cell: which latent step lies farthest from the code "
+             "that replaces it (the largest ||z - e_k|| over the steps, e_k its nearest code)?",
+             "a step's quantisation error is its distance to its own nearest code, not to any fixed code.",
+             _farthest_step, ("model", "loop"), "exact", given={"model": "vq_vae", "loop": "quantiser_loop"}),
+    Exercise("02.4", "open", "With beta = 0 the KL term of the loss cell would not count. What would the encoder then "
+             "do with sigma and with the means, and what would z ~ N(0, I) decode to? Argue from the reconstruction "
+             "and KL terms of this run's trained CNN-VAE.",
+             "the KL is what ties q(z | x) to N(0, I); look at how large it is next to the reconstruction term.",
+             kind="text"),
     # 03 · prior
     Exercise("03.1", "warm-up", "With t latent steps for 8 bars, at which latent step does bar 5 start?",
-             "bar 5 starts halfway through the loop.", lambda codes: codes.shape[1] // 2, ("codes",), "exact"),
+             "bar 5 starts halfway through the loop.", lambda codes: codes.shape[1] // 2, ("codes",), "exact",
+             given={"codes": "train_codes"}),
     Exercise("03.2", "core", "What share of the training loops have the same code at the first step of bar 5 as at "
              "step 0?", "(codes[:, t // 2] == codes[:, 0]).mean()",
-             lambda codes: float((codes[:, codes.shape[1] // 2] == codes[:, 0]).mean()), ("codes",), "number", 1e-4),
+             _step_16_repeats_step_0, ("codes",), "number", 1e-4, given={"codes": "train_codes"}),
     Exercise("03.3", "core", "For the prefix of the teaching cell, what probability does the most likely next code "
              "get at T = 0.5?", "teaching.next_code_distributions(prior, prefix, [0.5])[0.5].max()",
              lambda prior, prefix: float(teaching.next_code_distributions(prior, prefix, [0.5])[0.5].max()),
-             ("prior", "prefix"), "number", 1e-4),
+             ("prior", "prefix"), "number", 1e-4, given={"prior": "prior"}),
     Exercise("03.4", "core", "Sample 64 code sequences at T = 0.5, 1 and 2 with `sample.sample_codes(prior, 64, "
              "first_probs, temperature=T, seed=SEED)` and give US for each as {0.5: ..., 1.0: ..., 2.0: ...}.",
              "metrics.unique_sample(codes) for each temperature, same seed each time.",
-             _us_per_temperature, ("prior", "first_probs", "seed"), "mapping", 1e-6),
+             lambda prior, first_probs, seed: _us_per_temperature(prior, first_probs, seed),
+             ("prior", "first_probs", "seed"), "mapping", 1e-6, given={"prior": "prior", "first_probs": "first_probs"}),
     Exercise("03.5", "open", "Explain the US values of 03.4 and predict HD at each temperature: why does a higher "
              "temperature make loops more distinct and less loop-like?",
              "a flatter next-code distribution (entropy in the table) breaks the lag-16 copy.", kind="text"),
@@ -310,10 +575,12 @@ _add(
              "128 steps x 93 columns.", lambda: LOOP_CELLS, (), "exact"),
     Exercise("04.2", "core", "Which model has the lowest reconstruction error in this run's Table 1? "
              "(its label, e.g. 'VQ-VAE')", "table1.ours['reconstruction_error'].idxmin()",
-             lambda table: {str(table["reconstruction_error"].astype(float).idxmin())}, ("table",), "one_of"),
+             lambda table: {str(table["reconstruction_error"].astype(float).idxmin())}, ("table",), "one_of",
+             given={"table": "table1"}),
     Exercise("04.3", "core", "How many cells of the first validation loop does the VQ-VAE get wrong?",
              "(sample.reconstruct(vq, val.loops[:1])[0] != val.loops[0]).sum()",
-             _wrong_cells_first, ("model", "loops"), "exact"),
+             lambda model, loops: _wrong_cells_first(model, loops), ("model", "loops"), "exact",
+             given={"model": "vq_vae", "loops": "val_loops"}),
     Exercise("04.4", "open", "Table 2: does t = 64 beat t = 32 on this run as in the paper? Give a reason that does "
              "not depend on training time, and one that does.",
              "count the bits each latent carries; then look at the epochs in the notes.", kind="text"),
@@ -322,52 +589,95 @@ _add(
              "US = distinct sequences / sequences.", lambda: 1.0, (), "number"),
     Exercise("05.2", "core", "By hand: FND of the CNN-VAE group, the share of its loops with kick and crash both "
              "on at step 0.", "loops[:, 0, KICK] and loops[:, 0, CRASH] (columns 0 and 6), both non-zero, mean.",
-             lambda loops: metrics.first_note_drum(loops), ("loops",), "number", 1e-6),
+             lambda loops: metrics.first_note_drum(loops), ("loops",), "number", 1e-6,
+             given={"loops": "loops_cnn_vae"}),
     Exercise("05.3", "core", "By hand: OS of the VQ-VAE (temp 1) group, the share of its code sequences that also "
              "occur among the training codes.", "a set of the training rows as bytes (row.tobytes()), then a mean.",
              lambda codes, train_codes: metrics.overlap_sample(codes, train_codes), ("codes", "train_codes"),
-             "number", 1e-6),
-    Exercise("05.4", "open", "Argmax sampling has a high OS and a low US. Why does that make it a poor generator even "
-             "when its HD, FND and FNB match the training set?",
-             "what does the argmax sequence depend on once the first code is drawn?", kind="text"),
+             "number", 1e-6, given={"codes": "codes_vq_vae_temp1", "train_codes": "train_codes"}),
+    Exercise("05.4", "open", "With argmax sampling only the first code is drawn; every later code is the prior's most "
+             "likely next code. How many distinct loops can argmax sampling make at most, how does that bound its "
+             "US, and why can its HD, FND and FNB still match the training set's?",
+             "the first code is drawn from the training codes' first-code histogram: how many codes does it hold?",
+             kind="text"),
     # 06 · latent space
-    Exercise("06.1", "warm-up", "Which latent steps hold bar 5 when t = 32? (a list of step indices)",
-             "4 latent steps per bar; bar 5 is the fifth group of four.",
-             lambda codes: set(range(codes.shape[1] // 2, codes.shape[1] // 2 + codes.shape[1] // 8)), ("codes",),
-             "exact"),
-    Exercise("06.2", "core", "Copy all four codes of bar 1 onto bar 5 (`codes[:, 16:20] = codes[:, 0:4]`) of the "
-             "stored temperature-1 samples, decode, and give HD of the result.",
-             "copy, sample.decode_codes(vq, edited), metrics.ham_dist(...).",
-             _copied_bar_hd, ("model", "codes"), "number", 1e-6),
+    Exercise("06.1", "warm-up", "Before any edit: what share of the stored temperature-1 samples already have the same "
+             "code at latent step 16 as at step 0?",
+             "the paper's edit makes steps 16-17 equal steps 0-1; how often was step 16 equal to step 0 anyway?",
+             _step_16_repeats_step_0, ("codes",), "number", 1e-6, given={"codes": "codes_vq_vae_temp1"}),
+    Exercise("06.2", "core", "Copy all four codes of bar 1 onto bar 5 of the stored temperature-1 samples and decode: "
+             "in what share of the loops does bar 5 then repeat bar 1 exactly (no cell differs)?",
+             "equal codes in two bars need not decode to equal notes: what else does the decoder see at bar 5?",
+             _bar1_onto_bar5_exact, ("model", "codes"), "number", 1e-6,
+             given={"model": "vq_vae", "codes": "codes_vq_vae_temp1"}),
     Exercise("06.3", "core", "After the paper's edit (steps 0-1 onto 16-17), decode and encode again: what share of "
              "the re-encoded steps 16-17 still hold the copied codes?",
-             "sample.encode_codes(vq, sample.decode_codes(vq, edited))[:, 16:18] == edited[:, 16:18]",
-             _copy_survives, ("model", "codes"), "number", 1e-6),
-    Exercise("06.4", "open", "Copy bar 1's codes onto bar 3 instead of bar 5. Predict what happens to HD (which "
-             "compares bars 1 and 5) and to how the loop sounds, then try it.",
-             "HD only looks at bars 1 and 5.", kind="text"),
+             "decoding then encoding is not the identity: the encoder sees notes, not codes.",
+             _copy_survives, ("model", "codes"), "number", 1e-6,
+             given={"model": "vq_vae", "codes": "codes_vq_vae_temp1"}),
+    Exercise("06.4", "open", "From 06.2 and 06.3: is a code a pattern of its own beat only? Argue from your two "
+             "numbers what the decoder's reach across bar lines means for editing the latent, and propose an edit "
+             "that would make bar 5 sound exactly like bar 1.",
+             "the decoder is convolutional: a step's notes depend on the codes around it.", kind="text"),
     # 07 · listening test
-    Exercise("07.1", "warm-up", "How many degrees of freedom has the Kruskal-Wallis H of this test?",
-             "groups - 1.", lambda kruskal: int(kruskal.dof), ("kruskal",), "exact"),
-    Exercise("07.2", "core", "A Friedman test on per-listener means: average each listener's ratings per group "
-             "(`teaching.listener_group_means`), then `scipy.stats.friedmanchisquare` over the groups. Its statistic?",
-             "one column per group, one row per listener; pass the columns as separate samples.",
-             _friedman, ("ratings", "key"), "number", 1e-6),
-    Exercise("07.3", "core", "The mean rating of the training set's loops (group 'training_set')?",
-             "join the ratings with the key on the stimulus id (teaching.ratings_with_groups).",
-             lambda ratings, key: _group_mean(ratings, key, "training_set"), ("ratings", "key"), "number", 1e-6),
-    Exercise("07.4", "open", "The Friedman test pairs the groups within each listener; Kruskal-Wallis does not. "
-             "When does that matter, and what can a PROXY listener's ratings not tell you?",
-             "think of a listener who rates everything low.", kind="text"),
+    Exercise("07.1", "warm-up", "What is the smallest H that would give p < 0.001 in this test (its number of groups)? "
+             "Compare it with the paper's H = 75.19.",
+             "under the null hypothesis H follows a chi-square distribution; which degrees of freedom, which tail?",
+             _critical_h, ("ratings", "key"), "number", 1e-4, given={"ratings": "ratings", "key": "study_key"}),
+    Exercise("07.2", "core", "Kruskal-Wallis on two groups only: H for the training set against the VQ-VAE (temp "
+             "1.2). Change the cell that computes H by hand.",
+             "with two groups the ranks are not those of the five-group test: rank the two groups' ratings anew.",
+             lambda ratings, key: _kruskal_two_groups(ratings, key, "training_set", "vq_vae_temp1.2"),
+             ("ratings", "key"), "number", 1e-6, given={"ratings": "ratings", "key": "study_key"}),
+    Exercise("07.3", "core", "A generous listener raises every group. Take out each listener's own mean rating from "
+             "their ratings, then compute H over the five groups again.",
+             "what is left of a rating once the listener's average is subtracted? Ties change too.",
+             _kruskal_listener_centred, ("ratings", "key"), "number", 1e-6,
+             given={"ratings": "ratings", "key": "study_key"}),
+    Exercise("07.4", "open", "Compare your H of 07.3 with the test's H: how much of the groups' difference came from "
+             "listeners using the scale differently? And what can a PROXY listener's ratings not tell you?",
+             "Kruskal-Wallis treats every rating as independent; a Friedman test pairs them by listener.",
+             kind="text"),
     # 08 · the other claims
-    Exercise("08.1", "warm-up", "How many of the four claims hold on this run?", "sum(f.holds for f in findings)",
-             lambda findings: sum(bool(f.holds) for f in findings), ("findings",), "exact"),
-    Exercise("08.2", "core", "From the seed table's three seed rows: the spread (max - min) / |mean| of the "
-             "reconstruction error.", "rows 'seed ...' only; mean magnitude at least 1e-3.",
-             lambda table: _seed_spread(table, "reconstruction error"), ("table",), "number", 1e-6),
-    Exercise("08.3", "core", "Same for US: its spread over the three seeds.", "as in 08.2, column 'US'.",
-             lambda table: _seed_spread(table, "US"), ("table",), "number", 1e-6),
-    Exercise("08.4", "open", "Design a fifth check: a claim of the paper without a number, the short experiment that "
-             "tests it, and the threshold at which you would say it holds.",
-             "notebook 02's notes and the paper's 'Experiments' section list more settings.", kind="text"),
+    Exercise("08.1", "warm-up", "Seed noise: the coefficient of variation (sample standard deviation / mean) of the "
+             "reconstruction error over the three seeds of the seed table.",
+             "only the rows of the seeds count; a sample standard deviation divides by n - 1.",
+             _seed_variation, ("table",), "number", 1e-6, given={"table": "seed_table"}),
+    Exercise("08.2", "core", "Signal against noise: the gap between the best and the worst commitment weight's "
+             "reconstruction error, in units of the seeds' standard deviation of that error.",
+             "the commitment table gives the signal, the seed table the noise of the same measure.",
+             _commitment_in_seed_deviations, ("commitment", "seeds"), "number", 1e-6,
+             given={"commitment": "commitment_table", "seeds": "seed_table"}),
+    Exercise("08.3", "core", "The compression table's cross-entropy is per code. The prior predicts every code of a "
+             "loop but the first: what is the t = 64 prior's cross-entropy per loop divided by the t = 32 prior's?",
+             "a loop of the t = 64 model has more codes to predict; the table's number is their average.",
+             _per_loop_cross_entropy_ratio, ("table",), "number", 1e-6, given={"table": "compression_table"}),
+    Exercise("08.4", "open", "Is the commitment weight's effect on reconstruction larger than seed noise on this run "
+             "(08.1, 08.2)? Would you report the paper's claim as holding, and what would make you surer?",
+             "three seeds give a rough standard deviation; a gap of one or two of them is not much.", kind="text"),
+    # 09 · beyond the paper
+    Exercise("09.1", "warm-up", "When the masked prior writes a whole loop in STEPS rounds, how many codes does the "
+             "last round fix?",
+             "after round s a share cos(pi/2 * s / STEPS) of the positions is still masked, rounded down.",
+             _codes_fixed_in_last_round, ("prior", "steps"), "exact", given={"prior": "masked_prior"}),
+    Exercise("09.2", "core", "Seam repair may rewrite only the codes at the seams. What share of those codes of the "
+             "LSTM prior's samples did it actually change?",
+             "the repair draws anew where it may write, and a fresh draw can be the code that was there.",
+             _seam_codes_changed, ("codes", "repaired"), "number", 1e-6,
+             given={"codes": "lstm_codes", "repaired": "repaired_codes"}),
+    Exercise("09.3", "core", "Which circular offset (1 to t - 1) has the largest learned bias, averaged over the "
+             "attention heads of the masked prior?",
+             "the bias is one learned number per head and offset; offset 0 is a code looking at itself.",
+             _strongest_offsets, ("prior",), "one_of", given={"prior": "masked_prior"}),
+    Exercise("09.4", "core", "Regenerate bars 5-8 of every validation loop's codes from bars 1-4 with "
+             "`sample_masked.infill` at argmax (temperature=None, steps=STEPS, seed=SEED): what share of the "
+             "regenerated codes equal the code 16 steps earlier?",
+             "bars 5-8 are the second half of the positions; compare each regenerated code with the one 16 before.",
+             _infill_copies, ("prior", "codes", "steps", "seed"), "number", 1e-6,
+             given={"prior": "masked_prior", "codes": "val_codes"}),
+    Exercise("09.5", "open", "Does the masked prior loop better than the LSTM prior because it copies training "
+             "loops? Argue from Table 7 (OS, US, lag-16 agreement, loopability, the reconstructions' row) and your "
+             "answer to 09.4.",
+             "a prior that copied training loops would have a high OS; compare with the argmax row.", kind="text"),
 )
+

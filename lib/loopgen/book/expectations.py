@@ -33,12 +33,13 @@ from loopgen.store.paths import Paths
 RANGES_FILE = Path(__file__).with_name("expected_ranges.json")
 RELATIVE_MARGIN = 0.2  # of the reference runs' median
 ZERO_MARGIN = 0.01  # only where every reference value is 0: there is no scale to take a share of
+SMALLEST_P = 1e-300  # a p-value of 0 (underflow) counts as this on the log scale
 REFERENCE_RUNS_WANTED = 3  # a profile's ranges come from at least this many seeded runs
 PAPER_TOLERANCE = 0.25  # the paper profile: the paper's value +-25 % (relative)
 RULE = (
     f"low = min - m, high = max + m over the reference runs, m = max(max - min, {RELATIVE_MARGIN:g} x |median|), "
-    f"or {ZERO_MARGIN:g} where every reference value is 0; clipped to the measure's possible values (shares in "
-    "[0, 1], counts >= 0). A model's number that has a trivial baseline must also beat it ('must beat': the "
+    f"or {ZERO_MARGIN:g} where every reference value is 0; p-values the same on log10 p (they span decades); "
+    "clipped to the measure's possible values (shares in [0, 1], counts >= 0); 6 significant digits. A model's number that has a trivial baseline must also beat it ('must beat': the "
     "baseline's median reference value; a run that records its own baseline is held to that)."
 )
 PAPER_RULE = f"the paper's value +-{PAPER_TOLERANCE:.0%} (relative): a faithful paper-profile run should land within it."
@@ -324,19 +325,29 @@ def ranges_from_runs(runs: list[dict]) -> dict[str, dict[str, dict]]:
             values = _reference_values(runs, notebook, measure)
             if not values:
                 continue
-            m = margin(values)
-            lo_bound, hi_bound = _bounds(measure, values)
-            entry = {
-                "low": round(max(min(values) - m, lo_bound), 6),
-                "high": round(min(max(values) + m, hi_bound), 6),
-                "reference values": values,
-            }
-            must_beat = {bound.baseline: round(statistics.median(found), 6) for bound in _bounds_of(notebook, measure)
+            low, high = _widened(measure, values)
+            entry = {"low": _digits(low), "high": _digits(high), "reference values": values}
+            must_beat = {bound.baseline: _digits(statistics.median(found)) for bound in _bounds_of(notebook, measure)
                          if (found := _reference_values(runs, notebook, bound.baseline))}
             if must_beat:
                 entry["must beat"] = must_beat
             out.setdefault(notebook, {})[measure] = entry
     return out
+
+
+def _widened(measure: str, values: list[float]) -> tuple[float, float]:
+    """The rule's low and high for a measure's reference values, clipped to its possible values."""
+    lo_bound, hi_bound = _bounds(measure, values)
+    if measure.endswith("p-value"):  # decades apart from run to run: the margin on log10 p
+        logs = [math.log10(max(v, SMALLEST_P)) for v in values]
+        m = margin(logs)
+        return max(10 ** (min(logs) - m), lo_bound), min(10 ** (max(logs) + m), hi_bound)
+    m = margin(values)
+    return max(min(values) - m, lo_bound), min(max(values) + m, hi_bound)
+
+
+def _digits(value: float) -> float:
+    return float(f"{value:.6g}")
 
 
 def _reference_values(runs: list[dict], notebook: str, measure: str) -> list[float]:

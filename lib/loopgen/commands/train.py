@@ -15,9 +15,9 @@ from loopgen.run import profiles
 from loopgen.runtime import device as device_mod
 from loopgen.runtime import distributed
 from loopgen.store.paths import MissingInputError, Paths
+from loopgen.train.calls import train_model, train_prior
 from loopgen.train.checkpoint import checkpoint_key, settings_on, vq_kwargs_from
 from loopgen.train.load import load_trained
-from loopgen.train.run import train_model, train_prior
 from loopgen.train.schedule import is_prior
 
 

@@ -8,8 +8,9 @@ autocast with a gradient scaler on a CUDA GPU with float16 tensor cores but no n
 for bf16 autocast wherever it runs (slow on hardware without bf16 units); ``"fp16"`` asks for float16 autocast
 and loss scaling (:func:`grad_scaler`), on CUDA only (a CPU is refused in one line: use bf16 or fp32 there);
 ``"tf32"`` is float32 with TF32 matmuls and convolutions on a CUDA GPU that has TF32 (compute capability 8.0 or
-newer; PyTorch 1.9's default on Ampere GPUs), plain float32 elsewhere (a T4 or V100 has no TF32, so there "tf32"
-resolves, is described and keys checkpoints as "fp32"); ``"fp32"`` is float32 with TF32 off. Sampling
+newer; PyTorch 1.9's default on Ampere GPUs), plain float32 elsewhere (a T4 or V100 has no TF32: there "tf32"
+resolves to, and is described as, "fp32"; its checkpoint key keeps "tf32", as on a CPU, because keys do not
+depend on where they are computed); ``"fp32"`` is float32 with TF32 off. Sampling
 (:mod:`loopgen.sample`) runs in float32 whatever the training precision: the profile's precision is the
 training's.
 

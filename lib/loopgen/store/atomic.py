@@ -2,8 +2,8 @@
 
 A reader never sees half a file, and a killed run leaves either the old file or the new one. Every module
 that writes data, tables, figures or audio goes through here. :func:`exclusive_lock` is the one lock every
-writer of a shared output takes (checkpoints, extraction folders, the model registry); it comes from
-``filelock``, so it works on Linux, macOS and Windows alike.
+writer of a shared output takes (checkpoints, extraction folders, musician output folders, the model
+registry); it comes from ``filelock``, so it works on Linux, macOS and Windows alike.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ class Paths:
     samples = below("build", "samples", doc="Generated loops of each model (arrays, MIDI files).")
     audio = below("build", "audio")
     study = below("build", "study", doc="The listening-test study folders.")
+    answers = below("build", "answers", doc="A student's answers to the open exercises (loopgen.book.exercises).")
 
     def figure(self, filename: str) -> Path:
         """Path of one output in ``figures/`` (PNG figure or CSV/Markdown table)."""
@@ -114,6 +115,10 @@ class Paths:
     def sample_midi(self, profile_name: str, group: str) -> Path:
         """``build/samples/<profile>/midi/<group>/``: a handful of MIDI files of one group."""
         return self.sample_groups(profile_name) / "midi" / plain_name(group, "group name")
+
+    def answers_dir(self, profile_name: str, seed: int) -> Path:
+        """``build/answers/<profile>/seed<S>``: the open answers recorded on one run."""
+        return self.answers / plain_name(profile_name, "profile name") / f"seed{int(seed)}"
 
     def study_dir(self, profile_name: str) -> Path:
         """``build/study/<profile>``: the default listening-test study folder of a profile."""

@@ -8,8 +8,9 @@ The paper trains every model with AdamW and a cosine schedule from 1e-3 down to 
 * :mod:`~loopgen.train.checkpoint`: checkpoint keys and file names, RNG states, atomic saving, safe reading,
   the training lock;
 * :mod:`~loopgen.train.data`: the one data-preparation path (checks, seeded subsets, epoch order, batches);
-* :mod:`~loopgen.train.run`: :func:`train_model` (autoencoders) and :func:`train_prior` resolve a call once into
-  a :class:`~loopgen.train.run.TrainingRun` and hand it to :func:`~loopgen.train.loop.fit`;
+* :mod:`~loopgen.train.calls`: :func:`train_model` (autoencoders) and :func:`train_prior` resolve a call once
+  into a :class:`~loopgen.train.run.TrainingRun` (:mod:`~loopgen.train.run`) and hand it to
+  :func:`~loopgen.train.loop.fit`;
 * :mod:`~loopgen.train.loop`: the loop (the step, the epoch, ``fit``); :mod:`~loopgen.train.evaluate` measures
   each epoch; :mod:`~loopgen.train.resume`: the state of a run in progress, its checkpoints, Ctrl-C;
 * :mod:`~loopgen.train.recipes`: the recipe table, training notes and the shipped weights of
@@ -26,6 +27,7 @@ open is listed in ``loopgen.run.choices.OPEN_CHOICES``. Training curves are draw
 from __future__ import annotations
 
 from loopgen.run.profiles import TrainSettings
+from loopgen.train.calls import train_model, train_prior
 from loopgen.train.checkpoint import (
     ARCHITECTURE_VERSION,
     CHECKPOINT_FORMAT,
@@ -44,7 +46,7 @@ from loopgen.train.checkpoint import (
 from loopgen.train.load import PRIOR_NOTEBOOK, TRAIN_NOTEBOOK, load_trained
 from loopgen.train.loop import TrainResult
 from loopgen.train.recipes import recipe_table, training_notes, weights_source
-from loopgen.train.run import TrainingRun, train_model, train_prior
+from loopgen.train.run import TrainingRun
 from loopgen.train.schedule import (
     batch_size_for,
     cosine_lr,

@@ -31,12 +31,11 @@ from loopgen.runtime import distributed
 from loopgen.runtime.seed import seed_everything
 from loopgen.train import data, resume
 from loopgen.train.evaluate import evaluate_autoencoder, evaluate_prior
+from loopgen.train.run import TrainingRun
 from loopgen.train.schedule import is_gaussian, is_prior, make_scheduler
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas: imported where the history is returned (a box with only torch trains without it)
     import pandas as pd
-
-    from loopgen.train.run import TrainingRun
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # device types that get the fused AdamW
 

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,9 +28,7 @@ from loopgen.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-
-if TYPE_CHECKING:
-    from loopgen.train.run import TrainingRun
+from loopgen.train.run import TrainingRun
 
 
 @dataclass
