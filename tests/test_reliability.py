@@ -433,3 +433,21 @@ def test_extract_into_a_link_loop_is_named_as_such(tmp_path):
     out.symlink_to(out)
     with pytest.raises(UserError, match="link that leads nowhere"):
         extract_module.extract(songs, out, workers=1, progress=False)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("file_format, says", [(2, "format 2"), (7, "format 7 does not exist")])
+def test_midi_formats_2_and_7_are_refused_in_words_by_both_readers(tmp_path, backend, file_format, says):
+    from loopgen.data.midi import MidiRejected, read_notes
+    from midi_build import write_song
+
+    song = write_song(tmp_path / "song.mid", bass=[(0, 480, 40)], drums=[(0, 36)])
+    data = bytearray(song.read_bytes())
+    data[8:10] = file_format.to_bytes(2, "big")
+    song.write_bytes(bytes(data))
+    with pytest.raises(MidiRejected) as refused:
+        read_notes(song, backend=backend)
+    assert refused.value.reason == "unreadable" and says in refused.value.detail
+    data[8:10] = (1).to_bytes(2, "big")
+    song.write_bytes(bytes(data))
+    assert read_notes(song, backend=backend) is not None  # the same file as format 1 reads

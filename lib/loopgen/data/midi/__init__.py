@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .notes import REASONS, MidiRejected, NoteTable, ReadLimits
+from .notes import REASONS, MidiRejected, NoteTable, ReadLimits, file_format_problem
 
 BACKENDS = ("fast", "reference")
 
@@ -23,6 +23,15 @@ def read_notes(
 
     ``limits`` are the safety caps (``LoopParams.limits`` when extracting).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown MIDI backend {backend!r}; choose one of {BACKENDS}")
+    try:
+        with open(path, "rb") as handle:
+            problem = file_format_problem(handle.read(14))
+    except OSError:
+        problem = None  # the backend reports the unreadable file in its own words
+    if problem:
+        raise MidiRejected("unreadable", problem)
     if backend == "fast":
         from .fast import read_notes_fast
 

@@ -19,7 +19,8 @@ REASONS: dict[str, str] = {
     "too_large": "file bigger than max_file_bytes, more than max_notes note-ons, an event at tick >= "
     "max_ticks, or a song longer than max_bars",
     "unreadable": "not a MIDI file mido can parse (bad header or chunk, truncated, invalid bytes, a header whose "
-    "track count differs from the tracks the file holds)",
+    "track count differs from the tracks the file holds), or a header of format 2 (independent sequential patterns, "
+    "not tracks that play together) or of a format that does not exist (above 2)",
     "bad_resolution": "ticks per quarter note below min_ticks_per_quarter (SMPTE division or 0)",
     "no_tracks": "a valid header but no track with any event (zero tracks, or only empty ones)",
     "time_signature": "a time-signature event other than 4/4 on some track",
@@ -78,6 +79,22 @@ class ReadLimits:
             raise MidiRejected("too_large", f"an event at tick {last_tick} >= max_ticks={self.max_ticks}")
         if n_note_on > self.max_notes:
             raise MidiRejected("too_large", f"{n_note_on} note-ons > max_notes={self.max_notes}")
+
+
+def file_format_problem(head: bytes) -> str | None:
+    """What is wrong with a Standard MIDI File's format field (``head``: the file's first 14 bytes), or ``None``.
+
+    Formats 0 (one track) and 1 (tracks that play together) are read. Format 2 holds independent patterns played
+    one after another, which a reader of simultaneous tracks would overlay: it is refused, not misread. Formats
+    above 2 do not exist. Anything that is not an ``MThd`` header is left to the readers to refuse."""
+    if len(head) < 10 or head[:4] != b"MThd":
+        return None
+    file_format = int.from_bytes(head[8:10], "big")
+    if file_format == 2:
+        return "MIDI format 2 (independent sequential patterns, not tracks that play together): save it as format 1"
+    if file_format > 2:
+        return f"MIDI format {file_format} does not exist (only 0, 1 and 2)"
+    return None
 
 
 def track_count_mismatch(data: bytes) -> str | None:
