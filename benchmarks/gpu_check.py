@@ -194,7 +194,7 @@ def _ddp_worker(folder: str, args) -> int:
     from loopgen.runtime import distributed
 
     device = distributed.init_from_env("cpu" if args.device == "cpu" else None)
-    settings = rehearse._rehearsal_settings(profiles.get("paper").train, args.batch_size, args.precision)
+    settings = rehearse.rehearsal_settings(profiles.get("paper").train, args.batch_size, args.precision)
     batch = settings.recipe(DDP_TRAINING).batch_size
     loops = rehearse.synthetic_loops(batch * max(1, math.ceil(args.steps / 2)), seed=0)
     kwargs = train.vq_kwargs_from(*rehearse.VQ_DEFAULT)
@@ -203,7 +203,7 @@ def _ddp_worker(folder: str, args) -> int:
     t0 = time.perf_counter()
     first = train.train_model(DDP_TRAINING, loops, None, settings, max_epochs_this_call=1, **common)
     second = train.train_model(DDP_TRAINING, loops, None, settings, **common)
-    losses = rehearse._column(second.history, "loss")
+    losses = rehearse.history_column(second.history, "loss")
     # Each rank's digests (48 bits each), gathered as tensors (all_gather_object would need numpy): of the
     # parameters, and of the whole state (the buffers too). gloo has no SyncBatchNorm, so on a CPU the ranks'
     # BatchNorm statistics differ by design; on CUDA (SyncBatchNorm, the codebook's all-reduce) all must agree.

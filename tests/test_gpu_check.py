@@ -17,7 +17,8 @@ from loopgen.runtime import device as device_mod
 
 
 def _summary_of(out: str) -> dict:
-    return json.loads(out[out.rindex("\n{\n") + 1:])
+    """The check's JSON: the last object printed from the start of a line."""
+    return json.loads(out[("\n" + out).rindex("\n{\n"):])
 
 
 def _gpu_check(repo_root):

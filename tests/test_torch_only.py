@@ -116,7 +116,7 @@ def test_the_gpu_check_runs_where_only_torch_is_installed(repo_root, tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     out = proc.stdout
-    result = json.loads(out[out.rindex("\n{\n") + 1:])
+    result = json.loads(out[("\n" + out).rindex("\n{\n"):])
     assert proc.returncode == 0 and result["ok"], (result.get("problems"), proc.stderr[-3000:])
     assert result["numpy_installed"] is False
     assert [r["training"] for r in result["trainings"]] == ["cnn_vae", "vq_vae", "prior", "masked_prior"]

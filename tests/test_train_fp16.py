@@ -176,3 +176,44 @@ def test_an_fp16_model_trained_under_auto_loads_where_auto_means_something_else(
     model, history = train.load_trained("cnn_vae", dataclasses.replace(settings, precision="auto"), data_key="d",
                                         checkpoint_dir=tmp_path)
     assert train.weights_digest(model) == train.weights_digest(trained.model) and len(history) == 1
+
+
+def test_the_scaled_step_reads_the_scale_once_a_step(monkeypatch):
+    """Each get_scale() is a host sync on a GPU: the scale before a step is the one after the previous step."""
+    model, optimiser, scheduler = _tiny()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    reads = []
+    real = scaler.get_scale
+    monkeypatch.setattr(scaler, "get_scale", lambda: reads.append(1) or real())
+    clean = lambda x: (model(x).pow(2).mean(), {})  # noqa: E731
+    overflow = lambda x: ((model(x) * float("inf")).sum(), {})  # noqa: E731
+    autocast = torch.autocast("cpu", dtype=torch.float16)
+    for loss_of in (clean, overflow, clean, clean):
+        loop.optimiser_step(loss_of, torch.randn(8, 4), optimiser, scheduler, grad_clip=None, autocast=autocast,
+                            scaler=scaler)
+    assert len(reads) == 4 + 1, "one read a step, plus the first step's scale before"
+    assert scheduler.last_epoch == 3, "the overflowed step did not count as an update"
+
+
+def test_a_skipped_fp16_update_does_not_advance_the_kl_ramp(tmp_path, monkeypatch, fp16_on_cpu):
+    """The KL weight follows the updates made: an overflowed step leaves it where it was."""
+    from loopgen.train import run as run_mod
+
+    betas = []
+
+    original = run_mod.TrainingRun.kl_beta
+    monkeypatch.setattr(run_mod.TrainingRun, "kl_beta", lambda self, step: betas.append(step) or original(self, step))
+    calls = {"n": 0}
+    real_step = loop.optimiser_step
+
+    def overflow_on_third(loss_of, x, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return real_step(lambda x: ((loss_of(x)[0]) * float("inf"), {}), x, *args, **kwargs)
+        return real_step(loss_of, x, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "optimiser_step", overflow_on_third)
+    settings = dataclasses.replace(_settings(precision="fp16"), epochs=1)
+    train.train_model("cnn_vae", _loops(40), None, settings, data_key="d", checkpoint_dir=tmp_path, progress=False)
+    steps = betas[: calls["n"]]
+    assert steps[:3] == [0, 1, 2] and steps[3] == 2, steps  # step 3 overflowed: step 4 sees the same ramp

@@ -223,3 +223,32 @@ def test_checkpoint_minutes_default_keeps_the_checkpoint_key():
     b = train.checkpoint_key("prior", dataclasses.replace(settings, checkpoint_minutes=5.0), data_key="d", vq_key="v")
     assert a == b, "how often a run is saved does not change its weights"
 
+
+
+def test_under_ddp_only_rank_0_carries_the_saved_running_sums_and_every_rank_restarts_its_clock(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """A checkpoint inside an epoch holds rank 0's running sums: loaded by every rank they would be counted once per
+    rank. Rank 0 carries them on, the others start from zero; and a rank that does not write restarts its
+    checkpoint clock, or ``overdue`` would fire (and sync) on every later step."""
+    situation = Situation("cnn_vae", EVERY_STEP, "kill", 2, (0, 2))
+    _stop(situation, tmp_path, monkeypatch, capsys)
+    seen = []
+    real_sums = resume.EpochSums
+
+    class RecordingSums(real_sums):
+        def __init__(self, device, partial):
+            seen.append(dict(partial))
+            super().__init__(device, partial)
+
+    monkeypatch.setattr(resume, "EpochSums", RecordingSums)
+    monkeypatch.setattr(loop.distributed, "is_main", lambda: False)
+    monkeypatch.setattr(resume.distributed, "is_main", lambda: False)
+    _train(situation, tmp_path, max_epochs_this_call=1)
+    assert seen and seen[0] == {}, "a rank other than 0 starts the resumed epoch from zero"
+    state = resume.TrainState(None, None, None, None)
+    state.saved_at = 0.0
+    run = TrainingRun.__new__(TrainingRun)
+    object.__setattr__(run, "recipe", dataclasses.replace(SMOKE, checkpoint_minutes=10))
+    assert resume.overdue(run, state)
+    resume.save(run, state, 1, False)
+    assert not resume.overdue(run, state), "saving (or not, on this rank) restarts the clock"

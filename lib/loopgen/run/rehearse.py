@@ -181,7 +181,7 @@ def _checkpoint_seconds(path: Path, folder: Path | str) -> float:
     return seconds
 
 
-def _column(history, key: str) -> list:
+def history_column(history: pd.DataFrame | dict[str, list], key: str) -> list:
     """One column of a training's history as a list (a DataFrame's, or the lists of a box without pandas)."""
     return list(history[key])
 
@@ -279,9 +279,9 @@ def _rehearse_one(run: Training, r: _Rehearsal) -> dict:
     if first.finished:
         raise RuntimeError(f"{run.label}: one epoch of {EPOCHS} should leave the checkpoint unfinished")
     second = call()
-    losses = _column(second.history, "loss")
+    losses = history_column(second.history, "loss")
     resumed = second.epochs_this_call == EPOCHS - 1 and len(losses) == EPOCHS and second.finished
-    seconds = float(_column(second.history, "seconds")[-1])
+    seconds = float(history_column(second.history, "seconds")[-1])
     rate = batch * r.steps_per_epoch / seconds
     memory = _peak_memory_mb(r.device)
     model = second.model
@@ -312,7 +312,9 @@ def _rehearse_one(run: Training, r: _Rehearsal) -> dict:
     }
 
 
-def _rehearsal_settings(base: profiles.TrainSettings, batch_size: int | None, precision: str | None):
+def rehearsal_settings(
+    base: profiles.TrainSettings, batch_size: int | None, precision: str | None
+) -> profiles.TrainSettings:
     """The profile's settings with the rehearsal's epochs (the recipes' own epoch counts dropped too) and, when
     given, its batch and precision."""
     dropped = {"epochs", "batch_size"} if batch_size is not None else {"epochs"}
@@ -352,7 +354,7 @@ def rehearsal_rows(
         raise ValueError(f"steps must be at least 2 (one epoch, a checkpoint, then a resumed epoch), got {steps}")
     dev = device_mod.pick_device(device if isinstance(device, str) or device is None else str(device))
     base = profiles.get(profile).train
-    settings = _rehearsal_settings(base, batch_size, precision)
+    settings = rehearsal_settings(base, batch_size, precision)
     runs = trainings(masked_prior)
     if only:
         wanted = [r for r in runs if any(key in r.label for key in only)]

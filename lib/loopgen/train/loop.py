@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,11 @@ class TrainResult:
     weights: str = "trained here"  # or "shipped (<profile>)": installed from loopgen.train.shipped
 
 
+# fp16: each gradient scaler's scale after its last update, which is the next step's scale before it (a skipped
+# update is known from the scale going down; remembering it saves the second host sync of every step).
+_SCALE_BEFORE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 # ------------------------------------------------------------------------------- the step, as in a textbook
 def optimiser_step(
     loss_of: Callable[[torch.Tensor], tuple[torch.Tensor, dict]],
@@ -89,11 +95,17 @@ def optimiser_step(
         scaler.unscale_(optimiser)  # fp16: the true gradients, so the clip sees their real norm
         params = [p for group in optimiser.param_groups for p in group["params"]]
         nn.utils.clip_grad_norm_(params, grad_clip)
-    scale = scaler.get_scale()
     scaler.step(optimiser)  # update the weights (fp16: unless a gradient overflowed)
-    scaler.update()  # fp16: halve the scale after an overflow, double it after 2,000 clean steps
-    if scaler.get_scale() >= scale:  # the update was made (only an overflow lowers the scale)
+    if not scaler.is_enabled():
         scheduler.step()  # the learning rate of the next step
+        return loss.detach(), terms
+    scale = _SCALE_BEFORE.get(scaler)
+    if scale is None:
+        scale = scaler.get_scale()  # the first step: the scale ``step`` used (update() has not run yet)
+    scaler.update()  # fp16: halve the scale after an overflow, double it after 2,000 clean steps
+    _SCALE_BEFORE[scaler] = after = scaler.get_scale()  # one host sync a step; the next step's "before"
+    if after >= scale:  # the update was made (only an overflow lowers the scale)
+        scheduler.step()  # the learning rate (and the KL ramp, which reads the scheduler's count) move on
     return loss.detach(), terms
 
 
@@ -131,10 +143,11 @@ def train_epoch(run: TrainingRun, state: resume.TrainState, forward: Callable, e
     """One pass over the epoch's batches (from where a checkpoint inside it stopped): the mean loss terms, or
     ``None`` when Ctrl-C asked to stop (a checkpoint inside the epoch is written first). ``forward(x, kl_beta=,
     epoch=)`` gives the loss and its terms; batches are gathered on the training device."""
-    sums = resume.EpochSums(run.device, state.partial)
+    # A checkpoint inside the epoch holds rank 0's running sums: rank 0 carries them on, the other ranks start from
+    # zero, so the epoch's means average the examples actually counted (on one process: all of them).
+    sums = resume.EpochSums(run.device, state.partial if distributed.is_main() else {})
     skip, state.partial = int(state.partial.get("step_in_epoch", 0)), {}  # batches done before the checkpoint
     distributed.reseed_for_epoch(run.seed, epoch if not skip else (epoch + 1) * 1_000_003 + skip)
-    step = epoch * run.steps_per_epoch + skip
     is_ar = isinstance(state.model, ARLSTMVAE)
     model_epoch = schedule_epoch(epoch, run.epochs, state.model.ss_paper_epochs) if is_ar else epoch
     order = data.epoch_order(len(run.train_data), run.seed, epoch).to(run.train_data.device)
@@ -144,21 +157,22 @@ def train_epoch(run: TrainingRun, state: resume.TrainState, forward: Callable, e
             index = distributed.local_slice(batches[i])  # this rank's share (all of it on one process)
             batch = run.train_data[index].to(run.device, non_blocking=True)
             x = batch if is_prior(run.name) else batch.float()  # the prior reads code indices
+            updates = state.scheduler.last_epoch  # updates made so far (a skipped fp16 update is not one)
             loss, terms = optimiser_step(
-                functools.partial(forward, kl_beta=run.kl_beta(step), epoch=model_epoch), x, state.optimiser,
+                functools.partial(forward, kl_beta=run.kl_beta(updates), epoch=model_epoch), x, state.optimiser,
                 state.scheduler, grad_clip=run.recipe.grad_clip, autocast=device_mod.autocast(run.device, run.precision),
                 scaler=state.scaler,
             )
-            step += 1
             sums.add(loss, terms, len(index))
             if i + 1 < len(batches) and (stop.requested or resume.overdue(run, state)):  # a checkpoint inside
-                resume.save(run, state, epoch, False, partial=sums.saved(i + 1))
+                partial = sums.saved(i + 1) if distributed.is_main() else None  # only rank 0 writes (a host sync)
+                resume.save(run, state, epoch, False, partial=partial)
                 if stop.requested:
                     state.stopped_at = i + 1
                     return None
     row = sums.means()
     if is_gaussian(run.name):
-        row["kl_beta"] = run.kl_beta(step)
+        row["kl_beta"] = run.kl_beta(state.scheduler.last_epoch)
     if is_ar:
         row["teacher_prob"] = state.model.teacher_prob_at(epoch, run.epochs)
     return row
@@ -175,7 +189,7 @@ def fit(run: TrainingRun) -> TrainResult:
     last = run.epochs if run.max_epochs_this_call is None else min(run.epochs, first + run.max_epochs_this_call)
     bar = None
     if run.progress and distributed.is_main():
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a widget in Jupyter (ipywidgets), text in a terminal
 
         bar = tqdm(total=run.epochs, initial=first, desc=run.name, unit="epoch")
     started = state.saved_at = time.perf_counter()

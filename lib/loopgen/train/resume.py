@@ -93,8 +93,11 @@ def load_optimiser_state(optimiser: torch.optim.Optimizer, state: dict) -> None:
 
 
 def save(run: TrainingRun, state: TrainState, epochs_done: int, finished: bool, partial: dict | None = None) -> None:
-    """Write the run's checkpoint (under DDP only rank 0 writes); ``partial``: inside an epoch, its progress."""
+    """Write the run's checkpoint (under DDP only rank 0 writes); ``partial``: inside an epoch, its progress.
+    Every rank restarts its checkpoint clock, so that :func:`overdue` does not fire on every later step of the
+    ranks that do not write."""
     if not distributed.is_main():
+        state.saved_at = time.perf_counter()
         return
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
