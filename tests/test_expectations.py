@@ -116,7 +116,7 @@ def test_the_paper_claims_are_a_verdict_apart_from_the_runs_health(tmp_path, cap
                                              claims=claims)
     out = capsys.readouterr().out
     assert out.index(expectations.HEALTH_TITLE) < out.index(expectations.SCIENCE_TITLE)
-    assert lines[-1].startswith("1 of 2 of the paper's claims hold here; 1 do not")
+    assert lines[-1].startswith("1 of 2 of the paper's claims hold here; 1 does not")
     assert any(line.startswith("does not hold  Argmax") for line in lines)
     assert expectations.claims_verdict([]) == []
 

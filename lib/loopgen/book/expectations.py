@@ -264,13 +264,14 @@ def claims_verdict(claims: Iterable) -> list[str]:
     lines = [f"{'holds        ' if c.holds else 'does not hold'}  {getattr(c, 'verdict', None) or c}"
              for c in claims]
     holding = sum(bool(c.holds) for c in claims)
-    lines.append(f"{holding} of {len(claims)} of the paper's claims hold here; {len(claims) - holding} do not. "
+    failing = len(claims) - holding
+    lines.append(f"{holding} of {len(claims)} of the paper's claims hold here; {failing} {'does' if failing == 1 else 'do'} not. "
                  "This is the science, not the run's health: a healthy run may disagree with the paper.")
     return lines
 
 
 HEALTH_TITLE = "Is this run healthy? (as expected for this profile)"
-SCIENCE_TITLE = "Does the paper's claim hold here? (the science)"
+SCIENCE_TITLE = "Do the paper's claims hold here? (the science)"
 
 
 def what_you_should_see(
