@@ -7,6 +7,7 @@
 #   ./run_all.sh --profile colab     the paper's models and batch on the demo corpus (a notebook GPU; see README)
 #   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
 #   ./run_all.sh --tests             set up, then ruff + the whole pytest suite (what .ci/run calls)
+#   ./run_all.sh --tests --fast      the quick tier: no notebooks, browsers, real MIDI, or tests that start processes
 #   ./run_all.sh --setup             set up only
 #   ./run_all.sh --lock              set up, then rewrite constraints.txt from the environment
 #
@@ -18,6 +19,7 @@ cd "$(dirname "$0")"
 
 PROFILE=demo
 MODE=notebooks
+FAST=0
 ONLY=()
 PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.run.profiles.PROFILES (a test checks)
 usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
       PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
     --tests) MODE=tests; shift ;;
+    --fast) FAST=1; shift ;;
     --setup) MODE=setup; shift ;;
     --lock) MODE=lock; shift ;;
     --only)
@@ -37,10 +40,11 @@ while [ $# -gt 0 ]; do
         ONLY+=("$1"); shift
       done
       [ ${#ONLY[@]} -gt 0 ] || usage_error "--only needs at least one notebook name (e.g. --only 04 05)" ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) usage_error "unknown option '$1'; options: --profile NAME, --only NAME..., --tests, --setup, --lock" ;;
+    -h|--help) awk 'NR == 1 { next } /^#/ { print; next } { exit }' "$0"; exit 0 ;;
+    *) usage_error "unknown option '$1'; options: --profile NAME, --only NAME..., --tests [--fast], --setup, --lock" ;;
   esac
 done
+[ "$FAST" = 0 ] || [ "$MODE" = tests ] || usage_error "--fast goes with --tests (the quick tier of the tests)"
 case " $PROFILES " in
   *" $PROFILE "*) ;;
   *) usage_error "--profile must be one of ${PROFILES// /, } (got '$PROFILE')" ;;
@@ -147,12 +151,17 @@ case "$MODE" in
     log "wrote $pins ($(wc -l < "$pins") packages; torch is pinned separately: $TORCH_PIN)"
     ;;
   tests)
-    setup_browser
+    [ "$FAST" = 1 ] || setup_browser
     start=$SECONDS
     log "ruff check"
     .venv/bin/ruff check lib tests benchmarks || exit 1
-    log "pytest"
-    .venv/bin/pytest -q -p no:cacheprovider
+    if [ "$FAST" = 1 ]; then
+      log "pytest, fast tier (no notebooks, browsers, real MIDI, or tests that start processes)"
+      LOOPGEN_FAST_TIER=1 .venv/bin/pytest -q -p no:cacheprovider -m "not (notebooks or browser or realmidi or slow)"
+    else
+      log "pytest"
+      .venv/bin/pytest -q -p no:cacheprovider
+    fi
     rc=$?
     log "tests finished in $((SECONDS - start)) s (exit $rc)"
     exit $rc

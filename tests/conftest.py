@@ -109,3 +109,37 @@ def fp16_on_cpu(monkeypatch):
         return torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=1) if plain.is_enabled() else plain
 
     monkeypatch.setattr(device_mod, "grad_scaler", scaler)
+
+
+# ------------------------------------------------------------------------------------------ the two tiers
+# `./run_all.sh --tests --fast` runs `-m "not (notebooks or browser or realmidi or slow)"` with LOOPGEN_FAST_TIER=1:
+# every test but the ones that start other processes (trainings, commands, Jupyter kernels, torchrun: marker
+# `slow`), drive a browser, run the notebooks or read the real-world songs. `./run_all.sh --tests` runs them all.
+FAST_TIER = os.environ.get("LOOPGEN_FAST_TIER") == "1"
+ALLOWED_IN_FAST_TIER = {"git", "ldconfig", "gcc", "cc", "ld", "objdump", "uname"}  # git show; ctypes.util, platform
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the real-world songs is a real-MIDI test, whether or not it says so."""
+    for item in items:
+        if "dev_midi_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realmidi)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_process(monkeypatch, request):
+    """In the fast tier a test that starts another process (other than git) fails, naming the marker it lacks: the
+    tiers stay what they say as tests are added."""
+    if not FAST_TIER or request.node.get_closest_marker("slow"):
+        yield
+        return
+    real_init = subprocess.Popen.__init__
+
+    def refuse(self, args, *rest, **kwargs):
+        program = Path(str(args[0] if isinstance(args, (list, tuple)) else str(args).split()[0])).name
+        if program not in ALLOWED_IN_FAST_TIER:
+            raise AssertionError(f"{request.node.nodeid} starts a process ({program}): mark it @pytest.mark.slow")
+        real_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    yield

@@ -156,6 +156,7 @@ def test_bad_arguments_fail_cleanly(place, capsys, argv, status, text):
     assert snapshot(place) == before  # nothing written, not even an empty output folder
 
 
+@pytest.mark.slow
 def test_real_entry_point_gives_one_line_and_exit_2(place):
     """`python -m loopgen` itself (a subprocess), for the issue's own examples."""
     for argv, status in (
@@ -183,6 +184,7 @@ RUN_ALL_BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv,text", RUN_ALL_BAD, ids=[" ".join(a) for a, _ in RUN_ALL_BAD])
 def test_run_all_sh_refuses_bad_options_before_set_up(argv, text, tmp_path):
     done = subprocess.run(
@@ -259,6 +261,7 @@ def _cnn_checkpoint(root: Path) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_names_the_file_and_cleans_dead_temporaries(smoke_root):
     target = _cnn_checkpoint(smoke_root)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -304,6 +307,7 @@ def test_read_checkpoint_turns_damage_into_a_user_error(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_second_training_of_the_same_checkpoint_is_refused(smoke_root):
     from loopgen.train import training_lock
 
@@ -321,6 +325,7 @@ def test_second_training_of_the_same_checkpoint_is_refused(smoke_root):
 
 
 # ------------------------------------------------------------------------------------------ extract faults
+@pytest.mark.slow
 def test_second_extract_into_the_same_folder_is_refused(place):
     out = place / "out"
     with exclusive_lock(out / OWN_LOCK_FILE, what="test"):
@@ -334,6 +339,7 @@ def test_second_extract_into_the_same_folder_is_refused(place):
         assert snapshot(place) == before
 
 
+@pytest.mark.slow
 def test_two_extracts_at_once_never_corrupt_the_dataset(tmp_path):
     """Two real runs into one folder: each finishes or is refused; the folder ends as one clean dataset."""
     from loopgen.data.corpus import write_demo_corpus
@@ -375,6 +381,7 @@ def _cmdline(process) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_killed_extract_leaves_no_orphan_workers(dev_midi_dir, tmp_path):
     import psutil
 
@@ -428,6 +435,7 @@ def test_full_disk_or_read_only_output_is_one_line_and_resumable(place, capsys, 
     assert (place / "out" / "manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_lock_is_refused_while_held_and_free_after(tmp_path):
     from loopgen.store.atomic import LockedError, is_locked
 
@@ -475,8 +483,8 @@ def _parsers_of(command: str, monkeypatch) -> list:
     return parsers
 
 
-@pytest.mark.parametrize("command", ["corpus", "extract", "train", "generate", "vary", "fit", "study", "ship",
-                                     "rehearse", "run-notebooks"])
+@pytest.mark.parametrize("command", ["corpus", "extract", "train", "generate", "vary", "fit", "score", "study",
+                                     "ship", "rehearse", "run-notebooks"])
 def test_every_option_of_every_command_is_explained_with_its_default(command, monkeypatch):
     """Issue 22: ``--help`` of extract and vary left --backend, --stride-bars, --bass-tracks, --drum-map,
     --keep-bars, --temperature, --start-bar, --candidates without a word or a default."""
@@ -542,6 +550,7 @@ def test_readme_pyproject_and_set_up_agree_on_the_python_versions():
         "ipython-pygments-lexers", "pysmartdl", "symusic"}  # what 3.10's older IPython does not use
 
 
+@pytest.mark.slow
 def test_set_up_picks_the_pins_of_its_python(tmp_path):
     script = (REPO / "run_all.sh").read_text()
     function = script[script.index("constraints_for() {"):]

@@ -30,6 +30,7 @@ def test_every_command_is_a_module_with_main(name):
     assert not hasattr(module, "cli_main"), f"{module_name}: main(argv) is the one entry point"
 
 
+@pytest.mark.slow
 def test_python_m_loopgen_help_lists_every_command():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(LIB), os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-m", "loopgen", "--help"], capture_output=True, text=True, timeout=120,

@@ -60,6 +60,7 @@ def _settings() -> train.TrainSettings:
     return dataclasses.replace(profiles.get("smoke").train, prior_epochs=2, epochs=2, batch_size=16, max_train_loops=None)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_as_one_process_on_the_same_global_batch(tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT)

@@ -160,8 +160,8 @@ def _song_set(pairs: list[tuple[str, int]]):
 
 def test_the_answers_of_notebook_01():
     assert exercises._expected_answer("01.1") == 14  # 0.01 x 1,488 = 14.9 cells, strictly fewer
-    songs = _song_set([("a.mid", 0), ("a.mid", 1), ("a.mid", 2), ("a.mid", 7), ("b.mid", 1)])
-    assert exercises._expected_answer("01.3", loops=songs) == pytest.approx(2 / 5)
+    songs = _song_set([("a.mid", 0), ("a.mid", 4), ("a.mid", 12), ("a.mid", 20), ("b.mid", 1)])
+    assert exercises._expected_answer("01.3", loops=songs) == pytest.approx(2 / 5)  # bars 0 and 4 overlap
     songs.loops[0, 16 + 3, 5] = 1  # bar 2 of loop 0 differs from its bar 6 in 1 cell: passes
     songs.loops[1, 16:19, 5] = 1  # 3 cells: fails
     assert exercises._expected_answer("01.4", loops=songs) == pytest.approx(4 / 5)
@@ -280,6 +280,18 @@ def test_notebook_and_solution_record_what_their_exercises_check(nb):
         assert "exercises.for_run(" in code, f"{path.name} does not start its exercises on the run"
         recorded = set(re.findall(r"\b(\w+)=", " ".join(re.findall(r"exercises\.record\(([^)]*)\)", code))))
         assert names <= recorded, f"{path.name} does not record {sorted(names - recorded)}"
+
+
+def test_mechanism_cells_compute_by_hand_and_assert_the_library():
+    """07 ranks with ties, H with its tie correction and p from the chi-square; 02 the VAE's loss with the
+    reparameterisation: each once, asserted equal to the library's."""
+    listening = _code_sources(next(NOTEBOOKS.glob("07_*.ipynb")))
+    for piece in ("(counts + 1) / 2", "tie_correction = 1 - ", "stats.chi2.sf(h", "assert np.isclose(h, kruskal.H"):
+        assert listening.count(piece) == 1, piece
+    autoencoders = _code_sources(next(NOTEBOOKS.glob("02_*.ipynb")))
+    for piece in ("torch.randn_like(mu)", "mu + torch.exp(0.5 * logvar) * eps", "vae.training_loss(",
+                  "assert torch.allclose(loss, library_loss"):
+        assert autoencoders.count(piece) == 1, piece
 
 
 @pytest.mark.parametrize("nb", CHAPTERS)

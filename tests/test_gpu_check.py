@@ -28,6 +28,7 @@ def _gpu_check(repo_root):
     return module
 
 
+@pytest.mark.slow
 def test_the_gpu_check_runs_small_on_a_cpu_and_ends_in_one_json_summary(repo_root, tmp_path):
     proc = subprocess.run(
         ["bash", str(repo_root / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--batch-size", "4",
@@ -149,6 +150,7 @@ def test_one_failing_training_still_gives_the_json_with_its_error(repo_root, mon
     assert summary["problems"] == ["cnn_vae: RuntimeError: CUDA error: an illegal memory access was encountered"]
 
 
+@pytest.mark.slow
 def test_the_ddp_check_runs_two_gloo_processes_on_a_cpu(repo_root, monkeypatch):
     """The harness of the two-process check: on CUDA it takes NCCL and two GPUs; here gloo and the CPU."""
     gpu_check = _gpu_check(repo_root)

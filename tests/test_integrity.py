@@ -35,6 +35,7 @@ def test_the_lock_needs_no_fcntl_of_its_own(tmp_path, monkeypatch):
     assert lock.read_bytes() == b""
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_another_process_through_filelock_is_refused_in_one_line_or_waited_for(tmp_path):
     lock = tmp_path / "checkpoints dir" / "vq_vae-abc.pt.lock"
     lock.parent.mkdir()

@@ -60,7 +60,7 @@ def test_worked_solutions_run_at_the_smoke_profile(smoke_run, monkeypatch):
     from loopgen.run import runner
 
     assert smoke_run.returncode == 0, f"the smoke run failed, so the solutions cannot run:\n{smoke_run.log_tail}"
-    assert len(SOLUTIONS) == 8, [p.name for p in SOLUTIONS]
+    assert len(SOLUTIONS) == 9, [p.name for p in SOLUTIONS]
     monkeypatch.setenv("LOOPGEN_ROOT", str(smoke_run.root))  # the kernels inherit it
     runner._use_own_kernel()
     out = smoke_run.root / "build" / "executed" / "solutions"

@@ -113,6 +113,7 @@ def test_precision_modes(monkeypatch):
     assert "float32" in device.describe_device(torch.device("cpu"), "tf32")
 
 
+@pytest.mark.slow
 def test_profiles_are_data_that_import_nothing_from_train():
     """profiles -> train -> profiles was a circle; the settings now stand alone (issue 19)."""
     import subprocess

@@ -38,6 +38,7 @@ def _writer_loops(seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((6, 128, 93)) < 0.05).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_keep_every_loop_and_every_entry_true(tmp_path):
     """The issue's reproduction at the level of the page: two runs started together into one folder gave 7-9
     files, one run in loops.json and entries naming loops the files did not hold."""

@@ -166,6 +166,7 @@ def finished_run(tmp_path_factory):
     return root, proc
 
 
+@pytest.mark.slow
 def test_a_run_is_quiet_and_says_what_failed(finished_run):
     root, proc = finished_run
     console = proc.stdout + proc.stderr
@@ -180,6 +181,7 @@ def test_a_run_is_quiet_and_says_what_failed(finished_run):
     assert "the prior, <trained>" in log, "the cells' printed output is in the log"
 
 
+@pytest.mark.slow
 def test_the_pages_of_a_run(finished_run):
     root, _ = finished_run
     html_dir = root / "build" / "executed" / PROFILE / runner.HTML_DIR
@@ -191,6 +193,7 @@ def test_the_pages_of_a_run(finished_run):
     assert "a &lt;broken&gt; notebook" in (html_dir / "04_reconstruction.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_run_with_one_line(tmp_path):
     root = _root(tmp_path, {"01_extract_loops.ipynb": _notebook("print('sleeping', flush=True)", "import time\ntime.sleep(120)")})
     proc, console = _ctrl_c_once_sleeping(
@@ -229,6 +232,7 @@ def _run_all_checkout(tmp_path: Path) -> tuple[Path, dict]:
     return checkout, {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.slow
 def test_run_all_sh_says_what_failed_and_where_the_log_is(tmp_path):
     checkout, env = _run_all_checkout(tmp_path)
     root = _root(tmp_path, {"03_train_prior.ipynb": _notebook("raise ValueError('no prior today')")})
@@ -243,6 +247,7 @@ def test_run_all_sh_says_what_failed_and_where_the_log_is(tmp_path):
     assert "tables and figures are in" not in console, console
 
 
+@pytest.mark.slow
 def test_run_all_sh_interrupted_says_so(tmp_path):
     checkout, env = _run_all_checkout(tmp_path)
     root = _root(tmp_path, {"03_train_prior.ipynb": _notebook("print('sleeping', flush=True)", "import time\ntime.sleep(120)")})
@@ -318,6 +323,7 @@ def _timed(name: str, seconds: float) -> nbformat.NotebookNode:
                      note.replace("{EVENT}", "end"))
 
 
+@pytest.mark.slow
 def test_notebooks_side_by_side_wait_for_the_notebooks_they_read(tmp_path):
     """01, then the VQ-VAE's 02 and 08 together (08 reads only 01's dataset), then 03 (it reads the VQ-VAE)."""
     root = _root(tmp_path, {nb: _timed(nb[:2], 3) for nb in (
@@ -341,6 +347,7 @@ def test_notebooks_side_by_side_wait_for_the_notebooks_they_read(tmp_path):
     assert summary.index("01_extract") < summary.index("02_train") < summary.index("03_train") < summary.index("08_")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_notebooks_running_side_by_side(tmp_path):
     root = _root(tmp_path, {nb: _timed(nb[:2], 120) for nb in ("02_train_autoencoders.ipynb", "08_sensitivity.ipynb")})
     proc, console = _ctrl_c_once_sleeping(

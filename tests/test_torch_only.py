@@ -105,6 +105,7 @@ def test_nothing_on_the_gpu_checks_path_imports_numpy_pandas_or_the_like_at_the_
 
 
 # ------------------------------------------------------------------------------- the check, run without them
+@pytest.mark.slow
 def test_the_gpu_check_runs_where_only_torch_is_installed(repo_root, tmp_path):
     """benchmarks/gpu_check.sh with numpy, pandas, scipy, ... hidden from every import: trainings, resume,
     sampling on the device and the metric row, ending in its JSON."""

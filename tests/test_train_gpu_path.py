@@ -205,6 +205,7 @@ def test_the_precision_switches_cover_every_whole_step(tmp_path, monkeypatch):
     assert len(seen) == 3 and all(n >= 1 for n in seen), "every backward pass runs inside the switches"
 
 
+@pytest.mark.slow
 def test_the_allocator_keeps_freed_memory_unless_told_not_to():
     """Training asks glibc's malloc to keep freed memory (fewer page faults per step); LOOPGEN_DEFAULT_MALLOC=1
     leaves malloc alone. Fresh processes: the setting is made once per process."""

@@ -22,6 +22,8 @@ import torch
 from loopgen import train
 from loopgen.run import profiles
 
+pytestmark = pytest.mark.slow  # every test here starts other processes (commands, trainings, kernels)
+
 SMOKE = profiles.get("smoke")
 
 SLOW_STEPS = """

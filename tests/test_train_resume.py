@@ -252,3 +252,17 @@ def test_under_ddp_only_rank_0_carries_the_saved_running_sums_and_every_rank_res
     assert resume.overdue(run, state)
     resume.save(run, state, 1, False)
     assert not resume.overdue(run, state), "saving (or not, on this rank) restarts the clock"
+
+
+def test_a_finished_run_says_which_epoch_its_weights_come_from(tmp_path):
+    """keep_best: the model holds the best validated epoch's weights, and the result says which epoch that is, when
+    trained and when the finished checkpoint is reused (a notebook then reports that epoch's error, not the last's)."""
+    situation = SITUATIONS["keep_best_recipe"]
+    trained = _train(situation, tmp_path)
+    history = trained.history
+    best = int(history.loc[history["val_recon"].idxmin(), "epoch"])
+    assert trained.finished and trained.kept_epoch == best
+    reused = _train(situation, tmp_path)
+    assert reused.reused and reused.kept_epoch == best
+    plain = _train(SITUATIONS["between_epochs"], tmp_path / "plain")
+    assert plain.kept_epoch == 2, "without keep_best the model holds the last epoch's weights"

@@ -21,6 +21,8 @@ import pytest
 
 from loopgen.__main__ import main
 
+pytestmark = pytest.mark.slow  # every test here starts other processes (commands, trainings, kernels)
+
 REPO = Path(__file__).resolve().parents[1]
 LATIN1_NAME = b"caf\xe9.mid"  # 'café.mid' as an old Windows collection spells it
 

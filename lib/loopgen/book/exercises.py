@@ -82,7 +82,7 @@ class Exercise:
     needs: tuple[str, ...] = ()
     kind: str = "number"  # "number" (within ``tolerance``), "exact", "one_of", "mapping" (numbers), "text" (open)
     tolerance: float = 1e-6  # absolute, and relative to the expected value (the larger applies)
-    given: Mapping[str, str] = field(default_factory=dict)  # need -> the recorded context (CONTEXTS) it must be
+    given: Mapping[str, str] = field(default_factory=dict, hash=False)  # need -> the recorded context it must be
 
     @property
     def notebook(self) -> str:
@@ -352,11 +352,14 @@ def _loops_at_threshold(roll: np.ndarray, threshold: float) -> int:
     return len(find_loops(roll, dataclasses.replace(LoopParams(), hamming_threshold=threshold)))
 
 
-def _share_following_a_loop(loops) -> float:
-    """Share of a LoopSet's loops that start one bar after another loop of the same song."""
-    pairs = list(zip(np.asarray(loops.source).tolist(), np.asarray(loops.start_bar).tolist(), strict=True))
-    starts = set(pairs)
-    return float(np.mean([(song, bar - 1) in starts for song, bar in pairs])) if pairs else 0.0
+def _share_overlapping(loops) -> float:
+    """Share of a LoopSet's loops that overlap another loop of the same song (start bars 1 to 7 apart)."""
+    starts: dict[str, set[int]] = {}
+    for song, bar in zip(np.asarray(loops.source).tolist(), np.asarray(loops.start_bar).tolist(), strict=True):
+        starts.setdefault(song, set()).add(int(bar))
+    overlapping = [any(bar + d in starts[song] for d in range(-7, 8) if d)
+                   for song, bar in zip(np.asarray(loops.source).tolist(), np.asarray(loops.start_bar).tolist(), strict=True)]
+    return float(np.mean(overlapping)) if overlapping else 0.0
 
 
 def _rule1_on_bars_2_and_6(loops) -> float:
@@ -520,10 +523,10 @@ _add(
              "at that threshold (0.01)? Work it out from the window table, then confirm it with `find_loops`.",
              "rules 2-4 do not depend on the threshold: which windows pass them, and how many cells differ in those?",
              lambda roll: _loops_at_threshold(roll, 0.01), ("roll",), "exact", given={"roll": "song_roll"}),
-    Exercise("01.3", "core", "The 1-bar stride finds one repeated passage at several start bars. What share of the "
-             "training loops start exactly one bar after another training loop of the same song?",
-             "a loop is a (song, start bar) pair; look for pairs whose song also has a loop one bar earlier.",
-             _share_following_a_loop, ("loops",), "number", 1e-6, given={"loops": "train_set"}),
+    Exercise("01.3", "core", "A 1-bar stride can find one repeated passage at several start bars. What share of the "
+             "training loops overlap another training loop of the same song?",
+             "two 8-bar windows of one song share bars when their start bars are fewer than 8 bars apart.",
+             _share_overlapping, ("loops",), "number", 1e-6, given={"loops": "train_set"}),
     Exercise("01.4", "core", "Rule 1 compares bars 1 and 5 only. Apply the same test (fewer than 0.15 % of the "
              "1,488 cells differ) to bars 2 and 6: what share of the training loops pass it?",
              "rule 1's measure is a count of differing cells between two 16-step bars; bar 2 is the second.",
@@ -536,7 +539,7 @@ _add(
     # 02 · autoencoders
     Exercise("02.1", "warm-up", "How many bits can one loop's VQ-VAE code sequence carry at most (t codes, each one "
              "of K)? How many times fewer is that than the loop's 11,904 binary cells?",
-             "naming one of K equally likely things takes log2 K bits.",
+             "how many yes/no questions does it take to pick one code out of K (512 by default)?",
              _bits, ("model",), "number", given={"model": "vq_vae"}),
     Exercise("02.2", "core", "In the loss cell, keep each loop's means but set every sigma to 1 (log sigma^2 = 0). "
              "What is then the KL term of the batch's first loop?",

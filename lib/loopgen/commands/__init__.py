@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("loopgen.commands.generate", "write generated loops as .mid/.wav plus a pianoroll contact sheet"),
     "vary": ("loopgen.commands.vary", "variations of your own loop: keep some bars, regenerate the others"),
     "fit": ("loopgen.commands.fit", "your MIDI folder -> loops -> a trained VQ-VAE + prior, registered by name"),
+    "score": ("loopgen.commands.score", "how well a fitted model or a profile's models know a MIDI folder's loops"),
     "study": ("loopgen.commands.study", "build a listening-test study folder (static web page)"),
     "ship": ("loopgen.commands.ship", "write a finished demo-long checkpoint as shipped half-precision weights"),
     "rehearse": ("loopgen.commands.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),

@@ -112,6 +112,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         self.decoder = nn.LSTM(N_COLUMNS + latent, latent, batch_first=True)
         self.recurrence = ScheduledSamplingRecurrence()  # no parameters: the 128 steps on the decoder's weights
         self.fused_recurrence = True  # decode_steps: the fused recurrence (faster), or False: the plain loop
+        self.cuda_graphs = False  # fused_steps on CUDA: replay the 128 steps as captured CUDA graphs (opt-in)
         self.output = nn.Linear(latent, N_COLUMNS)
         he_init(self)
 
@@ -187,6 +188,11 @@ class ARLSTMVAE(_LSTMEncoderVAE):
         steps; see that module). The logits that decide a step's own prediction are computed there without
         autograd; the returned logits come from one ``Linear`` over all 128 hidden states (the same numbers to
         rounding; one matrix product instead of 128 in the backward pass). Same state-dict keys.
+
+        On CUDA the recurrence pads the fed-back columns so that its products' operands are aligned, and with
+        ``cuda_graphs`` (off by default, ignored off CUDA) replays the 128 steps as CUDA graphs: one captured
+        forward and one captured backward per batch shape, the same functions (docs/gpu.md projects the gain).
+        A captured training run needs each forward pass's backward pass before the next forward pass.
         """
         lstm = self.decoder
         w_prev, w_z = lstm.weight_ih_l0.split([N_COLUMNS, self.latent_size], dim=1)
@@ -203,6 +209,7 @@ class ARLSTMVAE(_LSTMEncoderVAE):
             self.output.weight.to(dtype),
             self.output.bias.to(dtype),
             LOOP_STEPS,
+            cuda_graphs=self.cuda_graphs,
         )
         return self.output(hidden)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from loopgen import sample
-from loopgen.data.dataset import dataset_dir, load_loops
+from loopgen.data.dataset import LoopSet, dataset_dir, load_loops
 from loopgen.errors import UserError
 from loopgen.models import VQVAE, CodePrior
 from loopgen.run import profiles
@@ -225,6 +225,19 @@ def load_prior(
     return result.model, key
 
 
+def loops_of(paths: Paths, profile: Profile, name: str | None = None) -> tuple[Profile, LoopSet, str]:
+    """(profile, loop dataset, label) of the model registered as ``name``, or of ``profile``'s own models
+    (:func:`resolve`); a registered model whose loops changed since it was fitted is refused in one line."""
+    profile, folder, label = resolve(paths, profile, name)
+    data = load_loops(folder)
+    if name is not None:
+        recorded = read_registry(paths)[name].get("data_key")
+        if recorded and recorded != data.data_key:
+            raise UserError(f"the loops of model {name!r} ({shlex.quote(str(folder))}) changed since it was fitted: "
+                            f"fit it again: {_fit_command(paths, name, profile, data)} --force")
+    return profile, data, label
+
+
 def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str = "lstm") -> TrainedVQ:
     """The trained VQ-VAE and prior of ``profile`` (or of the model registered as ``name``); ``prior``: "lstm"
     (the paper's) or "masked" (notebook 09's, trained here first when missing: :func:`load_prior`).
@@ -235,13 +248,7 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str 
     or renamed into place) raises :class:`loopgen.train.CheckpointError` in one line, so a VQ-VAE is never paired
     with a prior trained on another VQ-VAE's codes."""
     prior_name = prior_name_of(prior)
-    profile, folder, label = resolve(paths, profile, name)
-    data = load_loops(folder)
-    if name is not None:
-        recorded = read_registry(paths)[name].get("data_key")
-        if recorded and recorded != data.data_key:
-            raise UserError(f"the loops of model {name!r} ({shlex.quote(str(folder))}) changed since it was fitted: "
-                            f"fit it again: {_fit_command(paths, name, profile, data)} --force")
+    profile, data, label = loops_of(paths, profile, name)
     settings = profile.train
     train = data.loops[data.split == "train"]
     if len(train) == 0:

@@ -73,6 +73,8 @@ class Paths:
         """The loop dataset ``fit --name NAME`` extracts from a user's MIDI folder."""
         return self.loops_dir(f"user-{name}")
 
+    scores = below("data", "scores", doc="The loops ``score`` extracts from a MIDI folder, keyed by its content.")
+
     def user_model_dir(self, name: str) -> Path:
         """What ``fit --name NAME`` keeps of the model it trains (beside ``models.json``)."""
         return self.data / "models" / plain_name(name, "model name")

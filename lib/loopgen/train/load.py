@@ -86,7 +86,8 @@ def load_trained(
     :class:`loopgen.store.paths.MissingInputError` naming the notebook (and its parameters) that trains it, and
     :class:`loopgen.train.checkpoint.CheckpointError` (one line) for a file that is not the checkpoint asked for:
     its name, key, configuration and dataset key must be the ones these arguments give. ``device``: where the
-    model is loaded (default: the one training uses, :func:`~loopgen.runtime.device.pick_device`).
+    model is loaded (default: the one training uses, :func:`~loopgen.runtime.device.pick_device`). The history's
+    ``attrs["kept_epoch"]`` is the epoch whose weights the model holds (the best one with ``keep_best``).
     """
     import pandas as pd
 
@@ -127,7 +128,10 @@ def load_trained(
             f"for a model of {len(model.state_dict())}); {RETRAIN_HINT}"
         ) from None
     model.eval()
-    return model, pd.DataFrame(ckpt["history"])
+    history = pd.DataFrame(ckpt["history"])
+    # the epoch whose weights were kept: the best validated one (keep_best), else the last
+    history.attrs["kept_epoch"] = int(ckpt.get("best_epoch") or ckpt.get("epoch") or len(history))
+    return model, history
 
 
 def _path_of(name, settings, data_key, checkpoint_dir, kwargs, seed, vq_key, vq_kwargs) -> tuple[Path, dict, str]:

@@ -56,6 +56,7 @@ class TrainResult:
     seconds_this_call: float = 0.0
     config: dict = field(default_factory=dict)
     weights: str = "trained here"  # or "shipped (<profile>)": installed from loopgen.train.shipped
+    kept_epoch: int | None = None  # finished: the epoch whose weights the model holds (keep_best: the best one)
 
 
 # fp16: each gradient scaler's scale after its last update, which is the next step's scale before it (a skipped
@@ -256,6 +257,7 @@ def _result(run: TrainingRun, state: resume.TrainState, *, reused: bool = False,
         history = state.history
     state.model.eval()
     finished = reused or len(state.history.get("epoch", [])) == run.epochs
+    kept = state.kept_epoch if reused else (state.best or {}).get("epoch", run.epochs) if finished else None
     return TrainResult(run.name, state.model, history, run.checkpoint, run.key, finished, reused=reused,
                        epochs_this_call=epochs, seconds_this_call=seconds, config=dict(state.model.config),
-                       weights=run.weights)
+                       weights=run.weights, kept_epoch=kept)

@@ -46,6 +46,7 @@ class TrainState:
     partial: dict = field(default_factory=dict)  # a checkpoint written inside an epoch: steps done, sums
     saved_at: float = 0.0  # time.perf_counter() of the last checkpoint
     stopped_at: int = 0  # the step inside an epoch a Ctrl-C's checkpoint was written at
+    kept_epoch: int | None = None  # a finished run: the epoch whose weights the model holds (keep_best: the best)
 
 
 def restore(run: TrainingRun, state: TrainState) -> None:
@@ -68,6 +69,7 @@ def restore(run: TrainingRun, state: TrainState) -> None:
     state.history = {k: list(v) for k, v in ckpt["history"].items()}
     state.epoch, state.finished = int(ckpt["epoch"]), bool(ckpt["finished"])
     if state.finished:
+        state.kept_epoch = ckpt.get("best_epoch") or state.epoch
         return
     load_optimiser_state(state.optimiser, ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
