@@ -157,7 +157,7 @@ case "$MODE" in
     .venv/bin/ruff check lib tests benchmarks || exit 1
     if [ "$FAST" = 1 ]; then
       log "pytest, fast tier (no notebooks, browsers, real MIDI, or tests that start processes)"
-      LOOPGEN_FAST_TIER=1 .venv/bin/pytest -q -p no:cacheprovider -m "not (notebooks or browser or realmidi or slow)"
+      LOOPGEN_FAST_TIER=1 .venv/bin/pytest -q -p no:cacheprovider -n auto -m "not (notebooks or browser or realmidi or slow)"
     else
       log "pytest"
       .venv/bin/pytest -q -p no:cacheprovider
