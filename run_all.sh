@@ -6,6 +6,8 @@
 #   ./run_all.sh --profile smoke     the same at smoke scale (what the notebook test in CI runs)
 #   ./run_all.sh --profile colab     the paper's models and batch on the demo corpus (a notebook GPU; see README)
 #   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
+#   ./run_all.sh --midi-dir PATH     every notebook on your own MIDI folder (demo profile unless --profile says
+#                                    otherwise): its tables and figures go to figures/<corpus name>/
 #   ./run_all.sh --tests             set up, then ruff + the whole pytest suite (what .ci/run calls)
 #   ./run_all.sh --tests --fast      the quick tier: no notebooks, browsers, real MIDI, or tests that start processes
 #   ./run_all.sh --setup             set up only
@@ -20,6 +22,7 @@ cd "$(dirname "$0")"
 PROFILE=demo
 MODE=notebooks
 FAST=0
+MIDI_DIR=""
 ONLY=()
 PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.run.profiles.PROFILES (a test checks)
 usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
@@ -29,6 +32,10 @@ while [ $# -gt 0 ]; do
       { [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#-}" = "$2" ]; } || usage_error "--profile needs a value: one of ${PROFILES// /, }"
       PROFILE="$2"; shift 2 ;;
     --profile=*) PROFILE="${1#*=}"; shift ;;
+    --midi-dir)
+      { [ $# -ge 2 ] && [ -n "$2" ]; } || usage_error "--midi-dir needs a folder of MIDI files"
+      [ -d "$2" ] || usage_error "--midi-dir $2 is not a folder"
+      MIDI_DIR="$2"; shift 2 ;;
     --tests) MODE=tests; shift ;;
     --fast) FAST=1; shift ;;
     --setup) MODE=setup; shift ;;
@@ -41,7 +48,7 @@ while [ $# -gt 0 ]; do
       done
       [ ${#ONLY[@]} -gt 0 ] || usage_error "--only needs at least one notebook name (e.g. --only 04 05)" ;;
     -h|--help) awk 'NR == 1 { next } /^#/ { print; next } { exit }' "$0"; exit 0 ;;
-    *) usage_error "unknown option '$1'; options: --profile NAME, --only NAME..., --tests [--fast], --setup, --lock" ;;
+    *) usage_error "unknown option '$1'; options: --profile NAME, --midi-dir PATH, --only NAME..., --tests [--fast], --setup, --lock" ;;
   esac
 done
 [ "$FAST" = 0 ] || [ "$MODE" = tests ] || usage_error "--fast goes with --tests (the quick tier of the tests)"
@@ -171,12 +178,12 @@ case "$MODE" in
     log "running every notebook at profile '$PROFILE' into build/executed/$PROFILE"
     # Ctrl-C reaches the runner, which stops with one line and exit 130; this shell carries on to say so.
     trap ':' INT
-    "$PY" -m loopgen run-notebooks --profile "$PROFILE" ${ONLY[@]+--only "${ONLY[@]}"}
+    "$PY" -m loopgen run-notebooks --profile "$PROFILE" ${MIDI_DIR:+--midi-dir "$MIDI_DIR"} ${ONLY[@]+--only "${ONLY[@]}"}
     rc=$?
     trap - INT
     # One closing line: what failed or stopped and where the log is (loopgen.run.runner.outcome reads runs.json).
-    outcome=$("$PY" -c 'import sys; from loopgen.run.runner import outcome; print(outcome(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))' \
-      "$PROFILE" "$rc" "$((SECONDS - start))" 2>/dev/null) \
+    outcome=$("$PY" -c 'import sys; from loopgen.run.runner import outcome_on; print(outcome_on(*sys.argv[1:]))' \
+      "$PROFILE" "$rc" "$((SECONDS - start))" "$MIDI_DIR" 2>/dev/null) \
       || outcome="notebooks ended with exit $rc after $((SECONDS - start)) s; see the messages above"
     log "$outcome"
     exit $rc

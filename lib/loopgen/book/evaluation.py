@@ -23,7 +23,7 @@ import pandas as pd
 from torch import nn
 
 from loopgen import metrics, paper, registry, sample, train
-from loopgen.book import baselines, tables
+from loopgen.book import baselines, extraction, tables
 from loopgen.data import dataset
 from loopgen.musician import generate
 from loopgen.run import profiles
@@ -45,13 +45,18 @@ class Evaluation:
     written), then creates the output folders and seeds every generator (:func:`loopgen.runtime.seed.seed_everything`).
     """
 
-    def __init__(self, profile: str | Profile, seed: int = 0, paths: Paths | None = None) -> None:
+    def __init__(self, profile: str | Profile, seed: int = 0, paths: Paths | None = None,
+                 midi_dir: str | Path = "") -> None:
         self.profile = profiles.get(profile) if isinstance(profile, str) else profile
         self.seed = seed
-        self.paths = paths or Paths()
-        self.data_dir = dataset.dataset_dir(self.paths, self.profile.corpus.name)
+        # MIDI_DIR: another folder's loops (notebook 01 extracted them), outputs in figures/<corpus>/, build/<corpus>/
+        source, self.paths = extraction.run_paths(self.profile, paths or Paths(), midi_dir)
+        self.corpus_name = source.corpus_name if source else self.profile.corpus.name
+        self.data_dir = dataset.dataset_dir(self.paths, self.corpus_name)
         # the manifest is written last: a folder without one is an extraction that never finished
         self.manifest = json.loads(require(self.data_dir / "manifest.json", made_by=dataset.MADE_BY).read_text())
+        if source is not None:
+            extraction.require_enough_loops(int(self.manifest["counts"]["train"]), self.profile, self.corpus_name)
         self.paths.ensure()  # only once the run's dataset is there: a failed start writes nothing
         seed_everything(seed)
         self._splits: dict[str, dataset.LoopSet] = {}

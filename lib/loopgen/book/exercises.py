@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from loopgen import BAR_CELLS, LOOP_CELLS, STEPS_PER_BAR, metrics
+from loopgen import BAR_CELLS, BARS_PER_LOOP, N_DRUM, STEPS_PER_BAR
 from loopgen.book import teaching
 from loopgen.store import atomic
 from loopgen.store.digest import ContentDigest
@@ -55,8 +55,8 @@ CONTEXTS = {
     "quantiser_loop": "loop of the quantiser cell",
     "prior": "LSTM prior",
     "first_probs": "first-code distribution",
-    "table1": "Table 1 (ours)",
     "loops_cnn_vae": "CNN-VAE samples",
+    "loops_vq_vae_temp1": "VQ-VAE (temp 1) samples",
     "codes_vq_vae_temp1": "code sequences of the VQ-VAE (temp 1) samples",
     "ratings": "ratings of the study",
     "study_key": "study's key (stimulus id -> group)",
@@ -498,19 +498,99 @@ def _infill_copies(prior, codes: np.ndarray, steps: int, seed: int) -> float:
     return float((filled[:, t // 2 :] == filled[:, : t // 2]).mean())
 
 
-def _us_per_temperature(prior, first_probs: np.ndarray, seed: int) -> dict[float, float]:
+def _argmax_sequences(first_probs: np.ndarray) -> int:
+    """How many distinct code sequences argmax sampling can make: one per first code the histogram can draw."""
+    return int(np.count_nonzero(np.asarray(first_probs) > 0))
+
+
+def _temperature_for_top_share(prior, codes: np.ndarray, share: float = 0.5) -> float:
+    """The temperature at which the prior's most likely code after bar 1 of the first loop of ``codes`` gets
+    probability ``share`` (the top code's probability falls steadily as T grows, from 1 towards 1/K)."""
+    from scipy import optimize
+
+    scores = teaching.next_code_logits(prior, codes[0, : codes.shape[1] // BARS_PER_LOOP])
+
+    def excess(log_t: float) -> float:
+        scaled = (scores - scores.max()) / math.exp(log_t)
+        return float(1.0 / np.exp(scaled).sum()) - share  # the top code's probability, less the share
+
+    low, high = math.log(1e-3), math.log(1e3)
+    while excess(low) < 0:
+        low -= 2.0
+    return float(math.exp(optimize.brentq(excess, low, high, xtol=1e-12, rtol=1e-12)))
+
+
+@torch.no_grad()
+def _second_half_accuracy(prior, codes: np.ndarray, batch: int = 1024) -> float:
+    """Teacher-forcing next-code accuracy over the codes of the loop's second half (steps t/2 .. t-1) only."""
+    codes = np.asarray(codes)
+    half = codes.shape[1] // 2
+    was_training = prior.training
+    prior.eval()
+    try:
+        device = next(prior.parameters()).device
+        right = 0
+        for s in range(0, len(codes), batch):
+            chunk = torch.as_tensor(codes[s : s + batch], device=device)
+            logits, _ = prior(chunk[:, :-1])  # position i - 1 predicts code i
+            right += int((logits[:, half - 1 :].argmax(dim=-1) == chunk[:, half:]).sum())
+    finally:
+        prior.train(was_training)
+    return right / (len(codes) * (codes.shape[1] - half))
+
+
+def _lag_half_per_temperature(prior, first_probs: np.ndarray, seed: int, n: int = 256) -> dict[float, float]:
+    """Per temperature: the share of second-half codes of ``n`` sampled sequences equal to the code t/2 earlier."""
     from loopgen import sample
 
-    return {
-        t: metrics.unique_sample(sample.sample_codes(prior, 64, first_probs, temperature=t, seed=seed))
-        for t in (0.5, 1.0, 2.0)
-    }
+    shares = {}
+    for t in (0.5, 1.0, 2.0):
+        codes = sample.sample_codes(prior, n, first_probs, temperature=t, seed=seed)
+        half = codes.shape[1] // 2
+        shares[t] = float((codes[:, half:] == codes[:, :half]).mean())
+    return shares
 
 
-def _wrong_cells_first(model, loops: np.ndarray) -> int:
+def _on_cells_per_loop(loops: np.ndarray) -> float:
+    return float(np.count_nonzero(loops) / len(loops))
+
+
+def _reconstructed(model, loops: np.ndarray) -> np.ndarray:
     from loopgen import sample
 
-    return int((sample.reconstruct(model, loops[:1])[0] != loops[0]).sum())
+    return sample.reconstruct(model, loops)
+
+
+def _missed_share(model, loops: np.ndarray) -> float:
+    """Of the model's wrong cells on ``loops``: the share that are notes of the input it left out."""
+    x_hat = _reconstructed(model, loops)
+    return float(np.count_nonzero((loops != 0) & (x_hat == 0)) / np.count_nonzero(loops != x_hat))
+
+
+def _beats_copy_bar_1(model, loops: np.ndarray) -> float:
+    """Share of the loops the model reconstructs with fewer wrong cells than bar 1 played 8 times."""
+    from loopgen.book import baselines
+
+    wrong = (loops != _reconstructed(model, loops)).reshape(len(loops), -1).sum(axis=1)
+    copied = (loops != baselines.copy_bar_one(loops)).reshape(len(loops), -1).sum(axis=1)
+    return float((wrong < copied).mean())
+
+
+def _share_passing_rule_1(loops: np.ndarray) -> float:
+    from loopgen.loops import LoopParams, repetition_distance
+
+    return float((repetition_distance(loops) / BAR_CELLS < LoopParams().hamming_threshold).mean())
+
+
+def _bass_pitches_per_loop(loops: np.ndarray) -> float:
+    return float(np.asarray(loops)[:, :, N_DRUM:].any(axis=1).sum(axis=1).mean())
+
+
+def _first_half_overlap(codes: np.ndarray, train_codes: np.ndarray) -> float:
+    """Share of sampled sequences whose first half equals the first half of some training sequence."""
+    half = codes.shape[1] // 2
+    seen = {row.tobytes() for row in np.ascontiguousarray(train_codes[:, :half])}
+    return float(np.mean([row.tobytes() in seen for row in np.ascontiguousarray(codes[:, :half])]))
 
 
 _add(
@@ -555,53 +635,80 @@ _add(
              "the KL is what ties q(z | x) to N(0, I); look at how large it is next to the reconstruction term.",
              kind="text"),
     # 03 · prior
-    Exercise("03.1", "warm-up", "With t latent steps for 8 bars, at which latent step does bar 5 start?",
-             "bar 5 starts halfway through the loop.", lambda codes: codes.shape[1] // 2, ("codes",), "exact",
-             given={"codes": "train_codes"}),
-    Exercise("03.2", "core", "What share of the training loops have the same code at the first step of bar 5 as at "
-             "step 0?", "(codes[:, t // 2] == codes[:, 0]).mean()",
-             _step_16_repeats_step_0, ("codes",), "number", 1e-4, given={"codes": "train_codes"}),
-    Exercise("03.3", "core", "For the prefix of the teaching cell, what probability does the most likely next code "
-             "get at T = 0.5?", "teaching.next_code_distributions(prior, prefix, [0.5])[0.5].max()",
-             lambda prior, prefix: float(teaching.next_code_distributions(prior, prefix, [0.5])[0.5].max()),
-             ("prior", "prefix"), "number", 1e-4, given={"prior": "prior"}),
-    Exercise("03.4", "core", "Sample 64 code sequences at T = 0.5, 1 and 2 with `sample.sample_codes(prior, 64, "
-             "first_probs, temperature=T, seed=SEED)` and give US for each as {0.5: ..., 1.0: ..., 2.0: ...}.",
-             "metrics.unique_sample(codes) for each temperature, same seed each time.",
-             lambda prior, first_probs, seed: _us_per_temperature(prior, first_probs, seed),
-             ("prior", "first_probs", "seed"), "mapping", 1e-6, given={"prior": "prior", "first_probs": "first_probs"}),
-    Exercise("03.5", "open", "Explain the US values of 03.4 and predict HD at each temperature: why does a higher "
-             "temperature make loops more distinct and less loop-like?",
-             "a flatter next-code distribution (entropy in the table) breaks the lag-16 copy.", kind="text"),
+    Exercise("03.1", "warm-up", "Argmax sampling draws the first code from the first-code histogram and then always "
+             "takes the prior's most likely next code. At most how many different code sequences can it make on "
+             "this run?",
+             "what is still drawn at random once the first code is chosen? Count what can differ.",
+             _argmax_sequences, ("first_probs",), "exact", given={"first_probs": "first_probs"}),
+    Exercise("03.2", "core", "For the prefix of the softmax cell (bar 1 of the first training loop): at which "
+             "temperature T does the most likely next code get exactly half of the probability?",
+             "dividing the scores by T changes how much the top code gets: close to 1 for T near 0, close to 1/K "
+             "for a large T, and it falls steadily in between. Bracket one half, then narrow the bracket.",
+             _temperature_for_top_share, ("prior", "codes"), "number", 1e-3,
+             given={"prior": "prior", "codes": "train_codes"}),
+    Exercise("03.3", "core", "The accuracy table scores every position. What is the prior's teacher-forcing accuracy "
+             "on the validation codes of the second half of the loop only (latent steps t/2 to t-1), where bar 5 "
+             "could copy bar 1?",
+             "the prior's output at position i - 1 is its prediction of code i; keep the predictions of the "
+             "second half's codes, and compare with 'copy 16 back', which is right there whenever bar 5 repeats.",
+             _second_half_accuracy, ("prior", "codes"), "number", 1e-6,
+             given={"prior": "prior", "codes": "val_codes"}),
+    Exercise("03.4", "core", "Sample 256 code sequences at each of T = 0.5, 1 and 2 (seed SEED, as in the sampling "
+             "cell). In what share of the second half's positions does a sample repeat the code t/2 steps earlier? "
+             "Give {0.5: ..., 1.0: ..., 2.0: ...}.",
+             "the lag plot measured this on the training codes, at every lag; here only one lag counts, and the "
+             "codes are the prior's own.",
+             _lag_half_per_temperature, ("prior", "first_probs", "seed"), "mapping", 1e-6,
+             given={"prior": "prior", "first_probs": "first_probs"}),
+    Exercise("03.5", "open", "From 03.3 and 03.4: has the prior learned to copy bar 1 into bar 5? Compare 03.3 with "
+             "'copy 16 back' and 03.4 with the training codes' lag-16 share, say why a prior scored with the true "
+             "codes fed in can still fail when it reads its own, and why a higher temperature makes loops less "
+             "loop-like.",
+             "teacher forcing shows the prior the right bar 1 every time; a sample's bar 1 is the prior's own "
+             "draw, and every draw at a high temperature can leave the copy.", kind="text"),
     # 04 · reconstruction
-    Exercise("04.1", "warm-up", "The reconstruction error divides the number of wrong cells by how many cells?",
-             "128 steps x 93 columns.", lambda: LOOP_CELLS, (), "exact"),
-    Exercise("04.2", "core", "Which model has the lowest reconstruction error in this run's Table 1? "
-             "(its label, e.g. 'VQ-VAE')", "table1.ours['reconstruction_error'].idxmin()",
-             lambda table: {str(table["reconstruction_error"].astype(float).idxmin())}, ("table",), "one_of",
-             given={"table": "table1"}),
-    Exercise("04.3", "core", "How many cells of the first validation loop does the VQ-VAE get wrong?",
-             "(sample.reconstruct(vq, val.loops[:1])[0] != val.loops[0]).sum()",
-             lambda model, loops: _wrong_cells_first(model, loops), ("model", "loops"), "exact",
-             given={"model": "vq_vae", "loops": "val_loops"}),
-    Exercise("04.4", "open", "Table 2: does t = 64 beat t = 32 on this run as in the paper? Give a reason that does "
-             "not depend on training time, and one that does.",
-             "count the bits each latent carries; then look at the epochs in the notes.", kind="text"),
+    Exercise("04.1", "warm-up", "A reconstruction that is all silence scores the 'baseline: silence' error. How many "
+             "cells are on in an average validation loop?",
+             "which cells does silence get wrong, and which does it get right?",
+             _on_cells_per_loop, ("loops",), "number", 1e-6, given={"loops": "val_loops"}),
+    Exercise("04.2", "core", "A wrong cell is either a note the VQ-VAE left out or one it added. Of all its wrong "
+             "cells on the validation loops, what share are notes it left out?",
+             "start from the cell that computes the error by hand: a left-out note is on in the input and off in "
+             "the reconstruction.",
+             _missed_share, ("model", "loops"), "number", 1e-6, given={"model": "vq_vae", "loops": "val_loops"}),
+    Exercise("04.3", "core", "Table 1 compares means over loops. On what share of the validation loops does the "
+             "VQ-VAE get fewer cells wrong than 'baseline: copy bar 1' gets wrong on the same loop?",
+             "count wrong cells loop by loop for both, the baseline's from the loop's own bar 1 played 8 times; a "
+             "tie is not fewer.",
+             _beats_copy_bar_1, ("model", "loops"), "number", 1e-6, given={"model": "vq_vae", "loops": "val_loops"}),
+    Exercise("04.4", "open", "From 04.1-04.3: which kind of mistake does the VQ-VAE make most, and does it beat "
+             "'copy bar 1' on most loops or only on average? What does a mean reconstruction error hide when so few "
+             "cells are on, and what would you report beside it?",
+             "set the wrong cells per loop beside the on cells per loop; a model that drops notes errs towards "
+             "silence.", kind="text"),
     # 05 · musical metrics
-    Exercise("05.1", "warm-up", "What US has a group in which no two code sequences are equal?",
-             "US = distinct sequences / sequences.", lambda: 1.0, (), "number"),
-    Exercise("05.2", "core", "By hand: FND of the CNN-VAE group, the share of its loops with kick and crash both "
-             "on at step 0.", "loops[:, 0, KICK] and loops[:, 0, CRASH] (columns 0 and 6), both non-zero, mean.",
-             lambda loops: metrics.first_note_drum(loops), ("loops",), "number", 1e-6,
-             given={"loops": "loops_cnn_vae"}),
-    Exercise("05.3", "core", "By hand: OS of the VQ-VAE (temp 1) group, the share of its code sequences that also "
-             "occur among the training codes.", "a set of the training rows as bytes (row.tobytes()), then a mean.",
-             lambda codes, train_codes: metrics.overlap_sample(codes, train_codes), ("codes", "train_codes"),
-             "number", 1e-6, given={"codes": "codes_vq_vae_temp1", "train_codes": "train_codes"}),
-    Exercise("05.4", "open", "With argmax sampling only the first code is drawn; every later code is the prior's most "
-             "likely next code. How many distinct loops can argmax sampling make at most, how does that bound its "
-             "US, and why can its HD, FND and FNB still match the training set's?",
-             "the first code is drawn from the training codes' first-code histogram: how many codes does it hold?",
+    Exercise("05.1", "warm-up", "Table 3's HD is a mean over loops. What share of the VQ-VAE (temp 1) loops would "
+             "pass rule 1 of notebook 01 on their own (bar 1 and bar 5 differ in fewer than 0.15 % of their 1,488 "
+             "cells)?",
+             "the HD cell computes each loop's share of differing cells before it averages them.",
+             _share_passing_rule_1, ("loops",), "number", 1e-6, given={"loops": "loops_vq_vae_temp1"}),
+    Exercise("05.2", "core", "UP counts drums and bass pitches together. How many different bass pitches does a "
+             "CNN-VAE loop use on average?",
+             "UP counts a column once however often it plays; the bass pitches are the 84 columns after the 9 "
+             "drums.",
+             _bass_pitches_per_loop, ("loops",), "number", 1e-6, given={"loops": "loops_cnn_vae"}),
+    Exercise("05.3", "core", "OS asks whether a sample's whole code sequence occurs among the training codes. What "
+             "share of the VQ-VAE (temp 1) samples have a first half (latent steps 0 to t/2 - 1) that some training "
+             "loop starts with?",
+             "compare halves as wholes, not code by code: a half counts when all of its codes match one training "
+             "loop's first half.",
+             _first_half_overlap, ("codes", "train_codes"), "number", 1e-6,
+             given={"codes": "codes_vq_vae_temp1", "train_codes": "train_codes"}),
+    Exercise("05.4", "open", "With argmax sampling only the first code is drawn, so it makes at most as many "
+             "different code sequences as your answer to 03.1. How does that bound its US in Table 3, and why can "
+             "its HD, FND and FNB still match the training set's? Does your 05.3 show the temperature-1 samples "
+             "copying training loops in part where OS says they do not?",
+             "US divides distinct sequences by the number of samples; HD, FND and FNB judge each loop alone.",
              kind="text"),
     # 06 · latent space
     Exercise("06.1", "warm-up", "Before any edit: what share of the stored temperature-1 samples already have the same "

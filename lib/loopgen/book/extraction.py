@@ -4,7 +4,7 @@ table beside the paper's, and one summary row per dataset (yield + training-set 
 
 from __future__ import annotations
 
-import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import pandas as pd
 
 from loopgen import metrics
 from loopgen.data.dataset import LoopSet, dataset_dir
-from loopgen.data.extract import list_midi_files
-from loopgen.errors import quoted
+from loopgen.data.extract import folder_content_key, list_midi_files
+from loopgen.errors import UserError, quoted
 from loopgen.loops import LoopParams
 from loopgen.paper import DATASET, TABLE3
 from loopgen.run.profiles import Profile
@@ -41,7 +41,9 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
     """Resolve (and for the demo profiles, write) the profile's MIDI corpus.
 
     - ``midi_dir`` given, profile ``paper``: that folder is LMD-full (name ``lmd_full``, as later notebooks expect).
-    - ``midi_dir`` given, other profiles: your own folder, filed under its own name (explored in notebook 01 only).
+    - ``midi_dir`` given, other profiles: your own folder, filed under its name and a digest of its files'
+      contents (``<folder>-<8 hex>``): the dataset, the checkpoints and the outputs of every notebook
+      (``figures/<corpus>/``, ``build/<corpus>/``) are its own.
     - demo source: the procedural corpus of ``profile.corpus`` is written once into ``data/corpus/``.
     - LMD source without ``midi_dir``: ``data/lmd/lmd_full``, which ``python -m loopgen corpus download-lmd
       data/lmd`` fills; a clear error says so when it is missing.
@@ -53,8 +55,7 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
             raise FileNotFoundError(f"MIDI_DIR {quoted(folder)} is not a folder")
         if corpus.source == "lmd":
             return MidiSource(folder, corpus.name)
-        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
-        return MidiSource(folder, f"{folder.name}-{digest}")
+        return MidiSource(folder, corpus_name_of(folder))
     if corpus.source == "demo":
         from loopgen.data.corpus import write_demo_corpus
 
@@ -71,6 +72,38 @@ def midi_source(profile: Profile, paths: Paths, midi_dir: str | Path = "", *, pr
             "(about 1.7 GB) or pass MIDI_DIR=/path/to/lmd_full to notebook 01."
         )
     return MidiSource(folder, corpus.name)
+
+
+def corpus_name_of(folder: Path) -> str:
+    """The name a user's MIDI folder is filed under: its own name (made plain) and 8 hex digits of its contents, so
+    that the same songs give the same datasets and checkpoints, and other songs never mix with them."""
+    plain = re.sub(r"[^A-Za-z0-9_.+-]+", "_", folder.name).strip("._") or "midi"
+    return f"{plain[:40]}-{folder_content_key(folder, 8)}"
+
+
+def run_paths(profile: Profile, paths: Paths, midi_dir: str | Path = "") -> tuple[MidiSource | None, Paths]:
+    """The MIDI source of a run on ``midi_dir`` (None without one) and the paths its outputs go to: the profile's
+    own corpus writes to ``figures/`` and ``build/``, another folder to ``figures/<corpus>/`` and ``build/<corpus>/``."""
+    if not midi_dir:
+        return None, paths
+    folder = Path(midi_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"MIDI_DIR {quoted(folder)} is not a folder")
+    source = MidiSource(folder, profile.corpus.name) if profile.corpus.source == "lmd" else \
+        MidiSource(folder, corpus_name_of(folder))
+    own = source.corpus_name == profile.corpus.name
+    return source, paths if own else paths.for_corpus(source.corpus_name)
+
+
+def require_enough_loops(n_train: int, profile: Profile, corpus_name: str) -> None:
+    """Refuse a dataset with too few training loops for ``profile`` (:attr:`ExtractSettings.min_train_loops`),
+    saying how many it gave and how many are needed."""
+    needed = profile.extract.min_train_loops
+    if n_train < needed:
+        raise UserError(
+            f"the MIDI folder of corpus {corpus_name!r} gave {n_train} training loops; the {profile.name} profile needs "
+            f"at least {needed}: add songs (4/4, with bass and drums) or choose a smaller profile (--profile smoke)"
+        )
 
 
 def shared_dev_source(profile: Profile, paths: Paths) -> MidiSource | None:

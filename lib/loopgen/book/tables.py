@@ -144,6 +144,9 @@ def write_table(
     write_text(csv_path, flat_columns(df).to_csv())
     choices = open_choices_note(profile) if profile else None
     notes = list(notes) + ([choices] if choices and choices not in notes else [])
+    if paths.corpus:  # a run on another MIDI folder says so under every table
+        notes.append(f"Corpus: {paths.corpus}, a MIDI folder given as MIDI_DIR (--midi-dir): neither the paper's "
+                     "LMD-full nor the procedural demo corpus; every number above comes from its loops.")
     write_text(md_path, to_markdown(df, notes, title=title))
     return csv_path, md_path
 

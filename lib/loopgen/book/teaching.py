@@ -2,7 +2,7 @@
 
 Each function shows one step the library otherwise does in bulk: the loop rules window by window
 (:func:`window_table`, the same rules as :func:`loopgen.loops.find_loops`), the prior's next-code distribution at
-several temperatures (:func:`next_code_distributions`), and how often a code repeats at a given lag in code space
+several temperatures (:func:`next_code_distributions`, from the scores of :func:`next_code_logits`), and how often a code repeats at a given lag in code space
 (:func:`lag_match`).
 """
 
@@ -82,20 +82,27 @@ def max_differing_cells(params: LoopParams = LoopParams()) -> int:
 
 
 @torch.no_grad()
+def next_code_logits(prior: torch.nn.Module, prefix: Sequence[int]) -> np.ndarray:
+    """The prior's scores (logits, float64 ``(K,)``) for the code that follows ``prefix``, in eval mode."""
+    if not len(prefix):
+        raise ValueError("prefix needs at least one code (the first code comes from the histogram, not the LSTM)")
+    was_training = prior.training
+    prior.eval()
+    try:
+        device = next(prior.parameters()).device
+        logits, _ = prior(torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=device)[None])
+    finally:
+        prior.train(was_training)
+    return logits[0, -1].double().cpu().numpy()
+
+
 def next_code_distributions(
     prior: torch.nn.Module, prefix: Sequence[int], temperatures: Sequence[float] = (0.5, 1.0, 2.0)
 ) -> dict[float, np.ndarray]:
     """The prior's distribution ``softmax(logit / T)`` over the code after ``prefix``, per temperature ``T``."""
-    if not len(prefix):
-        raise ValueError("prefix needs at least one code (the first code comes from the histogram, not the LSTM)")
     if any(t <= 0 for t in temperatures):
         raise ValueError(f"temperatures must be positive, got {list(temperatures)}")
-    was_training = prior.training
-    prior.eval()
-    device = next(prior.parameters()).device
-    logits, _ = prior(torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=device)[None])
-    prior.train(was_training)
-    last = logits[0, -1].float().cpu()
+    last = torch.from_numpy(next_code_logits(prior, prefix)).float()
     return {float(t): torch.softmax(last / t, dim=-1).numpy().astype(np.float64) for t in temperatures}
 
 

@@ -40,11 +40,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from loopgen import LOOP_STEPS, N_COLUMNS, __version__, errors
+from loopgen.data.dataset import PACKED_BYTES, pack_loops
+from loopgen.data.midi import BACKENDS, REASONS, MidiRejected, read_notes
+from loopgen.loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
 from loopgen.store import atomic
 from loopgen.store.atomic import atomic_path, exclusive_lock
-from loopgen.data.dataset import PACKED_BYTES, pack_loops
-from loopgen.loops import LoopParams, assign_splits, find_loops, loop_at, song_roll
-from loopgen.data.midi import BACKENDS, REASONS, MidiRejected, read_notes
 from loopgen.store.digest import ContentDigest
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -199,6 +199,28 @@ def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListi
 def list_midi_files(midi_dir: str | Path, limit: int | None = None) -> list[str]:
     """Relative POSIX paths of the readable MIDI files below ``midi_dir``, sorted (see :func:`scan_midi_dir`)."""
     return scan_midi_dir(midi_dir, limit).files
+
+
+def folder_content_key(midi_dir: Path | str, length: int = 16) -> str:
+    """A digest of what extraction reads in ``midi_dir``: the relative names and bytes of its MIDI files (through
+    links), and the entries it would refuse; the same files give the same key wherever they lie."""
+    midi_dir = Path(midi_dir)
+    listing = scan_midi_dir(midi_dir)
+    digest = ContentDigest()
+    for rel in listing.files:
+        digest.text(f"{rel}\n", errors="surrogateescape")
+        try:
+            with open(midi_dir / rel, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.bytes(chunk)
+        except OSError as err:  # gone or unreadable since the listing: extraction records it
+            digest.text(f"!{type(err).__name__}")
+        digest.text("\n")
+    for rel, detail in sorted(listing.rejected.items()):
+        digest.text(f"{rel}\t!{detail}\n", errors="surrogateescape")
+    for error in listing.walk_errors:
+        digest.text(f"{error['path']}/\t!walk\n", errors="surrogateescape")
+    return digest.hex(length)
 
 
 def _fingerprint(midi_dir: Path, listing: FolderListing) -> str:

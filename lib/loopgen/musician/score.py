@@ -22,18 +22,19 @@ import pandas as pd
 
 from loopgen import errors, metrics, registry, sample
 from loopgen.data.dataset import MADE_BY, LoopSet, dataset_dir, load_loops
-from loopgen.data.extract import DatasetMismatchError, extract, scan_midi_dir, summary_lines
+from loopgen.data.extract import (
+    DatasetMismatchError,
+    extract,
+    folder_content_key,
+    summary_lines,
+)
 from loopgen.loops import LoopParams
 from loopgen.musician import trained
 from loopgen.musician.fit import report_summary
 from loopgen.run import profiles
 from loopgen.run.profiles import Profile
-from loopgen.store.digest import ContentDigest
 from loopgen.store.paths import MissingInputError, Paths
 from loopgen.train import CheckpointError, load_trained, weights_source
-
-KEY_LENGTH = 16
-READ_BYTES = 1 << 20
 
 
 @dataclass
@@ -103,26 +104,7 @@ def _validation_text(score: ModelScore) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the loops
-def folder_key(midi_dir: Path | str) -> str:
-    """A digest of what extraction reads in ``midi_dir``: the relative names and bytes of its MIDI files (through
-    links), and the entries it would refuse; the same files give the same key wherever they lie."""
-    midi_dir = Path(midi_dir)
-    listing = scan_midi_dir(midi_dir)
-    digest = ContentDigest()
-    for rel in listing.files:
-        digest.text(f"{rel}\n", errors="surrogateescape")
-        try:
-            with open(midi_dir / rel, "rb") as handle:
-                while chunk := handle.read(READ_BYTES):
-                    digest.bytes(chunk)
-        except OSError as err:  # gone or unreadable since the listing: extraction records it
-            digest.text(f"!{type(err).__name__}")
-        digest.text("\n")
-    for rel, detail in sorted(listing.rejected.items()):
-        digest.text(f"{rel}\t!{detail}\n", errors="surrogateescape")
-    for error in listing.walk_errors:
-        digest.text(f"{error['path']}/\t!walk\n", errors="surrogateescape")
-    return digest.hex(KEY_LENGTH)
+folder_key = folder_content_key  # the key ``score`` files a folder's loops under
 
 
 def extract_cached(

@@ -39,6 +39,7 @@ class ExtractSettings:
     backend: str = "fast"  # "fast" or "reference"
     limit: int | None = None  # only the first N files (sorted), for quick looks
     dev_compare_limit: int | None = None  # files of ../shared/midi/dev for notebook 01's realism check
+    min_train_loops: int = 1  # a user's MIDI folder (MIDI_DIR) giving fewer training loops is refused at once
 
 
 def _family(name: str) -> str:
@@ -179,6 +180,8 @@ class Profile:
 
 
 DEMO_CORPUS = CorpusSettings(n_songs=3000)
+# A user's MIDI folder (MIDI_DIR) must give the demo recipes enough to learn from: the demo corpus gives ~6,000.
+DEMO_EXTRACT = ExtractSettings(min_train_loops=1000)
 # Per-model recipes of the demo profile, found by trial on 2 CPU cores (see
 # benchmarks/convergence.py): small batches for the convolutional models (many cheap steps), a prior with
 # dropout chosen by validation loss, the paper's 128-per-direction reading of the Bi-LSTM encoder.
@@ -220,7 +223,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         corpus=CorpusSettings(n_songs=40),
-        extract=ExtractSettings(dev_compare_limit=120),
+        extract=ExtractSettings(dev_compare_limit=120, min_train_loops=16),
         # float32 pinned: CI's numbers are the same on every machine, with or without bf16 units
         train=TrainSettings(
             epochs=2, lstm_epochs=1, prior_epochs=2, batch_size=64, max_train_loops=256, precision="fp32"
@@ -233,10 +236,12 @@ PROFILES: dict[str, Profile] = {
     # DEMO_RECIPES): optimiser steps matter more than epochs on a CPU. The two LSTM-VAEs cannot reach music-
     # shaped samples in a few CPU minutes; the demo uses their "demo-long" weights shipped with the package
     # (loopgen.train.shipped) when they match this dataset, and trains with the short recipe otherwise.
-    "demo": Profile(name="demo", corpus=DEMO_CORPUS, train=DEMO_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS),
+    "demo": Profile(name="demo", corpus=DEMO_CORPUS, train=DEMO_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS,
+                    extract=DEMO_EXTRACT),
     # demo-long: the same data and code, the LSTM-VAEs trained long enough to be worth shipping.
     "demo-long": Profile(
-        name="demo-long", corpus=DEMO_CORPUS, train=DEMO_LONG_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS
+        name="demo-long", corpus=DEMO_CORPUS, train=DEMO_LONG_TRAIN, table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS,
+        extract=DEMO_EXTRACT,
     ),
     "paper": Profile(
         name="paper",
@@ -257,6 +262,7 @@ PROFILES: dict[str, Profile] = {
             checkpoint_every=10,  # and every 10 minutes inside an epoch, and after the last epoch
         ),
         sample=SampleSettings(n_samples=None),
+        extract=ExtractSettings(min_train_loops=10_000),
     ),
 }
 
@@ -283,6 +289,7 @@ PROFILES["colab"] = Profile(
         max_val_loops=500,
     ),
     table2_vq_epochs=COLAB_TABLE2_VQ_EPOCHS,
+    extract=DEMO_EXTRACT,
 )
 # Training loops a profile's dataset is expected to hold (for the rehearsal's projection before the data exist):
 # the demo corpus gave 5,997 (README, fresh clone); smoke caps its set at 256; the paper profile: the paper's split.

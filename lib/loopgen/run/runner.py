@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from loopgen.book.extraction import run_paths
+from loopgen.run import profiles
 from loopgen.run.pages import PageRecord, export_page, write_index
 from loopgen.store import atomic
 from loopgen.store.outputs import AUTOENCODERS, TABLE2_SETTINGS, VQ_DEFAULT, vq_variant_name
@@ -61,9 +63,10 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
 
 
-def plan(profile: str, seed: int = 0) -> list[NotebookRun]:
-    """The ordered list of notebook executions for a profile (02 once per model and per Table 2 variant)."""
-    base = {"PROFILE": profile, "SEED": seed}
+def plan(profile: str, seed: int = 0, midi_dir: str = "") -> list[NotebookRun]:
+    """The ordered list of notebook executions for a profile (02 once per model and per Table 2 variant);
+    ``midi_dir``: every notebook runs on that MIDI folder (parameter ``MIDI_DIR``)."""
+    base = {"PROFILE": profile, "SEED": seed, **({"MIDI_DIR": str(midi_dir)} if midi_dir else {})}
     runs = [NotebookRun("01_extract_loops.ipynb", "01_extract_loops.ipynb", base)]
     for model in AUTOENCODERS:
         params = dict(base, MODEL=model)
@@ -125,14 +128,15 @@ def _load_state(out_dir: Path) -> tuple[dict, dict[str, PageRecord]]:
 
 
 def _save_records(
-    out_dir: Path, profile: str, records: dict[str, PageRecord], seed: int, this_run: dict | None = None
+    out_dir: Path, profile: str, records: dict[str, PageRecord], seed: int, this_run: dict | None = None,
+    midi_dir: str = "",
 ) -> None:
     """``runs.json`` and ``html/index.html`` for the plan, with what ``records`` knows of each run.
 
     ``this_run`` (``started``, ``names``) says which runs the latest invocation made (:func:`outcome` reads it).
     """
     ordered = []
-    for nb_run in plan(profile, seed):
+    for nb_run in plan(profile, seed, midi_dir):
         record = records.get(nb_run.output_name) or PageRecord(nb_run.output_name, nb_run.notebook, nb_run.parameters)
         ordered.append(record)
     extra = [r for name, r in records.items() if name not in {o.output_name for o in ordered}]
@@ -189,6 +193,7 @@ class _Session:
     log: TextIO
     records: dict[str, PageRecord]
     this_run: dict
+    midi_dir: str = ""
 
     @property
     def out_dir(self) -> Path:
@@ -201,7 +206,7 @@ class _Session:
         self.log.flush()
 
     def save(self) -> None:
-        _save_records(self.out_dir, self.profile, self.records, self.seed, self.this_run)
+        _save_records(self.out_dir, self.profile, self.records, self.seed, self.this_run, self.midi_dir)
 
     def export(self, record: PageRecord) -> None:
         """The notebook's web page, if papermill wrote an executed copy; a failure is logged, never raised."""
@@ -267,6 +272,7 @@ def run(
     cell_timeout: int | None = None,
     seed: int = 0,
     workers: int | None = None,
+    midi_dir: str | Path = "",
 ) -> list[tuple[NotebookRun, float, str | None]]:
     """Execute the plan; return (run, seconds, error or None) per notebook, in plan order. Never stops at a failure.
 
@@ -276,14 +282,15 @@ def run(
     notebook to run first). With more than one, each kernel gets an equal share of the CPU cores as its thread
     count (``OMP_NUM_THREADS``), so the same run gives the same numbers on every machine with as many workers.
     After each notebook its web page and the index are written (an export failure is recorded, never fatal).
-    Ctrl-C (KeyboardInterrupt) marks the running notebooks "interrupted" in ``runs.json`` and the index, stops
+    ``midi_dir``: run every notebook on that MIDI folder (``paths`` then says where its outputs go:
+    :func:`loopgen.book.extraction.run_paths`). Ctrl-C (KeyboardInterrupt) marks the running notebooks "interrupted" in ``runs.json`` and the index, stops
     their kernels, then propagates.
     """
     paths = paths or Paths()
     paths.ensure()
     paths.executed_dir(profile).mkdir(parents=True, exist_ok=True)
     _use_own_kernel()
-    runs = [r for r in plan(profile, seed) if not only or any(key in r.output_name for key in only)]
+    runs = [r for r in plan(profile, seed, midi_dir) if not only or any(key in r.output_name for key in only)]
     workers = max(1, min(workers or default_workers(profile), len(runs) or 1))
     records = load_records(paths.executed_dir(profile))
     for record in records.values():  # a run killed hard (kill -9) left its notebook "running"
@@ -292,7 +299,7 @@ def run(
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     with open(log_path(paths, profile), "w", encoding="utf-8") as log:
         this_run = {"started": _now(), "names": [r.output_name for r in runs]}
-        session = _Session(profile, seed, paths, log, records, this_run)
+        session = _Session(profile, seed, paths, log, records, this_run, str(midi_dir or ""))
         side = f"; {workers} side by side, {threads} thread{'' if threads == 1 else 's'} each" if threads else ""
         session.say(f"run-notebooks --profile {profile} started {this_run['started']}; "
                     f"{len(runs)} notebook run{'' if len(runs) == 1 else 's'}{side}")
@@ -495,3 +502,9 @@ def outcome(profile: str, exit_code: int, seconds: float | None = None, *, paths
             f"each one's page (and its executed .ipynb in {shown_path(out_dir)}) shows the traceback; {where}"
         )
     return f"run-notebooks stopped with an error{took} (exit {exit_code}): see the error line above; {where}"
+
+
+def outcome_on(profile: str, exit_code: str, seconds: str, midi_dir: str = "") -> str:
+    """:func:`outcome` for ``run_all.sh``, whose arguments are strings; ``midi_dir``: the run's MIDI folder, if any."""
+    _, paths = run_paths(profiles.get(profile), Paths(), midi_dir)
+    return outcome(profile, int(exit_code), float(seconds), paths=paths)

@@ -50,6 +50,7 @@ class Paths:
     """All project folders below one root. Build with ``Paths()`` or ``Paths(root)``."""
 
     root: Path = None  # type: ignore[assignment]
+    corpus: str = ""  # a run on another MIDI folder (``--midi-dir``): its outputs go to figures/<corpus>/, build/<corpus>/
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).resolve() if self.root else _default_root())
@@ -86,8 +87,20 @@ class Paths:
         return Path(os.environ.get("LOOPGEN_SHARED_MIDI") or self.root.parent / "shared" / "midi" / "dev")
 
     # --- outputs ---
-    figures = below("root", "figures", doc="Every table and figure the notebooks write (loopgen.store.outputs).")
-    build = below("root", "build")
+    @property
+    def figures(self) -> Path:
+        """Every table and figure the notebooks write (loopgen.store.outputs); ``figures/<corpus>/`` for a run on
+        another MIDI folder, so the default ``figures/`` is untouched."""
+        return self.root / "figures" / plain_name(self.corpus, "corpus name") if self.corpus else self.root / "figures"
+
+    @property
+    def build(self) -> Path:
+        """Executed notebooks, samples, audio, studies: ``build/``, or ``build/<corpus>/`` for another MIDI folder."""
+        return self.root / "build" / plain_name(self.corpus, "corpus name") if self.corpus else self.root / "build"
+
+    def for_corpus(self, corpus: str) -> Paths:
+        """The same root for a run on the corpus ``corpus`` ("" for the profile's own corpus)."""
+        return Paths(self.root, corpus)
     executed = below("build", "executed", doc="Executed copies of the notebooks (never over the source).")
     samples = below("build", "samples", doc="Generated loops of each model (arrays, MIDI files).")
     audio = below("build", "audio")
