@@ -31,7 +31,7 @@ def _roll(seed: int = 0, bars: int = 20) -> np.ndarray:
 
 CHAPTERS = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
 # Notebooks whose exercises check their contexts against the run's own (exercises.for_run and exercises.record)
-RECORDING = ("01", "02", "06", "07", "08", "09")
+RECORDING = CHAPTERS
 
 
 def test_every_notebook_has_three_to_five_graded_exercises():
@@ -61,10 +61,10 @@ def test_expected_value_comes_from_the_run_data(capsys):
     assert not exercises.check("01.2", expected + 1, roll=roll)
     codes = np.tile(np.arange(16), (10, 2))
     codes[:3, 16] = 99  # 7 of 10 loops repeat step 0 at step 16
-    assert exercises._expected_answer("03.2", codes=codes) == pytest.approx(0.7)
-    assert exercises.check("03.2", 0.7, codes=codes) and not exercises.check("03.2", 0.5, codes=codes)
-    assert exercises.check("03.1", 16, codes=codes)
+    assert exercises._expected_answer("06.1", codes=codes) == pytest.approx(0.7)
     assert exercises.check("06.1", 0.7, codes=codes) and not exercises.check("06.1", 0.3, codes=codes)
+    first_probs = np.array([0.5, 0.0, 0.25, 0.25, 0.0])  # three first codes can be drawn
+    assert exercises.check("03.1", 3, first_probs=first_probs) and not exercises.check("03.1", 5, first_probs=first_probs)
 
 
 def test_missing_context_and_unknown_id_are_clear_errors():
@@ -88,19 +88,20 @@ def fresh_run():
     exercises._RUN = saved
 
 
-def _loops_with_kick_and_crash(n_on: int, n: int = 8) -> np.ndarray:
+def _loops_with_a_bass_pitch(n_on: int, n: int = 8) -> np.ndarray:
     loops = np.zeros((n, 128, 93), np.uint8)
-    loops[:n_on, 0, 0] = loops[:n_on, 0, 6] = 1
+    loops[:, 0, 0] = loops[:, 0, 6] = 1  # kick and crash on step 0 in every loop
+    loops[:n_on, ::16, 9 + 24] = 1  # one bass pitch in the first n_on loops
     return loops
 
 
 def test_the_context_is_matched_against_the_runs_own(capsys, fresh_run):
-    cnn_vae, train = _loops_with_kick_and_crash(2), _loops_with_kick_and_crash(6)
+    cnn_vae, train = _loops_with_a_bass_pitch(2), _loops_with_a_bass_pitch(6)
     exercises.for_run("smoke", 0)
     assert not exercises.check("05.2", 0.25, loops=cnn_vae)  # strict: nothing recorded yet
     assert "has not recorded the run's CNN-VAE samples" in capsys.readouterr().out
     exercises.record(loops_cnn_vae=cnn_vae)
-    assert not exercises.check("05.2", 0.75, loops=train)  # the training loops' FND, with the training loops
+    assert not exercises.check("05.2", 0.75, loops=train)  # the training loops' answer, with the training loops
     out = capsys.readouterr().out
     assert "not checked: loops= is not this run's CNN-VAE samples" in out and "right" not in out
     assert exercises.check("05.2", 0.25, loops=cnn_vae.copy())  # the same contents, another array: right
@@ -167,6 +168,89 @@ def test_the_answers_of_notebook_01():
     assert exercises._expected_answer("01.4", loops=songs) == pytest.approx(4 / 5)
 
 
+def _tiny_prior(seed: int = 0):
+    import torch
+
+    from loopgen.models import CodePrior
+
+    torch.manual_seed(seed)
+    return CodePrior(num_codes=8, seq_len=16, embed_dim=4, hidden=8, layers=1).eval()
+
+
+def test_the_answers_of_notebook_03():
+    from loopgen import sample
+
+    prior = _tiny_prior()
+    codes = np.random.default_rng(0).integers(0, 8, size=(12, 16))
+    # 03.2: at the temperature found, the top code after bar 1 (2 codes at t = 16) gets one half
+    temperature = exercises._expected_answer("03.2", prior=prior, codes=codes)
+    scores = teaching.next_code_logits(prior, codes[0, :2])
+    probs = np.exp((scores - scores.max()) / temperature)
+    assert (probs / probs.sum()).max() == pytest.approx(0.5, abs=1e-9)
+    assert exercises.check("03.2", temperature * 1.0005, prior=prior, codes=codes)
+    assert not exercises.check("03.2", temperature * 1.1, prior=prior, codes=codes)
+    # 03.3: the whole accuracy is the first half's and the second half's, weighted by their predicted codes
+    second = exercises._expected_answer("03.3", prior=prior, codes=codes)
+    first = prior.accuracy(codes[:, :8])  # the LSTM reads left to right: codes 1-7 are predicted alike
+    assert prior.accuracy(codes) * 15 == pytest.approx(first * 7 + second * 8)
+    # 03.4: the lag-16 share of the samples, as the lag plot measures it
+    shares = exercises._expected_answer("03.4", prior=prior, first_probs=np.full(8, 1 / 8), seed=3)
+    assert set(shares) == {0.5, 1.0, 2.0}
+    again = sample.sample_codes(prior, 256, np.full(8, 1 / 8), temperature=2.0, seed=3)
+    assert shares[2.0] == pytest.approx(teaching.lag_match(again)[8])
+    assert exercises.check("03.4", {0.5: shares[0.5], 1: shares[1.0], 2: shares[2.0]}, prior=prior,
+                           first_probs=np.full(8, 1 / 8), seed=3)
+
+
+class _FixedOutput:
+    """A stand-in model whose reconstruction of loop i is ``out[i]``, whatever it is given."""
+
+    def __new__(cls, out: np.ndarray):
+        import torch
+
+        class Fixed(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.zeros(1))
+
+            def reconstruct_logits(self, x):
+                return torch.as_tensor(out[: len(x)], dtype=torch.float32) * 2 - 1  # on -> +1, off -> -1
+
+        return Fixed()
+
+
+def test_the_answers_of_notebook_04():
+    loops = np.zeros((4, 128, 93), np.uint8)
+    loops[:, ::16, 0] = 1  # a kick on every bar's first step: 8 cells on, bar 1 played 8 times is exact
+    loops[:2, 70, 20] = 1  # loops 0 and 1 have one more note, in bar 5: copy bar 1 gets 1 cell wrong there
+    assert exercises._expected_answer("04.1", loops=loops) == pytest.approx((4 * 8 + 2) / 4)
+    out = loops.copy()
+    out[0, 70, 20] = 0  # loop 0: the bar-5 note left out (1 wrong, as many as copy bar 1)
+    out[1, 3, 40] = 1  # loop 1: a note added (1 wrong, as many as copy bar 1)
+    out[2, 3, 40] = out[2, 5, 40] = 1  # loop 2: two added (copy bar 1 is exact)
+    model = _FixedOutput(out)
+    assert exercises._expected_answer("04.2", model=model, loops=loops) == pytest.approx(1 / 4)
+    assert exercises._expected_answer("04.3", model=model, loops=loops) == 0.0  # ties and losses only
+    out[1, 3, 40] = 0
+    out[1, 70, 20] = 1  # loop 1 now exact: fewer wrong cells than copy bar 1's one
+    assert exercises._expected_answer("04.3", model=_FixedOutput(out), loops=loops) == pytest.approx(1 / 4)
+
+
+def test_the_answers_of_notebook_05():
+    loops = np.zeros((4, 128, 93), np.uint8)
+    loops[:, 0, 9 + 30] = 1
+    loops[:2, 64 + 5, 0] = 1  # loops 0, 1: bar 5 differs from bar 1 in one cell (passes rule 1)
+    loops[2, 64:67, 1] = 1  # loop 2: three cells (fails)
+    loops[3, 20, 9 + 31] = loops[3, 40, 9 + 33] = loops[3, 50, 0] = 1  # loop 3: bars 2-4 only, passes
+    assert exercises._expected_answer("05.1", loops=loops) == pytest.approx(3 / 4)
+    assert exercises._expected_answer("05.2", loops=loops) == pytest.approx((1 + 1 + 1 + 3) / 4)  # drums left out
+    train = np.tile(np.arange(32), (3, 1))
+    codes = np.tile(np.arange(32), (4, 1)).astype(np.int32)  # another integer type, the same codes
+    codes[1, 2] = 99  # bar 1 (codes 0-3) differs
+    codes[2, 10] = 99  # a later bar differs: its bar 1 is a training loop's
+    assert exercises._expected_answer("05.3", codes=codes, train_codes=train) == pytest.approx(3 / 4)
+
+
 def test_the_answers_of_notebook_07():
     from scipy import stats
 
@@ -220,9 +304,7 @@ def test_hints_of_the_recording_notebooks_are_not_code():
             assert not any(piece in e.hint for piece in ("()", "[:", ".mean", ".sum", "==", "`")), (e.id, e.hint)
 
 
-def test_one_of_and_mapping_kinds(capsys):
-    table = pd.DataFrame({"reconstruction_error": [0.02, 0.01, 0.03]}, index=["A", "VQ-VAE", "C"])
-    assert exercises.check("04.2", "vq-vae", table=table) and not exercises.check("04.2", "A", table=table)
+def test_teaching_helpers_for_ratings():
     listener = pd.DataFrame({"listener_id": ["a"] * 4 + ["b"] * 4, "stimulus_id": list("wxyz") * 2,
                              "rating": [5, 4, 2, 1, 4, 4, 3, 1]})
     key = pd.DataFrame({"stimulus_id": list("wxyz"), "group": ["training_set", "training_set", "g2", "g3"]})
@@ -284,7 +366,8 @@ def test_notebook_and_solution_record_what_their_exercises_check(nb):
 
 def test_mechanism_cells_compute_by_hand_and_assert_the_library():
     """07 ranks with ties, H with its tie correction and p from the chi-square; 02 the VAE's loss with the
-    reparameterisation: each once, asserted equal to the library's."""
+    reparameterisation; 03 the temperature softmax and a sampling loop; 04 the reconstruction error; 05 HD, FNB
+    and UP from the loop array: each once, asserted equal to the library's."""
     listening = _code_sources(next(NOTEBOOKS.glob("07_*.ipynb")))
     for piece in ("(counts + 1) / 2", "tie_correction = 1 - ", "stats.chi2.sf(h", "assert np.isclose(h, kruskal.H"):
         assert listening.count(piece) == 1, piece
@@ -292,6 +375,20 @@ def test_mechanism_cells_compute_by_hand_and_assert_the_library():
     for piece in ("torch.randn_like(mu)", "mu + torch.exp(0.5 * logvar) * eps", "vae.training_loss(",
                   "assert torch.allclose(loss, library_loss"):
         assert autoencoders.count(piece) == 1, piece
+    prior = _code_sources(next(NOTEBOOKS.glob("03_*.ipynb")))
+    for piece in ("np.exp((scores - scores.max()) / T)", "assert np.allclose(by_hand[T], distributions[T]",
+                  "torch.softmax(logits[:, -1].float() / T", "torch.multinomial(probs, 1, generator=draws)",
+                  "assert (by_hand_codes == sample.sample_codes("):
+        assert prior.count(piece) == 1, piece
+    reconstruction = _code_sources(next(NOTEBOOKS.glob("04_*.ipynb")))
+    for piece in ("vq.reconstruct_logits(", "x_hat = (logits >= 0)", "wrong = (x_hat != x).sum(axis=(1, 2))",
+                  "assert np.isclose(error, table1.ours.loc["):
+        assert reconstruction.count(piece) == 1, piece
+    musical = _code_sources(next(NOTEBOOKS.glob("05_*.ipynb")))
+    for piece in ("(bar_1 != bar_5).sum(axis=(1, 2)) / (16 * 93)", "loops[:, 0, 9:].any(axis=1)",
+                  "loops.any(axis=1).sum(axis=1)", "np.isclose(hd, metrics.ham_dist(loops))",
+                  "np.isclose(fnb, metrics.first_note_bass(loops))", "np.isclose(up, metrics.unique_pitch(loops))"):
+        assert musical.count(piece) == 1, piece
 
 
 @pytest.mark.parametrize("nb", CHAPTERS)

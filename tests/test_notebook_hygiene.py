@@ -100,6 +100,8 @@ def test_no_code_cell_copied_between_notebooks():
             lines = [line.strip() for line in "".join(cell["source"]).splitlines() if line.strip()]
             if cell["cell_type"] != "code" or len(lines) < 3 or lines[0].startswith(colab.CELL_MARKER):
                 continue  # the Colab install cell is made by loopgen.run.colab (tests/test_colab.py)
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                continue  # the parameters cells are alike by design (test_plan_parameters_exist_in_notebooks)
             text = "\n".join(lines)
             assert text not in seen or seen[text] == nb_path.name, (
                 f"the same cell is in {seen.get(text)} and {nb_path.name}: move it into lib/loopgen\n{text}"

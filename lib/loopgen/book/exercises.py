@@ -1,7 +1,7 @@
 """The exercises at the end of notebooks 01-09 and their checker.
 
-``check("03.2", answer, codes=train_codes)`` prints whether ``answer`` is right, with a hint when it is not, and
-returns True or False. Where the right answer depends on the run (the data, the trained models, the samples), the
+``check("03.3", answer, prior=prior, codes=val_codes)`` prints whether ``answer`` is right, with a hint when it is
+not, and returns True or False. Where the right answer depends on the run (the data, the trained models, the samples), the
 checker computes it from what the notebook passes as keyword arguments (the ``needs`` of the exercise), so the
 same exercise is checked at every profile and seed.
 
@@ -10,7 +10,7 @@ array, a table or a model that an exercise is about, records it once (``record(l
 names the recorded context each of its arguments must be (:attr:`Exercise.given`); an argument whose digest
 (:class:`loopgen.store.digest.ContentDigest`, or :func:`loopgen.train.checkpoint.weights_digest` for a model)
 differs from the recorded one is refused with a line that says what was expected, so ``check("05.2",
-fnd(train), loops=train)`` is not "right" when the exercise is about the CNN-VAE's samples.
+answer, loops=train)`` is not "right" when the exercise is about the CNN-VAE's samples.
 
 Open exercises have no single answer, so no answer to them is ever "right": the checker records it under
 ``build/answers/<profile>/seed<S>/`` and points to the worked solution (``notebooks/solutions/``), which argues
@@ -564,7 +564,7 @@ def _reconstructed(model, loops: np.ndarray) -> np.ndarray:
 def _missed_share(model, loops: np.ndarray) -> float:
     """Of the model's wrong cells on ``loops``: the share that are notes of the input it left out."""
     x_hat = _reconstructed(model, loops)
-    return float(np.count_nonzero((loops != 0) & (x_hat == 0)) / np.count_nonzero(loops != x_hat))
+    return float(np.count_nonzero((loops != 0) & (x_hat == 0)) / max(np.count_nonzero(loops != x_hat), 1))
 
 
 def _beats_copy_bar_1(model, loops: np.ndarray) -> float:
@@ -586,11 +586,14 @@ def _bass_pitches_per_loop(loops: np.ndarray) -> float:
     return float(np.asarray(loops)[:, :, N_DRUM:].any(axis=1).sum(axis=1).mean())
 
 
-def _first_half_overlap(codes: np.ndarray, train_codes: np.ndarray) -> float:
-    """Share of sampled sequences whose first half equals the first half of some training sequence."""
-    half = codes.shape[1] // 2
-    seen = {row.tobytes() for row in np.ascontiguousarray(train_codes[:, :half])}
-    return float(np.mean([row.tobytes() in seen for row in np.ascontiguousarray(codes[:, :half])]))
+def _first_bar_overlap(codes: np.ndarray, train_codes: np.ndarray) -> float:
+    """Share of sampled sequences whose first bar (t/8 codes) is the first bar of some training sequence."""
+    from loopgen.data.validate import check_codes
+
+    codes, train_codes = check_codes(codes), check_codes(train_codes)  # int64 both: bytes compare alike
+    bar = codes.shape[1] // BARS_PER_LOOP
+    seen = {row.tobytes() for row in np.ascontiguousarray(train_codes[:, :bar])}
+    return float(np.mean([row.tobytes() in seen for row in np.ascontiguousarray(codes[:, :bar])]))
 
 
 _add(
@@ -698,16 +701,16 @@ _add(
              "drums.",
              _bass_pitches_per_loop, ("loops",), "number", 1e-6, given={"loops": "loops_cnn_vae"}),
     Exercise("05.3", "core", "OS asks whether a sample's whole code sequence occurs among the training codes. What "
-             "share of the VQ-VAE (temp 1) samples have a first half (latent steps 0 to t/2 - 1) that some training "
-             "loop starts with?",
-             "compare halves as wholes, not code by code: a half counts when all of its codes match one training "
-             "loop's first half.",
-             _first_half_overlap, ("codes", "train_codes"), "number", 1e-6,
+             "share of the VQ-VAE (temp 1) samples begin with a bar (their first t/8 codes) that some training loop "
+             "also begins with?",
+             "compare a bar's codes as one whole, not code by code; arrays of two integer types hold different "
+             "bytes for the same numbers.",
+             _first_bar_overlap, ("codes", "train_codes"), "number", 1e-6,
              given={"codes": "codes_vq_vae_temp1", "train_codes": "train_codes"}),
     Exercise("05.4", "open", "With argmax sampling only the first code is drawn, so it makes at most as many "
              "different code sequences as your answer to 03.1. How does that bound its US in Table 3, and why can "
              "its HD, FND and FNB still match the training set's? Does your 05.3 show the temperature-1 samples "
-             "copying training loops in part where OS says they do not?",
+             "copying training loops in part, beyond the whole copies OS counts?",
              "US divides distinct sequences by the number of samples; HD, FND and FNB judge each loop alone.",
              kind="text"),
     # 06 · latent space
