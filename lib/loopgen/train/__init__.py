@@ -22,6 +22,9 @@ The settings also choose the encoder width, the AR output bias, the VQ dead-code
 (:func:`with_settings`) and the numeric precision (``loopgen.runtime.device.autocast``); every choice the paper leaves
 open is listed in ``loopgen.run.choices.OPEN_CHOICES``. Training curves are drawn by
 :func:`loopgen.book.plots.plot_history` (also importable from here).
+
+May import the models, the method, data, runtime, store and ``run.profiles``; of the notebooks' code only
+``book.plots``, on demand, for :func:`plot_history`; never the command line.
 """
 
 from __future__ import annotations
