@@ -452,3 +452,15 @@ def test_midi_formats_2_and_7_are_refused_in_words_by_both_readers(tmp_path, bac
     data[8:10] = (1).to_bytes(2, "big")
     song.write_bytes(bytes(data))
     assert read_notes(song, backend=backend) is not None  # the same file as format 1 reads
+
+
+def test_a_staging_folder_just_made_by_a_running_extract_is_not_a_strangers_folder(tmp_path):
+    """A second extract into the folder sees the first one's fresh ``.partial`` (before its run.json): the folder is
+    ours, so the second run goes on to the lock and is told the folder is in use, not that it is someone else's."""
+    from loopgen.data.extract import PARTIAL, made_by_extract
+
+    out = tmp_path / "out"
+    (out / PARTIAL).mkdir(parents=True)
+    assert made_by_extract(out)
+    (out / PARTIAL / "somebody_elses.txt").write_text("x")
+    assert not made_by_extract(out)

@@ -385,8 +385,14 @@ def made_by_extract(out_dir: Path | str) -> bool:
     out_dir = Path(out_dir)
     if _our_files(out_dir):
         return True
+    partial = out_dir / PARTIAL
+    try:  # a run that has just made its staging folder, before it wrote run.json there (it holds the lock)
+        if partial.is_dir() and not any(name != "run.json" and not name.startswith(".") for name in os.listdir(partial)):
+            return True
+    except OSError:
+        return False
     try:
-        run = json.loads((out_dir / PARTIAL / "run.json").read_text())
+        run = json.loads((partial / "run.json").read_text())
     except (OSError, ValueError):
         return False
     return isinstance(run, dict) and {"params", "inputs"} <= set(run)
