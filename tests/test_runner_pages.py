@@ -284,14 +284,15 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _ctrl_c_once_sleeping(command: list[str], root, **popen) -> tuple[subprocess.Popen, str]:
-    """Start ``command`` in its own process group, wait until its stand-in notebook logs "sleeping", press Ctrl-C
-    as a terminal does (SIGINT to the whole foreground group) and return the process and its console output."""
+def _ctrl_c_once_sleeping(command: list[str], root, sleepers: int = 1, **popen) -> tuple[subprocess.Popen, str]:
+    """Start ``command`` in its own process group, wait until ``sleepers`` stand-in notebooks log "sleeping" (a
+    kernel still starting would die of the Ctrl-C with a line of its own), press Ctrl-C as a terminal does (SIGINT
+    to the whole foreground group) and return the process and its console output."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, preexec_fn=_sigint_as_in_a_terminal, **popen)
     log = root / "build" / "executed" / PROFILE / runner.LOG_FILE
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "sleeping" in log.read_text()):
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("sleeping") >= sleepers):
         time.sleep(0.5)
     assert log.exists() and "sleeping" in log.read_text(), "the stand-in notebook never started"
     os.killpg(proc.pid, signal.SIGINT)
@@ -352,7 +353,7 @@ def test_ctrl_c_stops_notebooks_running_side_by_side(tmp_path):
     root = _root(tmp_path, {nb: _timed(nb[:2], 120) for nb in ("02_train_autoencoders.ipynb", "08_sensitivity.ipynb")})
     proc, console = _ctrl_c_once_sleeping(
         [sys.executable, "-m", "loopgen", "run-notebooks", "--profile", PROFILE, "--workers", "2",
-         "--only", "02_train_autoencoders-vq_vae.ipynb", "08_"], root, cwd=root, env=_env(root),
+         "--only", "02_train_autoencoders-vq_vae.ipynb", "08_"], root, sleepers=2, cwd=root, env=_env(root),
     )
     assert proc.returncode == 130, console
     assert "Traceback" not in console and "ZMQ" not in console, console
