@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from loopgen import BAR_CELLS, BARS_PER_LOOP, N_DRUM, STEPS_PER_BAR
+from loopgen import BAR_CELLS, BARS_PER_LOOP, N_DRUM, STEPS_PER_BAR, paper
 from loopgen.book import teaching
 from loopgen.store import atomic
 from loopgen.store.digest import ContentDigest
@@ -734,7 +734,7 @@ _add(
              "the decoder is convolutional: a step's notes depend on the codes around it.", kind="text"),
     # 07 · listening test
     Exercise("07.1", "warm-up", "What is the smallest H that would give p < 0.001 in this test (its number of groups)? "
-             "Compare it with the paper's H = 75.19.",
+             f"Compare it with the paper's H = {paper.LISTENING.kruskal_h}.",
              "under the null hypothesis H follows a chi-square distribution; which degrees of freedom, which tail?",
              _critical_h, ("ratings", "key"), "number", 1e-4, given={"ratings": "ratings", "key": "study_key"}),
     Exercise("07.2", "core", "Kruskal-Wallis on two groups only: H for the training set against the VQ-VAE (temp "
