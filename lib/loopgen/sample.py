@@ -7,9 +7,6 @@ Loops come back as ``uint8`` arrays ``(N, 128, 93)`` binarised at ``sigmoid >= 0
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from torch import nn
@@ -18,20 +15,11 @@ from loopgen import LOOP_STEPS, N_COLUMNS
 from loopgen.data.validate import check_codes, check_loops
 from loopgen.models import VQVAE, CodePrior, ContinuousVAE
 from loopgen.models.prior import next_code
+from loopgen.runtime.device import eval_mode
 
 DEFAULT_BATCH = 512
 LIKELIHOOD_BATCH = 2048  # sequences per forward of code_log_likelihood off the CPU (~130 MB of logits at K = 512)
 
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[torch.device]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield next(model.parameters()).device
-    finally:
-        model.train(was_training)
 
 
 def _binary(logits: torch.Tensor) -> np.ndarray:
@@ -42,7 +30,7 @@ def reconstruct(model: nn.Module, loops: np.ndarray, batch_size: int = DEFAULT_B
     """Each loop through encoder and decoder (posterior mean for VAEs, nearest codes for the VQ-VAE)."""
     loops = check_loops(loops, allow_empty=True)
     out = np.zeros(loops.shape, dtype=np.uint8)
-    with _eval_mode(model) as device:
+    with eval_mode(model) as device:
         for s in range(0, len(loops), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(loops[s : s + batch_size])).to(device).float()
             out[s : s + len(x)] = _binary(model.reconstruct_logits(x))
@@ -56,7 +44,7 @@ def sample_vae(model: ContinuousVAE, n: int, seed: int = 0, batch_size: int = DE
     generator = torch.Generator().manual_seed(int(seed))
     z_all = torch.randn(n, model.latent_size, generator=generator)
     out = np.zeros((n, LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
-    with _eval_mode(model) as device:
+    with eval_mode(model) as device:
         for s in range(0, n, batch_size):
             out[s : s + batch_size] = _binary(model.decode(z_all[s : s + batch_size].to(device)))
     return out
@@ -66,7 +54,7 @@ def encode_codes(vq: VQVAE, loops: np.ndarray, batch_size: int = DEFAULT_BATCH) 
     """Code indices ``int64 (N, t)`` of loops (the codebook is not updated)."""
     loops = check_loops(loops, allow_empty=True)
     out = np.zeros((len(loops), vq.latent_steps), dtype=np.int64)
-    with _eval_mode(vq) as device:
+    with eval_mode(vq) as device:
         for s in range(0, len(loops), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(loops[s : s + batch_size])).to(device).float()
             out[s : s + len(x)] = vq.encode_codes(x).cpu().numpy()
@@ -87,7 +75,7 @@ def decode_codes(vq: VQVAE, codes: np.ndarray, batch_size: int = DEFAULT_BATCH) 
     if codes.shape[1] != vq.latent_steps:
         raise ValueError(f"this VQ-VAE decodes {vq.latent_steps} latent steps, got {codes.shape[1]}")
     out = np.zeros((len(codes), LOOP_STEPS, N_COLUMNS), dtype=np.uint8)
-    with _eval_mode(vq) as device:
+    with eval_mode(vq) as device:
         for s in range(0, len(codes), batch_size):
             c = torch.from_numpy(codes[s : s + batch_size]).to(device)
             out[s : s + len(c)] = _binary(vq.decode_codes(c))
@@ -126,7 +114,7 @@ def sample_codes(
     generator = torch.Generator().manual_seed(int(seed))
     first = torch.multinomial(torch.from_numpy(probs / probs.sum()), n, replacement=True, generator=generator)
     out = np.zeros((n, prior.seq_len), dtype=np.int64)
-    with _eval_mode(prior) as device:
+    with eval_mode(prior) as device:
         draws = _draws_generator(generator, seed, device)
         for s in range(0, n, batch_size):
             batch = prior.generate(first[s : s + batch_size].to(device), temperature, draws)
@@ -195,7 +183,7 @@ def continue_codes(
     out[:, : len(prefix)] = prefix
     if len(prefix) == t:
         return out
-    with _eval_mode(prior) as device:
+    with eval_mode(prior) as device:
         draws = _draws_generator(generator, seed, device)
         start = torch.from_numpy(np.tile(prefix, (n, 1))).to(device)
         logits, state = prior(start)
@@ -221,7 +209,7 @@ def code_log_likelihood(prior: CodePrior, codes: np.ndarray, start: int = 1) -> 
     codes = check_codes(codes, num_codes=prior.num_codes, allow_empty=True)
     if not 1 <= start <= codes.shape[1]:
         raise ValueError(f"start must lie in 1..{codes.shape[1]}")
-    with _eval_mode(prior) as device:
+    with eval_mode(prior) as device:
         n = len(codes)
         batch = _likelihood_batch(device, n)
         parts = []

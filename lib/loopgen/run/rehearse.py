@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,17 +186,6 @@ def history_column(history: pd.DataFrame | dict[str, list], key: str) -> list:
     return list(history[key])
 
 
-@contextlib.contextmanager
-def _sampling(model: torch.nn.Module) -> Iterator[torch.device]:
-    """Eval mode without gradients for the block; the model's device; its mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield next(model.parameters()).device
-    finally:
-        model.train(was_training)
-
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
     """A generator of ``device`` (draws stay there), seeded."""
@@ -207,14 +196,14 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
 
 def _encode(vq, loops: torch.Tensor) -> torch.Tensor:
     """The default VQ-VAE's codes of the rehearsal's loops (int64, on the CPU: the priors train on them)."""
-    with _sampling(vq) as device:
+    with device_mod.eval_mode(vq) as device:
         parts = [vq.encode_codes(loops[s : s + ENCODE_BATCH].to(device).float()) for s in range(0, len(loops), ENCODE_BATCH)]
     return torch.cat(parts).cpu()
 
 
 def _sampled_loops(run: Training, model, n: int, seed: int, default_vq, codes: torch.Tensor | None) -> torch.Tensor:
     """``n`` loops drawn on the model's device as the run's family generates them (0/1 uint8, on that device)."""
-    with _sampling(model) as device:
+    with device_mod.eval_mode(model) as device:
         if run.name == "vq_vae":
             random_codes = torch.randint(0, model.num_codes, (n, model.latent_steps), generator=_generator(seed, torch.device("cpu")))
             return (model.decode_codes(random_codes.to(device)) >= 0).to(torch.uint8)
@@ -233,7 +222,7 @@ def _sampled_loops(run: Training, model, n: int, seed: int, default_vq, codes: t
             first = torch.multinomial(counts / counts.sum(), n, replacement=True,
                                       generator=_generator(seed, torch.device("cpu")))
             generated = model.generate(first.to(device), temperature=1.0, generator=_generator(seed, device))
-    with _sampling(vq) as vq_device:
+    with device_mod.eval_mode(vq) as vq_device:
         return (vq.decode_codes(generated.to(vq_device)) >= 0).to(torch.uint8)
 
 

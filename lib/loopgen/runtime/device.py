@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -268,3 +269,16 @@ def describe_device(device: torch.device, precision: str = "auto") -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads, {shown})"
     return f"{device.type} ({shown})"
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.device]:
+    """Eval mode without gradients for the block (sampling, decoding); yields the model's device and restores the
+    model's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
