@@ -17,7 +17,9 @@ with a stated tolerance, rewritten by every call. How a range is made from the r
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import io
 import json
 import math
 import re
@@ -270,6 +272,35 @@ def claims_verdict(claims: Iterable) -> list[str]:
     return lines
 
 
+def claims_file(paths: Paths, notebook: str) -> Path:
+    """``figures/claims_<notebook>.csv``: the paper's claims a notebook checked, and whether each holds."""
+    return paths.figure(f"claims_{notebook}.csv")
+
+
+def write_claims(paths: Paths, notebook: str, claims: Iterable) -> Path:
+    """Write ``claims`` (:func:`claims_verdict`'s input) to :func:`claims_file`, one row each: the sentence as
+    printed and ``holds``, so that runs on two corpora can be set side by side (:mod:`loopgen.book.corpora`)."""
+    rows = [{"claim": _claim_name(c), "verdict": str(getattr(c, "verdict", None) or c), "holds": bool(c.holds)}
+            for c in claims]
+    path = claims_file(paths, notebook)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["claim", "verdict", "holds"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(path, text.getvalue())
+    return path
+
+
+def _claim_name(claim) -> str:
+    """The claim without this run's numbers: a Finding's ``claim``; a Claim's sentence up to its first number
+    in parentheses or after a colon."""
+    name = getattr(claim, "claim", None)
+    if isinstance(name, str):
+        return name
+    return re.split(r"[(:]", str(claim), maxsplit=1)[0].strip()
+
+
 HEALTH_TITLE = "Is this run healthy? (as expected for this profile)"
 SCIENCE_TITLE = "Do the paper's claims hold here? (the science)"
 
@@ -286,7 +317,10 @@ def what_you_should_see(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(numbers, indent=1, sort_keys=True))
     health = compare(notebook, numbers, profile)
+    claims = list(claims)
     science = claims_verdict(claims)
+    if claims:
+        write_claims(paths, notebook, claims)
     print("\n".join([HEALTH_TITLE, *health] + (["", SCIENCE_TITLE, *science] if science else [])))
     return health + science
 

@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ship": ("loopgen.commands.ship", "write a finished demo-long checkpoint as shipped half-precision weights"),
     "rehearse": ("loopgen.commands.rehearse", "run every training of a profile for a few steps: speed, memory, resume"),
     "run-notebooks": ("loopgen.commands.run_notebooks", "run every notebook headless with papermill"),
+    "compare-corpora": (
+        "loopgen.commands.compare_corpora", "finished runs side by side: Tables 0, 1, 3, 7 and the paper's claims"
+    ),
     "expected-ranges": (
         "loopgen.commands.expected_ranges", "the notebooks' expected ranges per profile, from reference runs"
     ),

@@ -53,6 +53,10 @@ def _outputs() -> tuple[Output, ...]:
         Output("table6_sensitivity.csv", "The paper's other claims (beta, commitment, compression, seeds)", nb8),
         Output("table7_masked_prior.csv", "A masked code prior beside the LSTM prior (not in the paper)", nb9),
     ]
+    # the paper's claims each notebook checks, and whether they hold on this run (loopgen.book.expectations)
+    for notebook, tables in ((nb4, "Tables 1-2"), (nb5, "Table 3"), (nb6, "Table 4"), (nb8, "Table 6")):
+        items.append(Output(f"claims_{notebook[:2]}.csv", f"The paper's claims about {tables}: holds or not here",
+                            notebook))
     return tuple(items)
 
 
