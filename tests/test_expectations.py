@@ -88,6 +88,21 @@ def test_a_model_that_does_not_beat_its_baseline_is_flagged_with_the_baseline_na
     assert "not flagged" in smoke[0] and smoke[-1].startswith("As expected")
 
 
+def test_a_weakness_every_reference_run_shares_is_flagged_and_said_to_be_the_recipes():
+    """A model that never beat its baseline in the reference runs is still UNUSUAL, but the verdict says the
+    weakness is the profile's, not this run's; a value out of range keeps the run unhealthy."""
+    ranges = _model_ranges()
+    entry = ranges["profiles"]["demo"]["ranges"]["04"]["reconstruction error: VQ-VAE"]
+    entry["reference values"] = [0.011, 0.012, 0.0125]  # none beat copy bar 1 (0.0099)
+    weak = expectations.compare("04", {"reconstruction error: VQ-VAE": 0.012}, "demo", ranges)
+    assert weak[0].startswith("UNUSUAL") and weak[0].endswith("(so did every reference run's model).")
+    assert "not healthy" not in weak[-1] and "a weakness of the demo recipe" in weak[-1]
+    worse = expectations.compare("04", {"reconstruction error: VQ-VAE": 0.03}, "demo", ranges)  # above 0.02
+    assert "so did every" not in worse[0] and "not healthy" in worse[-1]
+    entry["reference values"] = [0.005, 0.012, 0.0125]  # one reference run beat it: this run's own weakness
+    assert "not healthy" in expectations.compare("04", {"reconstruction error: VQ-VAE": 0.012}, "demo", ranges)[-1]
+
+
 def test_notebook_04_flags_a_silent_decoder_and_a_one_epoch_model(tmp_path, capsys):
     """The shipped demo ranges: a decoder that outputs silence, and a VQ-VAE after one epoch, are both unusual."""
     demo = expectations.read_ranges()["profiles"]["demo"]["ranges"]["04"]

@@ -199,6 +199,16 @@ def _baselines_of(notebook: str, name: str, values: Mapping[str, float],
     return out
 
 
+def _reference_runs_share(bounds: Mapping, unbeaten: list[BaselineBound]) -> bool:
+    """Whether every reference run's value of this measure also failed to beat each of ``unbeaten`` (against the
+    baselines' median reference values): a weakness of the profile's recipe rather than of one run."""
+    references, must_beat = bounds.get("reference values") or [], bounds.get("must beat", {})
+    return bool(references) and all(
+        bound.baseline in must_beat and not any(bound.beaten(v, must_beat[bound.baseline]) for v in references)
+        for bound in unbeaten
+    )
+
+
 def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: dict | None = None) -> list[str]:
     """Lines saying how ``values`` compare with the expected ranges of ``profile`` and with their trivial
     baselines (:data:`BASELINE_BOUNDS`); the last line sums up: "As expected ..." or "... unusual ..."."""
@@ -210,7 +220,7 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
     expected = entry.get("ranges", {}).get(notebook, {})
     where = _where(profile, entry.get("source", {}))
     waived = BASELINES_NOT_EXPECTED.get(profile)
-    lines, unusual, checked, waived_here = [], 0, 0, 0
+    lines, unusual, checked, waived_here, shared = [], 0, 0, 0, 0
     for name, value in values.items():
         bounds = expected.get(name)
         if bounds is None:
@@ -226,7 +236,8 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
         beaten = [f"{bound.name} {baseline:.4g}" for bound, baseline in trivial if bound.beaten(value, baseline)]
         unbeaten = [(bound, baseline) for bound, baseline in trivial if not bound.beaten(value, baseline)]
         problems = []
-        if value < low or value > high:
+        out_of_range = value < low or value > high
+        if out_of_range:
             low_cause, high_cause = _causes(notebook, name)
             side, cause = ("below", low_cause) if value < low else ("above", high_cause)
             problems.append(f"{side} the {span}; likely cause: {cause}")
@@ -234,7 +245,10 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
             problems += [f"no better than {bound.name} ({baseline:.4g}): {bound.meaning}" for bound, baseline in unbeaten]
         if problems:
             unusual += 1
-            lines.append(f"UNUSUAL {name} = {value:.4g}, " + "; ".join(problems) + ".")
+            known = not out_of_range and not waived and _reference_runs_share(bounds, [b for b, _ in unbeaten])
+            shared += known
+            lines.append(f"UNUSUAL {name} = {value:.4g}, " + "; ".join(problems)
+                         + (" (so did every reference run's model)" if known else "") + ".")
         else:
             note = f"; beats {', '.join(beaten)}" if beaten else ""
             if unbeaten:
@@ -246,8 +260,14 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
                      "model that does not beat its baselines is unusual.")
     if not checked:
         lines.append(f"No expected range for notebook {notebook} in the {profile} profile ({where}).")
+    elif unusual and shared == unusual:
+        lines.append(f"{unusual} of {checked} headline numbers are unusual for the {profile} profile ({where}), "
+                     f"{'each ' if unusual > 1 else ''}only because a model does not beat a trivial baseline, as the "
+                     "reference runs' models did not "
+                     f"either: a weakness of the {profile} recipe at this scale, not a fault of this run.")
     elif unusual:
-        lines.append(f"{unusual} of {checked} headline numbers are unusual for the {profile} profile ({where}): "
+        also = f" ({shared} of them a weakness the reference runs share)" if shared else ""
+        lines.append(f"{unusual} of {checked} headline numbers are unusual for the {profile} profile ({where}){also}: "
                      "this run is not healthy, read the causes above.")
     else:
         lines.append(f"As expected for the {profile} profile: all {checked} headline numbers lie in its ranges"
