@@ -194,3 +194,17 @@ def test_shipped_file_is_made_by_the_rule():
                 assert stored.get("must beat") == remade[measure].get("must beat"), measure
         bounded = [m for m in entry["ranges"].get("04", {}) if "baseline:" not in m]
         assert bounded and all("must beat" in entry["ranges"]["04"][m] for m in bounded), profile
+
+
+def test_a_range_that_spans_every_possible_share_is_said_not_to_check_anything():
+    """Smoke's prior accuracy spread 0.39-0.93 over its seeds: a range of 0 to 1 would pass anything, so the
+    verdict says the number is not checked instead of calling it expected."""
+    entry = {"low": 0.0, "high": 1.0, "reference values": [0.39, 0.93, 0.42]}
+    ranges = {"profiles": {"smoke": {"source": {"runs": 3, "seeds": ["0", "1", "2"]},
+                                     "ranges": {"03": {"accuracy (validation codes)": entry,
+                                                       "lag-16 copy share": {"low": 0.5, "high": 1.0}}}}}}
+    lines = expectations.compare("03", {"accuracy (validation codes)": 0.01, "lag-16 copy share": 0.7}, "smoke",
+                                 ranges)
+    assert lines[0].startswith("-       accuracy (validation codes) = 0.01 (not checked")
+    assert "0.39 to 0.93" in lines[0] and lines[1].startswith("ok")
+    assert "all 1 headline numbers" in lines[-1] and "1 not checked" in lines[-1]

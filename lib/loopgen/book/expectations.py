@@ -199,6 +199,11 @@ def _baselines_of(notebook: str, name: str, values: Mapping[str, float],
     return out
 
 
+def _whole_span(measure: str, low: float, high: float) -> bool:
+    """Whether a range is every value the measure can take (a share's 0 to 1): a range that cannot fail."""
+    return _bounds(measure, [0.0])[1] == 1.0 and low <= 0.0 and high >= 1.0
+
+
 def _reference_runs_share(bounds: Mapping, unbeaten: list[BaselineBound]) -> bool:
     """Whether every reference run's value of this measure also failed to beat each of ``unbeaten`` (against the
     baselines' median reference values): a weakness of the profile's recipe rather than of one run."""
@@ -220,23 +225,30 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
     expected = entry.get("ranges", {}).get(notebook, {})
     where = _where(profile, entry.get("source", {}))
     waived = BASELINES_NOT_EXPECTED.get(profile)
-    lines, unusual, checked, waived_here, shared = [], 0, 0, 0, 0
+    lines, unusual, checked, waived_here, shared, unchecked = [], 0, 0, 0, 0, 0
     for name, value in values.items():
         bounds = expected.get(name)
         if bounds is None:
             continue
-        checked += 1
         low, high = bounds["low"], bounds["high"]
-        span = f"expected {low:.4g} to {high:.4g}"
+        refs = bounds.get("reference values") or []
+        vacuous = _whole_span(name, low, high) and len(refs) > 1
+        span = (f"no range: its reference runs spread {min(refs):.3g} to {max(refs):.3g}, so any value would pass"
+                if vacuous else f"expected {low:.4g} to {high:.4g}")
+        trivial = _baselines_of(notebook, name, values, bounds.get("must beat", {}))
+        if vacuous and (waived or not trivial):
+            lines.append(f"-       {name} = {value:.4g} (not checked: {span})")
+            unchecked += 1
+            continue
+        checked += 1
         if math.isnan(value):
             unusual += 1
             lines.append(f"UNUSUAL {name} is NaN ({span}): a step produced no number")
             continue
-        trivial = _baselines_of(notebook, name, values, bounds.get("must beat", {}))
         beaten = [f"{bound.name} {baseline:.4g}" for bound, baseline in trivial if bound.beaten(value, baseline)]
         unbeaten = [(bound, baseline) for bound, baseline in trivial if not bound.beaten(value, baseline)]
         problems = []
-        out_of_range = value < low or value > high
+        out_of_range = not vacuous and (value < low or value > high)
         if out_of_range:
             low_cause, high_cause = _causes(notebook, name)
             side, cause = ("below", low_cause) if value < low else ("above", high_cause)
@@ -271,7 +283,8 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
                      "this run is not healthy, read the causes above.")
     else:
         lines.append(f"As expected for the {profile} profile: all {checked} headline numbers lie in its ranges"
-                     f"{'' if waived else ' and beat their baselines'} ({where}).")
+                     f"{'' if waived else ' and beat their baselines'} ({where})"
+                     + (f"; {unchecked} not checked, their reference runs spread too widely." if unchecked else "."))
     return lines
 
 
