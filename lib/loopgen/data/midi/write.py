@@ -35,28 +35,41 @@ DRUM_VELOCITY = 100
 DRUM_PITCHES = (36, 38, 42, 45, 46, 48, 49, 50, 51)
 
 
+def bass_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
+    """The bass notes of a (steps, 93) 0/1 roll as (start step, end step (exclusive), MIDI pitch): consecutive
+    active steps of one pitch make one note (as the extractor reads them back)."""
+    bass = np.asarray(roll)[:, N_DRUM:N_COLUMNS].astype(np.int8)
+    edges = np.diff(np.pad(bass, ((1, 1), (0, 0))), axis=0).T  # (84, steps + 1): +1 at a start, -1 at an end
+    columns, starts = np.nonzero(edges == 1)  # by column, then by step: the n-th start of a column pairs
+    _, ends = np.nonzero(edges == -1)  # with its n-th end
+    pitches = columns + N_DRUM + BASS_PITCH_OFFSET
+    return list(zip(starts.tolist(), ends.tolist(), pitches.tolist(), strict=True))
+
+
+def drum_hits(roll: np.ndarray) -> list[tuple[int, int]]:
+    """The drum hits of a (steps, 93) 0/1 roll as (step, GM drum note): one canonical note per drum column
+    (:data:`DRUM_PITCHES`), one step long, at every active step."""
+    columns, steps = np.nonzero(np.asarray(roll)[:, :N_DRUM].T)  # by column, then by step
+    return [(step, DRUM_PITCHES[column]) for column, step in zip(columns.tolist(), steps.tolist(), strict=True)]
+
+
 def _bass_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
-    """Consecutive active steps of one pitch make one note (as the extractor reads them back)."""
     events = []
-    for column in range(N_DRUM, N_COLUMNS):
-        pitch = column + BASS_PITCH_OFFSET
-        edges = np.diff(np.concatenate(([0], roll[:, column].astype(np.int8), [0])))
-        for start, end in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
-            events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
-                                                                 velocity=velocity)))
-            events.append((end * STEP_TICKS, 0, mido.Message("note_off", channel=BASS_CHANNEL, note=pitch,
-                                                               velocity=0)))
+    for start, end, pitch in bass_notes(roll):
+        events.append((start * STEP_TICKS, 1, mido.Message("note_on", channel=BASS_CHANNEL, note=pitch,
+                                                             velocity=velocity)))
+        events.append((end * STEP_TICKS, 0, mido.Message("note_off", channel=BASS_CHANNEL, note=pitch,
+                                                           velocity=0)))
     return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
 
 
 def _drum_events(roll: np.ndarray, velocity: int) -> list[tuple[int, mido.Message]]:
     events = []
-    for column, pitch in enumerate(DRUM_PITCHES):
-        for step in np.flatnonzero(roll[:, column]).tolist():
-            events.append((step * STEP_TICKS, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=pitch,
-                                                                velocity=velocity)))
-            events.append(((step + 1) * STEP_TICKS, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=pitch,
-                                                                      velocity=0)))
+    for step, pitch in drum_hits(roll):
+        events.append((step * STEP_TICKS, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=pitch,
+                                                            velocity=velocity)))
+        events.append(((step + 1) * STEP_TICKS, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=pitch,
+                                                                  velocity=0)))
     return [(tick, msg) for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1]))]
 
 
