@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -72,3 +74,40 @@ def test_the_tables_of_another_folder_name_their_corpus(tmp_path):
     _, plain = tables.write_table(pd.DataFrame({"x": [1.0]}, index=["a"]), "table1_reconstruction",
                                   paths=Paths(tmp_path), notes=["a note"])
     assert "Corpus:" not in plain.read_text()
+
+
+# Lookups that find a profile's own dataset and seed-0 checkpoints, whatever MIDI_DIR and SEED say: a notebook
+# that used one ran on the demo corpus's models in a run on another folder (notebook 06 did, until a run on
+# ../shared/midi/dev and a seed-1 reference run both failed there).
+PROFILE_ONLY_LOOKUPS = ("load_vq(", "trained.resolve(", "loops_of(", "Paths()")
+
+
+@pytest.mark.parametrize("folder", ["notebooks", "notebooks/solutions"])
+def test_notebooks_reach_models_only_through_the_runs_evaluation(repo_root, folder):
+    for path in sorted((repo_root / folder).glob("0[2-9]_*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        assert "Evaluation(PROFILE, SEED, midi_dir=MIDI_DIR)" in code, path.name
+        used = [call for call in PROFILE_ONLY_LOOKUPS if call in code]
+        assert not used, f"{path.name} calls {used}: use the run's Evaluation (ev.trained_vq, ev.model, ev.paths)"
+
+
+def test_the_runs_trained_vq_has_the_runs_seed_and_dataset(monkeypatch):
+    from loopgen.book import evaluation
+
+    asked = {}
+
+    def keys(name, settings, *, data_key, seed, prior_name):
+        asked.update(name=name, data_key=data_key, seed=seed, prior_name=prior_name)
+        return {"checkpoint_key": "vq-key", "prior_key": "prior-key"}
+
+    monkeypatch.setattr(evaluation.generate, "checkpoint_keys", keys)
+    ev = evaluation.Evaluation.__new__(evaluation.Evaluation)
+    ev.profile, ev.seed = profiles.get("smoke"), 3
+    monkeypatch.setattr(evaluation.Evaluation, "data_key", "folder-data-key")
+    ev._models = {"vq_vae": "the run's vq", "prior": "the run's prior"}
+    monkeypatch.setattr(evaluation.Evaluation, "sampler", lambda self, name: SimpleNamespace(first_codes="first"))
+    monkeypatch.setattr(evaluation.Evaluation, "train", SimpleNamespace(loops="train loops"), raising=False)
+    model = ev.trained_vq("prior")
+    assert (model.vq, model.prior, model.vq_key) == ("the run's vq", "the run's prior", "vq-key")
+    assert asked == {"name": "vq_vae", "data_key": "folder-data-key", "seed": 3, "prior_name": "prior"}

@@ -26,6 +26,7 @@ from loopgen import metrics, paper, registry, sample, train
 from loopgen.book import baselines, extraction, tables
 from loopgen.data import dataset
 from loopgen.musician import generate
+from loopgen.musician.trained import TrainedVQ
 from loopgen.run import profiles
 from loopgen.run.profiles import Profile, TrainSettings
 from loopgen.runtime.device import pick_device
@@ -113,6 +114,16 @@ class Evaluation:
         if name not in self._models:
             self._models[name] = self.load(name)
         return self._models[name]
+
+    def trained_vq(self, prior_name: str = "prior", prior: nn.Module | None = None) -> TrainedVQ:
+        """This run's VQ-VAE with a prior ("prior", the paper's LSTM, or "masked_prior": pass ``prior`` for a model
+        not trained by :meth:`model`), as ``vary`` takes it: the run's own dataset, seed and checkpoints, so
+        that a run on a MIDI folder (MIDI_DIR) or with another SEED varies its own loops with its own models."""
+        prior = self.model(prior_name) if prior is None else prior
+        keys = generate.checkpoint_keys("vq_vae", self.profile.train, data_key=self.data_key, seed=self.seed,
+                                        prior_name=prior_name)
+        return TrainedVQ(self.model("vq_vae"), prior, self.sampler("vq_vae").first_codes, self.train.loops,
+                         keys["checkpoint_key"], keys["prior_key"], f"profile {self.profile.name}", prior_name)
 
     @cached_property
     def train_codes(self) -> np.ndarray:

@@ -20,7 +20,7 @@ from loopgen import metrics, paper, sample
 from loopgen import sample_masked as masked
 from loopgen.book import tables
 from loopgen.book.evaluation import Evaluation, PaperTable
-from loopgen.musician import generate, variation
+from loopgen.musician import variation
 from loopgen.musician.trained import TrainedVQ
 
 STEM = "table7_masked_prior"
@@ -52,10 +52,7 @@ def training_seconds(history: pd.DataFrame) -> float:
 
 def trained_vq(ev: Evaluation, prior: nn.Module, prior_name: str) -> TrainedVQ:
     """The run's VQ-VAE with ``prior`` ("prior", the LSTM, or "masked_prior"), as ``vary`` takes it."""
-    keys = generate.checkpoint_keys("vq_vae", ev.profile.train, data_key=ev.data_key, seed=ev.seed,
-                                    prior_name=prior_name)
-    return TrainedVQ(ev.model("vq_vae"), prior, ev.sampler("vq_vae").first_codes, ev.train.loops,
-                     keys["checkpoint_key"], keys["prior_key"], f"profile {ev.profile.name}", prior_name)
+    return ev.trained_vq(prior_name, prior)
 
 
 def prior_groups(
