@@ -208,3 +208,19 @@ def test_a_range_that_spans_every_possible_share_is_said_not_to_check_anything()
     assert lines[0].startswith("-       accuracy (validation codes) = 0.01 (not checked")
     assert "0.39 to 0.93" in lines[0] and lines[1].startswith("ok")
     assert "all 1 headline numbers" in lines[-1] and "1 not checked" in lines[-1]
+
+
+def test_a_run_on_another_folder_is_held_to_its_own_baselines_not_to_the_demo_corpus_ranges(tmp_path, capsys):
+    """The demo ranges describe the demo corpus: real songs giving fewer loops and higher errors are not
+    'unusual' for that; a model that does not beat the run's own baselines still is."""
+    paths = Paths(tmp_path).for_corpus("mysongs-1a2b3c4d")
+    values = {"reconstruction error: VQ-VAE": 0.0116, "reconstruction error: CNN-VAE": 0.009,
+              "reconstruction error: baseline: silence": 0.0173, "reconstruction error: baseline: copy bar 1": 0.0097,
+              "loops": 1948}
+    lines = expectations.what_you_should_see("04", values, profile="demo", seed=0, paths=paths)
+    assert lines[0].startswith("UNUSUAL reconstruction error: VQ-VAE = 0.0116, no better than baseline: copy bar 1")
+    assert lines[1].startswith("ok      reconstruction error: CNN-VAE = 0.009 (beats baseline: silence 0.0173")
+    assert not any("expected 0" in line for line in lines) and "1 of 2 numbers do not beat them" in lines[-1]
+    assert "'mysongs-1a2b3c4d'" in lines[-1]
+    smoke = expectations.compare_with_baselines("04", values, "smoke", "mysongs-1a2b3c4d")
+    assert smoke[0].startswith("ok") and "not flagged" in smoke[0] and "1 of 2 numbers do not beat" in smoke[-1]

@@ -288,6 +288,42 @@ def compare(notebook: str, values: Mapping[str, float], profile: str, ranges: di
     return lines
 
 
+def compare_with_baselines(notebook: str, values: Mapping[str, float], profile: str, corpus: str) -> list[str]:
+    """The health verdict of a run on another MIDI folder (``corpus``): a profile's ranges describe its own
+    corpus, so only the run's own trivial baselines (:data:`BASELINE_BOUNDS`, recorded beside the numbers) are
+    checked; the last line says so."""
+    waived = BASELINES_NOT_EXPECTED.get(profile)
+    lines, unusual, checked, not_flagged = [], 0, 0, 0
+    for name, value in values.items():
+        trivial = _baselines_of(notebook, name, values, {})
+        if not trivial:
+            continue
+        checked += 1
+        unbeaten = [(b, v) for b, v in trivial if math.isnan(value) or not b.beaten(value, v)]
+        if unbeaten and not waived:
+            unusual += 1
+            lines.append(f"UNUSUAL {name} = {value:.4g}, " + "; ".join(
+                f"no better than {b.name} ({v:.4g}): {b.meaning}" for b, v in unbeaten) + ".")
+        else:
+            not_flagged += bool(unbeaten)
+            beaten = ", ".join(f"{b.name} {v:.4g}" for b, v in trivial if (b, v) not in unbeaten)
+            lines.append(f"ok      {name} = {value:.4g} ("
+                         + (f"beats {beaten}" if beaten else "") + ("; " if beaten and unbeaten else "")
+                         + (f"no better than {', '.join(b.name for b, _ in unbeaten)}, not flagged: {waived}"
+                            if unbeaten else "") + ")")
+    about = (f"A run on the corpus {corpus!r}: the {profile} profile's expected ranges describe its own corpus, so "
+             "only this run's own baselines are checked")
+    if not checked:
+        lines.append(f"{about}; notebook {notebook} has none.")
+    elif unusual:
+        lines.append(f"{about}: {unusual} of {checked} numbers do not beat them; read the causes above.")
+    elif not_flagged:
+        lines.append(f"{about}: {not_flagged} of {checked} numbers do not beat them, not flagged ({waived}).")
+    else:
+        lines.append(f"{about}: all {checked} numbers beat them.")
+    return lines
+
+
 def claims_verdict(claims: Iterable) -> list[str]:
     """The paper's claims as this run found them: one line each, then how many hold.
 
@@ -349,7 +385,8 @@ def what_you_should_see(
     path = headline_file(paths, profile, seed, notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(numbers, indent=1, sort_keys=True))
-    health = compare(notebook, numbers, profile)
+    health = (compare_with_baselines(notebook, numbers, profile, paths.corpus) if paths.corpus
+              else compare(notebook, numbers, profile))
     claims = list(claims)
     science = claims_verdict(claims)
     if claims:
