@@ -23,6 +23,8 @@ def build_parser() -> common.OneLineParser:
                         help="first run every notebook once per seed into --scratch (one after another)")
     parser.add_argument("--scratch", type=Path, default=None, help="root for --run-seeds (default: build/reference)")
     parser.add_argument("--out", type=Path, default=expectations.RANGES_FILE, help="the ranges file to update")
+    parser.add_argument("--note", default=None,
+                        help="how the reference runs were gathered, kept in the profile's source (default: none)")
     return parser
 
 
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> int:
     runs = expectations.collect_runs(roots, args.profile)
     if not runs:
         raise errors.UserError(f"no headline files under {', '.join(map(str, roots))} for the {args.profile} profile")
-    path = expectations.write_ranges(args.profile, runs, roots, args.out)
+    path = expectations.write_ranges(args.profile, runs, roots, args.out, note=args.note)
     print(f"{path}: {args.profile} ranges from {len(runs)} run(s) (seeds {', '.join(r['_seed'] for r in runs)}); "
           "paper ranges refreshed")
     return 0
