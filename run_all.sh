@@ -4,6 +4,7 @@
 #   ./run_all.sh                     set up, then run every notebook at the demo profile (default; two side by
 #                                    side on a machine with two or more cores, each after the notebooks it reads)
 #   ./run_all.sh --profile smoke     the same at smoke scale (what the notebook test in CI runs)
+#   ./run_all.sh --profile lmd-sample  a seeded sample of LMD-full, demo-sized models (laptop; see README)
 #   ./run_all.sh --profile colab     the paper's models and batch on the demo corpus (a notebook GPU; see README)
 #   ./run_all.sh --profile paper     the paper's settings (a GPU and LMD-full; see README)
 #   ./run_all.sh --midi-dir PATH     every notebook on your own MIDI folder (demo profile unless --profile says
@@ -24,7 +25,7 @@ MODE=notebooks
 FAST=0
 MIDI_DIR=""
 ONLY=()
-PROFILES="smoke demo demo-long colab paper"  # keep in step with loopgen.run.profiles.PROFILES (a test checks)
+PROFILES="smoke demo demo-long songs lmd-sample colab paper"  # keep in step with loopgen.run.profiles.PROFILES (a test checks)
 usage_error() { echo "run_all.sh: error: $* (try --help)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -518,7 +518,7 @@ def test_help_shows_the_value_of_a_default(capsys):
         assert text in out
     assert main(["vary", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("--candidates", "(default: 16)", "--temperature", "(default: 1.0)", "--start-bar", "--keep-bars"):
+    for text in ("--candidates", "(default: 16)", "--temperature", "(default: 1 with --prior lstm, 0.5 with --prior masked)", "--start-bar", "--keep-bars"):
         assert text in out
 
 

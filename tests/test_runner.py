@@ -72,3 +72,10 @@ def test_paper_profile_cells_have_no_time_limit():
     assert cell_timeout_for("paper") is None, "a 2,000-epoch training cell must not be cut off"
     assert cell_timeout_for("demo") == cell_timeout_for("smoke") == 3600
     assert cell_timeout_for("paper", 900) == 900 and cell_timeout_for("demo", 0) is None
+
+
+def test_a_profile_for_the_commands_only_is_refused_by_the_notebook_runner():
+    from loopgen.errors import UserError
+
+    with pytest.raises(UserError, match="the songs profile is for `fit`, `score` and `vary`"):
+        plan("songs")

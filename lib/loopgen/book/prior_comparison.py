@@ -177,17 +177,20 @@ def vary_table(
     loops: np.ndarray, lstm_model: TrainedVQ, masked_model: TrainedVQ, n: int, *, seed: int, steps: int
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """``vary`` with both priors on the same ``loops``: bars 5-8 and bars 3-4 regenerated, ``n`` variations of
-    each loop at temperature 1. Per case: mean and lowest loopability, the share of variations whose kept bars
+    each loop at temperature 1, the masked prior without and with copy-through (``vary``'s default for it: a
+    regenerated code equal to the code four bars away in a kept bar takes that bar's own notes). Per case: mean and lowest loopability, the share of variations whose kept bars
     are the original's bit for bit, the share whose codes outside the span are the original's. Also returns
     the variations of the first loop per case (for listening)."""
     rows, first = {}, {}
     for span, name in (((5, 8), "bars 5-8"), ((3, 4), "bars 3-4")):
         keep = variation.kept_steps(span)
         outside = ~masked.bar_positions(span, lstm_model.vq.latent_steps)
-        for label, model in (("LSTM prior", lstm_model), ("masked prior", masked_model)):
+        for label, model, copy in (("LSTM prior", lstm_model, "off"), ("masked prior", masked_model, "off"),
+                                   ("masked prior + copy-through", masked_model, "code")):
             scores, kept, codes_kept = [], [], []
             for i, loop in enumerate(loops):
-                v = variation.vary(loop, model, n, bars=span, temperature=1.0, seed=seed + i, steps=steps)
+                v = variation.vary(loop, model, n, bars=span, temperature=1.0, seed=seed + i, steps=steps,
+                                   copy_through=copy)
                 scores.append(metrics.loopability(v.loops))
                 kept.append((v.loops[:, keep] == loop[keep]).all(axis=(1, 2)))
                 codes_kept.append((v.codes[:, outside] == v.original_codes[outside]).all(axis=1))

@@ -1,5 +1,5 @@
-"""``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend B] [--limit N] [--force]``: a MIDI folder
--> a loop dataset (:mod:`loopgen.data.extract`)."""
+"""``python -m loopgen extract MIDI_DIR OUT_DIR [--workers N] [--backend B] [--sample N [--sample-seed S]] [--limit N]
+[--force]``: a MIDI folder -> a loop dataset (:mod:`loopgen.data.extract`)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ def build_parser() -> common.OneLineParser:
     parser.add_argument("--workers", type=common.int_in(1, 256), default=2, help="worker processes (1-256)")
     parser.add_argument("--backend", choices=BACKENDS, default="fast",
                         help="MIDI parser: fast (compiled) or reference (pretty_midi, the paper's; slow); same loops")
+    parser.add_argument("--sample", type=common.positive_int, default=None,
+                        help="only a seeded random sample of N files (the same on every machine; default: all)")
+    parser.add_argument("--sample-seed", type=common.seed_int, default=0, help="seed of --sample")
     parser.add_argument("--limit", type=common.positive_int, default=None,
-                        help="only the first N files (sorted; default: all)")
+                        help="only the first N files (sorted; after --sample; default: all)")
     parser.add_argument("--stride-bars", type=common.int_in(1, 64), default=LoopParams.stride_bars,
                         help="bars between the starts of two candidate 8-bar windows (1-64)")
     parser.add_argument("--allow-missing-time-signature", action="store_true",
@@ -54,6 +57,8 @@ def main(argv: list[str]) -> int:
             workers=args.workers,
             backend=args.backend,
             limit=args.limit,
+            sample=args.sample,
+            sample_seed=args.sample_seed,
             progress=not args.quiet,
             force=args.force,
         )

@@ -1,4 +1,4 @@
-"""``python -m loopgen fit MIDI_DIR [--profile demo] --name NAME``: your MIDI folder -> loops -> a trained VQ-VAE
+"""``python -m loopgen fit MIDI_DIR [--profile songs] --name NAME``: your MIDI folder -> loops -> a trained VQ-VAE
 and prior, registered by name, with a preview of its loops (:mod:`loopgen.musician.fit`)."""
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def build_parser() -> common.OneLineParser:
     parser = common.parser("fit", fit.__doc__.split("\n\n")[0])
     parser.add_argument("midi_dir", type=common.existing_dir, help="a folder of MIDI songs (searched recursively)")
     parser.add_argument("--name", type=_name, required=True, help="the name to use with --from NAME")
-    parser.add_argument("--profile", default="demo", choices=sorted(profiles.PROFILES),
-                        help="training settings (smoke: seconds, demo: minutes)")
+    parser.add_argument("--profile", default=fit.DEFAULT_PROFILE, choices=sorted(profiles.PROFILES),
+                        help=f"training settings (default {fit.DEFAULT_PROFILE}: tuned for real songs, minutes; "
+                             "demo: the demo corpus's recipes; smoke: seconds)")
     parser.add_argument("--out", type=common.output_dir, default=None,
                         help="folder for a preview of the new model's loops (default data/models/NAME)")
     parser.add_argument("--seed", type=common.int_at_least(0), default=None,

@@ -54,8 +54,10 @@ def build_parser() -> common.OneLineParser:
                       help="keep bars 1..K and regenerate the rest (default 4)")
     span.add_argument("--regenerate-bars", type=bar_span, default=None, metavar="A-B",
                       help="regenerate bars A..B (1-based) and keep the others (default: --keep-bars 4, i.e. 5-8)")
-    parser.add_argument("--temperature", type=common.positive_float, default=1.0,
-                        help="prior temperature (> 0; higher: more surprising codes)")
+    parser.add_argument("--temperature", type=common.positive_float, default=None,
+                        help="prior temperature (> 0; higher: more surprising codes) (default: "
+                             f"{variation.DEFAULT_TEMPERATURE['lstm']:g} with --prior lstm, "
+                             f"{variation.DEFAULT_TEMPERATURE['masked']:g} with --prior masked)")
     parser.add_argument("--start-bar", type=common.positive_int, default=None,
                         help="for a song: the loop's first bar (default: its first extracted loop)")
     parser.add_argument("--candidates", type=common.positive_int, default=variation.DEFAULT_CANDIDATES,
@@ -64,6 +66,10 @@ def build_parser() -> common.OneLineParser:
                         help="lstm (the paper's) or masked (notebook 09, not in the paper: every span conditioned exactly)")
     parser.add_argument("--steps", type=common.int_in(1, 256), default=masked.DEFAULT_STEPS,
                         help=f"--prior masked: rounds of parallel decoding (default {masked.DEFAULT_STEPS})")
+    parser.add_argument("--copy-through", choices=variation.COPY_MODES, default=None,
+                        help="where the prior repeats a kept bar's codes, use that bar's own notes: code (each code "
+                             "equal to the one 4 bars away), bar (whole bars only) or off (default: code with "
+                             "--prior masked, off with lstm)")
     add_common_options(parser)
     return parser
 
@@ -104,20 +110,23 @@ def main(argv: list[str]) -> int:
     user = loopfile.read_loop(args.input, args.start_bar)
     model = load_vq(Paths(), profiles.get(args.profile), args.from_name, prior=args.prior)
     print(f"seed {seed}  (again: --seed {seed})")
+    copy_through = variation.copy_mode(args.copy_through, model.prior)
+    temperature = variation.DEFAULT_TEMPERATURE[args.prior] if args.temperature is None else args.temperature
 
     def draw(round_seed: int, batch: int) -> np.ndarray:
-        return variation.vary(user.loop, model, batch, bars=bars, temperature=args.temperature, seed=round_seed,
-                              candidates=args.candidates, steps=args.steps).loops
+        return variation.vary(user.loop, model, batch, bars=bars, temperature=temperature, seed=round_seed,
+                              candidates=args.candidates, steps=args.steps, copy_through=copy_through).loops
 
     kept = draws.draw_until(draw, args.n, seed=seed, min_loopability=args.min_loopability, max_draws=args.max_draws)
     draws.report_shortfall(kept, args.n, args.min_loopability)
     shown = errors.shown_name(Path(args.input).name)  # a name that is not UTF-8: \xNN in pages, files and messages
     shared = {
         "command": "vary", "model": "vq_vae", "source": model.label, "checkpoint_key": model.vq_key,
-        "prior_key": model.prior_key, "temperature": args.temperature,
+        "prior_key": model.prior_key, "temperature": temperature,
         "input": errors.shown_name(str(Path(args.input).resolve())),
         "start_bar": user.start_bar + 1, "regenerate_bars": list(bars), "candidates": args.candidates,
         "prior": args.prior, **({"steps": args.steps} if args.prior == "masked" else {}),
+        "copy_through": copy_through,
     }
     options = dict(prefix="variation", bpm=args.bpm, repeats=args.repeats, wav=not args.no_wav,
                    with_stems=args.stems, title=f"Variations of {shown}")

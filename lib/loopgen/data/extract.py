@@ -12,6 +12,10 @@ the dataset folder described in :mod:`loopgen.data.dataset`.
 - **Swapped in whole:** the finished dataset is written beside the folder's (``out_dir/.partial/dataset``)
   and moved into place only when complete, ``manifest.json`` last; a run that fails (a full disk, a kill) or
   ``--force`` with other parameters leaves the dataset already there whole until then.
+- **Sampled (optional):** ``sample=N`` reads a seeded random sample of N of the folder's MIDI entries
+  (:func:`sample_files`: the same N files on every machine, whatever order the folder lists them in); the
+  manifest's ``inputs`` record it, so another sample of the same folder is another dataset. ``limit`` (the first
+  N sorted) is a different thing: it applies after the sample.
 - **Reused:** a finished folder whose manifest has the same parameters and the same input files
   is returned at once. Different parameters or inputs never mix into a folder: that is an error
   (use :func:`loopgen.data.dataset.dataset_dir`, which names the folder after the parameters).
@@ -26,6 +30,7 @@ Rejection reasons (first that applies; see :data:`loopgen.data.midi.REASONS`):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -48,6 +53,7 @@ from loopgen.store.atomic import atomic_path, exclusive_lock
 from loopgen.store.digest import ContentDigest
 
 MIDI_SUFFIXES = (".mid", ".midi")
+SAMPLE_RULE = "sha256-rank"  # sample_files: the N names with the smallest SHA-256 of "<seed>\n<name>"
 CHUNK_FILES = 64  # files per resumable unit of work
 SHARD_LOOPS = 16384  # loops per shard file
 FORMAT_VERSION = 1
@@ -106,6 +112,7 @@ class FolderListing:
     rejected: dict[str, str] = field(default_factory=dict)
     walk_errors: list[dict] = field(default_factory=list)
     links_not_followed: list[str] = field(default_factory=list)
+    found: int = 0  # MIDI-named entries in the folder, before any sample or limit
 
     @property
     def n_entries(self) -> int:
@@ -129,10 +136,32 @@ def _is_midi_name(name: str) -> bool:
     return name.lower().endswith(MIDI_SUFFIXES)
 
 
-def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListing:
+def _sample_rank(rel: str, seed: int) -> bytes:
+    return hashlib.sha256(f"{int(seed)}\n{rel}".encode("utf-8", "surrogateescape")).digest()
+
+
+def sample_files(names: list[str], n: int | None, seed: int = 0) -> list[str]:
+    """A seeded random sample of ``n`` of ``names`` (relative paths), sorted; all of them when ``n`` is None or not
+    smaller than their number.
+
+    Our choice of rule: the ``n`` names with the smallest SHA-256 of ``"<seed>\\n<name>"``. It depends on the
+    names and the seed alone, so it is the same on every machine and Python or numpy version and whatever order a
+    folder lists its files in; a file added to or missing from the folder changes the sample by at most that file.
+    """
+    if n is None or n >= len(names):
+        return sorted(names)
+    if n < 1:
+        raise ValueError(f"a sample needs at least 1 file (got {n})")
+    return sorted(sorted(names, key=lambda rel: _sample_rank(rel, seed))[:n])
+
+
+def scan_midi_dir(
+    midi_dir: str | Path, limit: int | None = None, *, sample: int | None = None, sample_seed: int = 0
+) -> FolderListing:
     """List the MIDI entries below ``midi_dir`` without opening any and without following folder links.
 
-    The first ``limit`` entries (sorted by relative path) are kept when ``limit`` is given.
+    ``sample``: keep a seeded random sample of that many entries (:func:`sample_files`); then ``limit``: keep the
+    first ``limit`` entries (sorted by relative path).
     """
     root = os.fsdecode(os.fspath(midi_dir))
     listing = FolderListing()
@@ -188,7 +217,8 @@ def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListi
                 candidates[rel] = f"{_kind(mode)}, not a regular file: never opened"
 
     visit(root)
-    chosen = sorted(candidates)
+    listing.found = len(candidates)
+    chosen = sample_files(list(candidates), sample, sample_seed)
     if limit is not None:
         chosen = chosen[:limit]
     listing.files = [rel for rel in chosen if candidates[rel] is None]
@@ -196,9 +226,11 @@ def scan_midi_dir(midi_dir: str | Path, limit: int | None = None) -> FolderListi
     return listing
 
 
-def list_midi_files(midi_dir: str | Path, limit: int | None = None) -> list[str]:
+def list_midi_files(
+    midi_dir: str | Path, limit: int | None = None, *, sample: int | None = None, sample_seed: int = 0
+) -> list[str]:
     """Relative POSIX paths of the readable MIDI files below ``midi_dir``, sorted (see :func:`scan_midi_dir`)."""
-    return scan_midi_dir(midi_dir, limit).files
+    return scan_midi_dir(midi_dir, limit, sample=sample, sample_seed=sample_seed).files
 
 
 def folder_content_key(midi_dir: Path | str, length: int = 16) -> str:
@@ -451,6 +483,8 @@ def _write_dataset(
     }
     if listing.walk_errors or listing.links_not_followed:
         report["walk"] = {"errors": listing.walk_errors, "links_not_followed": listing.links_not_followed}
+    if "sample" in identity["inputs"]:
+        report["sample"] = {**identity["inputs"]["sample"], "of_files": listing.found}
     _write_json(out_dir / "report.json", report)
     counts = {k: v for k, v in totals.items() if k != "by_reason"}
     counts.update({name: int((split == name).sum()) for name in ("train", "val", "test")})
@@ -468,6 +502,8 @@ def _write_dataset(
         "shards": shards,
         "backend": backend,
     }
+    if "sample" in identity["inputs"]:  # how many MIDI entries the folder held when the sample was drawn
+        manifest["sample_of_files"] = listing.found
     _write_json(out_dir / MANIFEST, manifest)
     return report
 
@@ -497,6 +533,8 @@ def extract(
     workers: int = 2,
     backend: str = "fast",
     limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
     progress: bool = True,
     force: bool = False,
 ) -> dict:
@@ -506,7 +544,9 @@ def extract(
     walk_errors. ``out_dir`` must be new, empty, or a folder this function wrote (else
     :class:`loopgen.errors.UserError`); ``force=True`` writes into any folder and replaces a dataset made with
     other parameters, deleting only files its own manifest lists. A lock file refuses a second run into the
-    same folder while one is running (:class:`loopgen.store.atomic.LockedError`).
+    same folder while one is running (:class:`loopgen.store.atomic.LockedError`). ``sample``: only a seeded
+    random sample of that many files (:func:`sample_files`, seed ``sample_seed``), recorded in the manifest's
+    ``inputs``; ``limit``: then only the first N of them (sorted).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -514,21 +554,23 @@ def extract(
         raise ValueError(f"workers must be at least 1 (got {workers})")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
+    if sample is not None and sample < 1:
+        raise ValueError(f"sample must be at least 1 (got {sample})")
     midi_dir, out_dir = Path(midi_dir).resolve(), Path(out_dir)
     if not midi_dir.is_dir():
         raise FileNotFoundError(f"MIDI folder {midi_dir} does not exist")
-    listing = scan_midi_dir(midi_dir, limit)
+    listing = scan_midi_dir(midi_dir, limit, sample=sample, sample_seed=sample_seed)
     if listing.n_entries == 0 and not listing.walk_errors:
         raise errors.UsageError(f"no MIDI files (*.mid, *.midi) found in {errors.shown_name(str(midi_dir))}")
-    identity = {
-        "params": params.as_dict(),
-        "inputs": {
-            "midi_dir": str(midi_dir),
-            "n_files": listing.n_entries,
-            "limit": limit,
-            "fingerprint": _fingerprint(midi_dir, listing),
-        },
+    inputs = {
+        "midi_dir": str(midi_dir),
+        "n_files": listing.n_entries,
+        "limit": limit,
+        "fingerprint": _fingerprint(midi_dir, listing),
     }
+    if sample is not None:  # (absent otherwise: datasets extracted before samples existed keep their identity)
+        inputs["sample"] = {"files": sample, "seed": int(sample_seed), "rule": SAMPLE_RULE}
+    identity = {"params": params.as_dict(), "inputs": inputs}
     atomic.check_output_folder(out_dir, made_by_us=made_by_extract, what="loop dataset", force=force)
     with exclusive_lock(out_dir / atomic.OWN_LOCK_FILE, what=f"the output folder {out_dir}"):
         return _extract_locked(midi_dir, out_dir, params, identity, listing, workers, backend, progress, force)

@@ -124,7 +124,7 @@ def _sampler(model_name: str, *, profile: Profile, paths: Paths, data, temperatu
         prior_model, _ = load_prior(
             prior_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, vq=model,
             vq_key=keys["checkpoint_key"], train_codes=train_codes,
-            val_codes=sample.encode_codes(model, val) if len(val) else None,
+            val_codes=sample.encode_codes(model, val) if len(val) else None, train_loops=train if len(train) else data.loops,
         )
         first = sample.first_code_distribution(train_codes, model.num_codes)
         sampler = Sampler(model, prior_model, first, steps)

@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from loopgen.store.atomic import exclusive_lock, write_text
 from loopgen.store.paths import MissingInputError, Paths, require
 from loopgen.train import CheckpointError, checkpoint_key, load_trained, train_prior
 from loopgen.train.checkpoint import RETRAIN_HINT
+from loopgen.train.data import augmented_copies, augments
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PRIORS = {"lstm": "prior", "masked": "masked_prior"}  # --prior choice -> registered model
@@ -193,6 +195,15 @@ def prior_name_of(choice: str) -> str:
         raise ValueError(f"unknown prior {choice!r}; choose one of {sorted(PRIORS)}") from None
 
 
+def prior_training_codes(vq: VQVAE, train_loops: np.ndarray, settings: TrainSettings, prior_name: str) -> np.ndarray:
+    """The codes prior ``prior_name`` trains on: ``vq``'s codes of ``train_loops`` and, when the prior's recipe sets
+    ``augment_rotate_bars`` / ``augment_transpose``, of every augmented copy of them
+    (:func:`loopgen.train.data.augmented_copies`; the songs profile's masked prior: ten transpositions more)."""
+    r = settings.recipe(prior_name)
+    loops = augmented_copies(train_loops, rotate_bars=r.augment_rotate_bars, transpose=r.augment_transpose)
+    return sample.encode_codes(vq, loops)
+
+
 def load_prior(
     prior_name: str,
     settings: TrainSettings,
@@ -203,10 +214,12 @@ def load_prior(
     vq_key: str,
     train_codes: np.ndarray,
     val_codes: np.ndarray | None = None,
+    train_loops: np.ndarray | None = None,
 ) -> tuple[object, str]:
     """The trained prior ``prior_name`` over ``vq``'s codes and its checkpoint key. A missing LSTM prior is an
     error naming notebook 03; a missing masked prior is trained here first on ``train_codes`` (validated on
-    ``val_codes``), under the checkpoint's lock, and said so on stderr."""
+    ``val_codes``), under the checkpoint's lock, and said so on stderr with its training time. When its recipe
+    augments (:func:`prior_training_codes`) it trains on the codes of ``train_loops`` and their augmented copies."""
     kwargs = {"num_codes": vq.num_codes, "seq_len": vq.latent_steps}
     key = checkpoint_key(prior_name, settings, data_key=data_key, seed=0, vq_key=vq_key, model_kwargs=kwargs)
     try:
@@ -216,12 +229,20 @@ def load_prior(
     except MissingInputError:
         if prior_name == "prior":
             raise
+    recipe = settings.recipe(prior_name)
+    if augments(recipe):
+        if train_loops is None:
+            raise ValueError(f"{prior_name}: its recipe augments the training loops: pass train_loops")
+        train_codes = prior_training_codes(vq, train_loops, settings, prior_name)
     print(f"{prior_name}: no finished checkpoint for this VQ-VAE yet; training it first "
-          f"({settings.recipe(prior_name).epochs} epochs)", file=sys.stderr)
+          f"({recipe.epochs} epochs over {len(train_codes):,} code sequences)", file=sys.stderr)
+    started = time.perf_counter()
     # the training takes the checkpoint's lock itself; wait=True: a second caller waits for the first to finish
     result = train_prior(train_codes, settings, data_key=data_key, vq_key=vq_key, checkpoint_dir=checkpoint_dir,
                          num_codes=vq.num_codes, val_codes=val_codes, seed=0, progress=False, name=prior_name,
                          wait=True)
+    if not result.reused:
+        print(f"{prior_name}: trained in {(time.perf_counter() - started) / 60:.1f} minutes", file=sys.stderr)
     return result.model, key
 
 
@@ -260,7 +281,7 @@ def load_vq(paths: Paths, profile: Profile, name: str | None = None, prior: str 
         train_codes = sample.encode_codes(vq, train)
         prior_model, prior_key = load_prior(
             prior_name, settings, data_key=data.data_key, checkpoint_dir=paths.checkpoints, vq=vq, vq_key=vq_key,
-            train_codes=train_codes, val_codes=sample.encode_codes(vq, val) if len(val) else None,
+            train_codes=train_codes, val_codes=sample.encode_codes(vq, val) if len(val) else None, train_loops=train,
         )
     except (MissingInputError, CheckpointError) as err:
         raise not_ready(err, paths, profile, name, data) from None

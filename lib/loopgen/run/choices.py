@@ -90,6 +90,39 @@ def _short_run(p: Profile) -> str:
     return ", ".join(tricks) if tricks else "none"
 
 
+def _corpus(p: Profile) -> str:
+    c = p.corpus
+    if c.source == "demo":
+        return f"the procedural demo corpus: {c.n_songs:,} songs (seed {c.seed})"
+    if c.sample_files is None:
+        return "all of LMD-full"
+    return f"a seeded random sample of {c.sample_files:,} LMD-full files (seed {c.sample_seed})"
+
+
+def _lmd_sample_why() -> str:
+    p = PROFILES["lmd-sample"]
+    from loopgen.run.profiles import LMD_SAMPLE_TRAIN_LOOPS
+
+    return (
+        f"paper profile: all of it, as in the paper. `lmd-sample` profile: {_corpus(p)}, the files whose SHA-256 of "
+        f"'<seed>\\n<relative path>' is smallest (the same files on every machine, whatever order a folder lists them "
+        f"in); our estimate of its yield is the paper's, ~{LMD_SAMPLE_TRAIN_LOOPS:,} training loops, sized for about "
+        f"half an hour on two CPU cores (fewer than {p.extract.min_train_loops:,} are refused). demo and smoke: no "
+        "download needed."
+    )
+
+
+def _augmentation(p: Profile) -> str:
+    parts = []
+    for name in ("vq_vae", "cnn_vae", "ar_lstm_vae", "nonar_lstm_vae", "prior", "masked_prior"):
+        r = p.train.recipe(name)
+        what = ([f"bar rotations by {r.augment_rotate_bars}"] if r.augment_rotate_bars else []) + (
+            [f"bass transposed by up to {r.augment_transpose} semitones"] if r.augment_transpose else [])
+        if what:
+            parts.append(f"{name}: {' and '.join(what)}")
+    return "; ".join(parts) if parts else "none"
+
+
 @dataclass(frozen=True)
 class OpenChoice:
     """A setting the paper leaves open or states ambiguously: its words, our value per profile, why."""
@@ -101,6 +134,12 @@ class OpenChoice:
 
 
 OPEN_CHOICES: tuple[OpenChoice, ...] = (
+    OpenChoice(
+        "training songs",
+        '"For 176,581 MIDI files in LMD-full, 150,750 loops are extracted"',
+        _corpus,
+        _lmd_sample_why(),
+    ),
     OpenChoice(
         "epochs, batch size, training loops",
         _paper_words_epochs(),
@@ -256,6 +295,13 @@ OPEN_CHOICES: tuple[OpenChoice, ...] = (
         '"results do not depend on random initialization so much"',
         lambda p: f"seed {p.seed}",
         "one seed per run; notebook 08 is where the seed spread is measured.",
+    ),
+    OpenChoice(
+        "data augmentation",
+        "not stated",
+        _augmentation,
+        "the paper trains on its 120,600 loops as they are, and so do these profiles; the `songs` profile (`fit`'s "
+        "default, for a folder of a user's songs, far fewer loops) transposes the bass (docs/commands.md).",
     ),
 )
 

@@ -16,18 +16,29 @@ from loopgen import registry
 
 @dataclass(frozen=True)
 class CorpusSettings:
-    """Where the MIDI comes from: the built-in demo songwriter, or an LMD-full folder."""
+    """Where the MIDI comes from: the built-in demo songwriter, or an LMD-full folder (all of it, or a seeded
+    sample of its files)."""
 
     source: str = "demo"  # "demo" (procedural corpus) or "lmd" (a LMD-full folder)
     n_songs: int = 300  # demo corpus only
     seed: int = 0  # demo corpus only
+    # lmd only: extraction reads a seeded random sample of this many of the folder's MIDI files (None: all of them);
+    # the same files on every machine (loopgen.data.extract.sample_files: the N smallest SHA-256 of "<seed>\n<path>")
+    sample_files: int | None = None
+    sample_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sample_files is not None and (self.source != "lmd" or self.sample_files < 1):
+            raise ValueError(f"sample_files is a positive number of files of an LMD folder (got {self.sample_files} "
+                             f"with source {self.source!r})")
 
     @property
     def name(self) -> str:
         """Folder name of the corpus; a demo corpus names the songwriter's version, so a new songwriter
-        never meets loops extracted from an older corpus."""
+        never meets loops extracted from an older corpus; a sample of LMD-full names its size and seed, so that
+        its dataset (and every checkpoint and output keyed by it) is never the whole folder's or another sample's."""
         if self.source != "demo":
-            return "lmd_full"
+            return "lmd_full" if self.sample_files is None else f"lmd_full-sample{self.sample_files}-s{self.sample_seed}"
         from loopgen.data.corpus import GENERATOR_VERSION
 
         return f"demo-{self.n_songs}-s{self.seed}-g{GENERATOR_VERSION}"
@@ -101,6 +112,11 @@ class TrainSettings:
     # --- the cadence of validation and checkpoints (1: after every epoch, as before) ---
     validate_every: int = 1  # validate every N epochs and after the last (keyed when not 1 and keep_best)
     checkpoint_every: int = 1  # checkpoint every N epochs, after the last, and when checkpoint_minutes passed
+    # --- data augmentation; both keep a loop a loop (loopgen.train.data.augment); 0: none, as before (keyed only
+    #     when used). The loop models draw it anew for each loop and epoch; a prior (given them in its per-model
+    #     recipe) trains on the codes of every augmented copy of the training loops (loopgen.musician.trained) ---
+    augment_rotate_bars: int = 0  # start each loop at a random multiple of this many bars (4: bar 1 or bar 5)
+    augment_transpose: int = 0  # shift the bass by a random number of semitones in -N..N, within the 84 pitches
 
     def model_options(self, name: str) -> dict:
         """Model constructor arguments these settings choose for ``name`` (explicit kwargs override them)."""
@@ -291,9 +307,62 @@ PROFILES["colab"] = Profile(
     table2_vq_epochs=COLAB_TABLE2_VQ_EPOCHS,
     extract=DEMO_EXTRACT,
 )
+
+# lmd-sample: real music on a laptop. LMD-full (the paper's corpus; `corpus download-lmd`, then data/lmd/lmd_full),
+# a seeded random sample of LMD_SAMPLE_FILES of its files, the demo's recipes. Our estimate of its yield is the
+# paper's: 150,750 loops from 176,581 files (0.85 a file), 120,600 of them for training (80 %), so 16,000 files
+# give ~13,660 loops and ~10,930 training loops (LMD_SAMPLE_TRAIN_LOOPS); fewer than 8,000 are refused at once
+# (notebook 01). Each model keeps the demo recipe's optimiser steps: its epochs scaled by 5,997 / 10,928 (at least
+# 1), so the whole run (extraction, every training, sampling and evaluation of notebooks 01-09) stays within half
+# an hour on two CPU cores (`python -m loopgen rehearse --profile lmd-sample` projects it: README). The LSTM-VAEs'
+# shipped weights belong to the demo dataset: here they train the demo's short recipe as it is (2 epochs, about a
+# minute each; the same steps, 1 epoch, would save little of a budget the run does not need).
+LMD_FULL_FILES, LMD_FULL_TRAIN_LOOPS = 176_581, 120_600  # the paper's LMD-full (loopgen.paper.DATASET)
+LMD_SAMPLE_FILES = 16_000
+LMD_SAMPLE_SEED = 0
+LMD_SAMPLE_TRAIN_LOOPS = round(LMD_SAMPLE_FILES * LMD_FULL_TRAIN_LOOPS / LMD_FULL_FILES)  # 10,928
+DEMO_TRAIN_LOOPS = 5997  # what the demo corpus gave (README, fresh clone)
+
+
+def _same_steps(epochs: int, loops: int = LMD_SAMPLE_TRAIN_LOOPS) -> int:
+    """Epochs over ``loops`` training loops that take about the optimiser steps of ``epochs`` over the demo's."""
+    return max(1, round(epochs * DEMO_TRAIN_LOOPS / loops))
+
+
+LMD_SAMPLE_RECIPES: dict[str, dict] = {
+    name: {**recipe, "shipped_from": None} if "shipped_from" in recipe else {**recipe, "epochs": _same_steps(recipe["epochs"])}
+    for name, recipe in DEMO_RECIPES.items()
+}
+PROFILES["lmd-sample"] = Profile(
+    name="lmd-sample",
+    corpus=CorpusSettings(source="lmd", sample_files=LMD_SAMPLE_FILES, sample_seed=LMD_SAMPLE_SEED),
+    train=replace(DEMO_TRAIN, per_model=LMD_SAMPLE_RECIPES),
+    table2_vq_epochs=_same_steps(DEMO_TABLE2_VQ_EPOCHS),
+    extract=ExtractSettings(min_train_loops=8000),
+)
+
 # Training loops a profile's dataset is expected to hold (for the rehearsal's projection before the data exist):
-# the demo corpus gave 5,997 (README, fresh clone); smoke caps its set at 256; the paper profile: the paper's split.
-TRAIN_LOOPS_ESTIMATE = {"smoke": 256, "demo": 5997, "demo-long": 5997, "colab": 5997}
+# the demo corpus gave 5,997 (README, fresh clone); smoke caps its set at 256; the paper profile: the paper's split;
+# lmd-sample: the paper's yield on its sample (above).
+TRAIN_LOOPS_ESTIMATE = {"smoke": 256, "demo": DEMO_TRAIN_LOOPS, "demo-long": DEMO_TRAIN_LOOPS, "colab": DEMO_TRAIN_LOOPS,
+                        "lmd-sample": LMD_SAMPLE_TRAIN_LOOPS}
+
+
+# songs: the demo's models, tuned for a folder of real songs (`fit MIDI_DIR --profile songs`, the default of `fit`).
+# Found on 1,000 real songs (1,265 training loops) and scored on 200 other pop songs (docs/commands.md):
+# the VQ-VAE with t = 64 codes (Table 2's longer code, 8 a bar), 100 epochs, each loop's bass transposed by a random
+# -5..+5 semitones each epoch (the songs come in every key; a 4-bar rotation did not help); the masked prior of
+# `vary --prior masked` smaller (dim 128, 3 layers) and trained on the codes of the loops in all 11 transpositions.
+# Each change is keyed, so the demo's checkpoints stay where they are. The other models keep the demo's recipes.
+SONGS_RECIPES: dict[str, dict] = {
+    **DEMO_RECIPES,
+    "vq_vae": {"epochs": 100, "batch_size": 16, "augment_transpose": 5, "model": {"latent_steps": 64}},
+    "masked_prior": {"epochs": 6, "batch_size": 64, "lr_max": 1e-3, "augment_transpose": 5,
+                     "model": {"dropout": 0.1, "dim": 128, "layers": 3, "heads": 4}},
+}
+PROFILES["songs"] = Profile(name="songs", corpus=DEMO_CORPUS, train=replace(DEMO_TRAIN, per_model=SONGS_RECIPES),
+                            table2_vq_epochs=DEMO_TABLE2_VQ_EPOCHS, extract=DEMO_EXTRACT)
+TRAIN_LOOPS_ESTIMATE["songs"] = DEMO_TRAIN_LOOPS  # its own corpus is the demo's (fit trains on a user's folder)
 
 
 def get(name: str) -> Profile:

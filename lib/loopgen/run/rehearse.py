@@ -23,6 +23,13 @@ checkpoint again).
 :func:`rehearsal_rows` is the core, in torch and the standard library only (the GPU check runs it on a box with
 nothing but torch); with ``keep_going`` a failing training gives a row with its ``error`` and the others still run.
 :func:`rehearse` makes the table of it (pandas).
+
+For a CPU profile (not ``paper`` or ``colab``) the command also projects the *whole run* of ``run_all.sh``
+(:func:`project_run`): the extraction of notebook 01, every training of notebooks 02, 03, 08 and 09 at the rehearsed
+speeds (timed with the threads the runner gives each notebook, and taken at their speed on a quiet core,
+:data:`QUIET_RATE`, so that other jobs on the machine do not inflate the projection), the rest of every notebook
+(kernel start, evaluation, sampling: measured constants, :data:`OTHER_SECONDS`), scheduled two side by side as the
+runner does.
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ METRIC_COLUMNS = ("HD", "FNB", "DB", "UP", "ND")
 EPOCHS = 3  # one, a stop; then, resumed, a warm-up epoch and the timed one
 ENCODE_BATCH = 2048  # loops per forward when the default VQ-VAE encodes the rehearsal's loops for the priors
 MASKED_STEPS = 8  # decoding rounds of the masked prior's samples
+# On a CPU: the timed speed scaled by the resumed call's wall / CPU seconds when above 1, i.e. the speed had no other
+# process shared the cores (what a quiet core gives a one-thread training; with more threads the ratio stays <= 1)
+QUIET_RATE = "samples/s on a quiet core"
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,12 @@ def overhead_hours(settings: profiles.TrainSettings, validation_seconds: float, 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def rehearsed_validation_loops(settings: profiles.TrainSettings) -> int:
+    """Validation loops the rehearsal's "validation (s)" is for: the profile's ``max_val_loops``, else the paper's
+    validation split."""
+    return settings.max_val_loops or paper.DATASET.validation
 
 
 def _validation_seconds(name: str, model, data: torch.Tensor, n_val: int, device: torch.device, precision: str) -> float:
@@ -267,17 +283,22 @@ def _rehearse_one(run: Training, r: _Rehearsal) -> dict:
     first = call(max_epochs_this_call=1)
     if first.finished:
         raise RuntimeError(f"{run.label}: one epoch of {EPOCHS} should leave the checkpoint unfinished")
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     second = call()
+    busy = (time.perf_counter() - wall0) / max(time.process_time() - cpu0, 1e-9)  # > 1: other processes had the cores
     losses = history_column(second.history, "loss")
     resumed = second.epochs_this_call == EPOCHS - 1 and len(losses) == EPOCHS and second.finished
     seconds = float(history_column(second.history, "seconds")[-1])
-    rate = batch * r.steps_per_epoch / seconds
+    # the priors share the codes of the first prior's loops: an epoch is all of them (not batch x steps when the
+    # batches differ, e.g. the masked prior's 64 after the LSTM prior's 128)
+    seen = len(r.codes) if prior else len(loops)
+    rate = seen / seconds
     memory = _peak_memory_mb(r.device)
     model = second.model
     if run.name == "vq_vae" and run.label == vq_variant_name(*VQ_DEFAULT):
         r.default_vq = (model, second.key)
     row_metrics = table3_row(_sampled_loops(run, model, r.n_samples, r.seed, r.default_vq, r.codes))
-    n_val = r.base.max_val_loops or paper.DATASET.val
+    n_val = rehearsed_validation_loops(r.base)
     validation = _validation_seconds(run.name, model, r.codes[:batch] if prior else loops[:batch], n_val, r.device,
                                      r.settings.precision)
     saving = _checkpoint_seconds(second.checkpoint, r.checkpoint_dir)
@@ -285,8 +306,9 @@ def _rehearse_one(run: Training, r: _Rehearsal) -> dict:
         "training": run.label,
         "model": registry.get(run.name).title,
         "batch": batch,
-        "steps": EPOCHS * r.steps_per_epoch,
+        "steps": EPOCHS * math.ceil(seen / batch),
         "samples/s": rate,
+        QUIET_RATE: rate * max(1.0, busy) if r.device.type == "cpu" else rate,
         "peak memory (MB)": memory,
         "projected full run (h)": projected_hours(rate),
         "validation (s)": validation,
@@ -330,6 +352,7 @@ def rehearsal_rows(
     seed: int = 0,
     masked_prior: bool = False,
     keep_going: bool = False,
+    threads: int | None = None,
     log: Callable[..., None] = print,
 ) -> list[dict]:
     """Rehearse every training of ``profile`` (see the module docstring); one row (a dict) per training.
@@ -337,10 +360,20 @@ def rehearsal_rows(
     ``batch_size`` and ``precision`` override the profile's (for a quick test); ``only`` keeps the trainings
     whose label contains one of these strings (a prior needs the default VQ-VAE and rehearses it too);
     ``masked_prior`` adds notebook 09's masked prior. ``keep_going``: a training that fails gives a row with its
-    ``error`` (and the traceback in the log) and the others still run; otherwise the error is raised.
+    ``error`` (and the traceback in the log) and the others still run; otherwise the error is raised. ``threads``:
+    the CPU threads torch computes with meanwhile (None: as it is; the runner gives each notebook one share).
     """
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (one epoch, a checkpoint, then a resumed epoch), got {steps}")
+    if threads is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return rehearsal_rows(profile, steps=steps, device=device, batch_size=batch_size, precision=precision,
+                                  only=only, n_samples=n_samples, checkpoint_dir=checkpoint_dir, seed=seed,
+                                  masked_prior=masked_prior, keep_going=keep_going, log=log)
+        finally:
+            torch.set_num_threads(before)
     dev = device_mod.pick_device(device if isinstance(device, str) or device is None else str(device))
     base = profiles.get(profile).train
     settings = rehearsal_settings(base, batch_size, precision)
@@ -391,3 +424,209 @@ def rehearse(profile: str = "paper", **options) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(rehearsal_rows(profile, **options)).set_index("training")
+
+
+# ------------------------------------------------------------------------------ a CPU profile's whole run
+CPU_STEPS = 32  # the command's default for a CPU profile: a timed epoch of 16 small batches (4 are mostly noise)
+# Extraction, fast backend, 2 workers (notebook 01 extracts twice: stride 1, then stride 8 for its comparison).
+# Measured with benchmark-like runs of `extract` on ../shared/midi/dev (1,200 real songs, the first 300 and all) on
+# the README's machine (2 CPU cores, 24 GB) while other jobs shared its cores (load average ~5): 6.2 s for 300
+# files, 8.5 s for 1,200, i.e. ~380 files/s beyond a start of ~5.5 s (worker start, listing, writing the dataset).
+# We project with 350 files/s; when the profile's folder is here, 64 of its own files are timed instead.
+EXTRACT_FILES_PER_SECOND = 350.0
+EXTRACT_START_SECONDS = 5.5  # per extraction
+EXTRACT_PROBE_FILES = 64
+LIST_SECONDS_PER_ENTRY = 5e-5  # listing a folder (34 us an entry measured, warm cache); notebook 01 lists it 3 times
+DEMO_CORPUS_SECONDS_PER_SONG = 0.005  # notebook 01 of a demo profile writes its corpus (52 s for notebook 01 in all
+#   at 3,000 songs on a quiet machine, docs/running.md)
+DEMO_SAMPLES = 5997  # the demo's generated loops per group (as many as its training loops)
+MAX_SAMPLES_09 = 2000  # notebook 09's MAX_SAMPLES: loops sampled per prior
+# Seconds of each notebook beyond its trainings and extraction (kernel start, loading, evaluation, sampling,
+# figures, audio) at one thread, on the same machine: (fixed, more at the demo's 5,997 generated loops), from the
+# executed notebooks' cell times of a demo run and a smoke run (two side by side, other jobs beside them). The second
+# part scales with the profile's generated loops per group (its n_samples, else its training loops); notebook 09's
+# with min(that, MAX_SAMPLES_09) / 2,000.
+OTHER_SECONDS: dict[str, tuple[float, float]] = {
+    "01": (13.0, 0.0), "02": (13.0, 2.0), "03": (13.0, 12.0), "04": (13.0, 10.0), "05": (13.0, 66.0),
+    "06": (13.0, 10.0), "07": (13.0, 5.0), "08": (13.0, 27.0), "09": (13.0, 229.0),
+}
+# Notebook 08's trainings (loopgen.book.sensitivity, a fifth of the profile's epochs): (model, the rehearsal row
+# whose speed it trains at, runs): the CNN-VAE with two KL weights; the VQ-VAE with three commitment weights and two
+# more seeds; the t=64 VQ-VAE; the prior on four of them (the runs that repeat a checkpoint key are reused).
+NOTEBOOK_08_TRAININGS = (("cnn_vae", "cnn_vae", 2), ("vq_vae", "vq_vae", 5), ("vq_vae", "vq_vae_t64_L16_K512", 1),
+                         ("prior", "prior", 4))
+
+
+@dataclass
+class RunProjection:
+    """A CPU profile's projected run: seconds per notebook run (executed name), how they were scheduled."""
+
+    profile: str
+    seconds: dict[str, float]
+    wall_seconds: float  # scheduled as the runner does: ``workers`` side by side, each after what it reads
+    workers: int
+    train_loops: int
+    extraction_seconds: float
+    extraction_note: str
+    training_seconds: float  # the trainings' share of the notebooks' seconds
+
+    @property
+    def serial_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def lines(self) -> list[str]:
+        """What ``rehearse`` prints about the whole run."""
+        minutes = self.wall_seconds / 60
+        return [
+            f"Projected run of the {self.profile} profile (./run_all.sh --profile {self.profile}"
+            f"{', download excluded' if profiles.get(self.profile).corpus.source == 'lmd' else ''}; "
+            f"{self.train_loops:,} training loops expected):",
+            f"  extraction (notebook 01) {self.extraction_seconds / 60:.1f} min: {self.extraction_note}",
+            f"  trainings (notebooks 02, 03, 08, 09) {self.training_seconds / 60:.1f} min, the rest (kernel starts, "
+            f"evaluation, sampling) {(self.serial_seconds - self.training_seconds - self.extraction_seconds) / 60:.1f} "
+            f"min; {len(self.seconds)} notebook runs, {self.serial_seconds / 60:.1f} min one after another",
+            f"  total: {minutes:.1f} min with {self.workers} notebook(s) side by side, as the runner schedules them",
+        ]
+
+
+def _timed_training(row: dict, epochs: int, loops: int, settings: profiles.TrainSettings, quiet: bool = True) -> float:
+    """Seconds of ``epochs`` epochs over ``loops`` training loops at the row's speed (``quiet``: on a quiet core),
+    with the validations (of the validation split, an eighth of ``loops``, or ``max_val_loops`` of it) and the
+    checkpoints."""
+    validations = math.ceil(epochs / max(1, settings.validate_every))
+    checkpoints = math.ceil(epochs / max(1, settings.checkpoint_every))
+    val_loops = min(settings.max_val_loops or loops, max(1, loops // 8))
+    validation = row["validation (s)"] * val_loops / rehearsed_validation_loops(settings)
+    rate = row.get(QUIET_RATE, row["samples/s"]) if quiet else row["samples/s"]
+    return epochs * loops / rate + validations * validation + checkpoints * row["checkpoint (s)"]
+
+
+def extraction_projection(profile: str, midi_dir: str | Path | None = None, *, workers: int | None = None,
+                          probe_files: int = EXTRACT_PROBE_FILES) -> tuple[float, str]:
+    """Seconds notebook 01 spends writing the corpus (demo profiles) or listing and extracting the profile's MIDI
+    folder twice (stride 1, stride 8), and a note saying how that was estimated.
+
+    An LMD profile reads ``midi_dir`` (default: ``data/lmd/lmd_full``); when the folder is here, its own files are
+    timed (``probe_files`` of its sample, one process, divided among the workers), else
+    :data:`EXTRACT_FILES_PER_SECOND` is used and the folder is assumed to hold LMD-full's 176,581 files."""
+    from loopgen.data.extract import extract_file, scan_midi_dir
+    from loopgen.store.paths import Paths
+
+    p = profiles.get(profile)
+    workers = workers or p.extract.workers
+    corpus = p.corpus
+    if corpus.source == "demo":
+        files = corpus.n_songs
+        seconds = files * DEMO_CORPUS_SECONDS_PER_SONG + 2 * (EXTRACT_START_SECONDS + files / EXTRACT_FILES_PER_SECOND)
+        return seconds, f"{files:,} demo songs written and extracted twice"
+    folder = Path(midi_dir) if midi_dir else Paths().lmd_full
+    rate, how = EXTRACT_FILES_PER_SECOND, f"{EXTRACT_FILES_PER_SECOND:.0f} files/s (measured on real songs, 2 workers)"
+    found = profiles.LMD_FULL_FILES
+    if folder.is_dir():
+        listing = scan_midi_dir(folder)
+        found = listing.found
+        probe = scan_midi_dir(folder, sample=min(probe_files, corpus.sample_files or probe_files),
+                              sample_seed=corpus.sample_seed).files
+        if len(probe) >= 2:
+            extract_file(folder / probe[0])  # the parser's first call compiles it
+            t0 = time.perf_counter()
+            for rel in probe:
+                extract_file(folder / rel)
+            per_file = (time.perf_counter() - t0) / len(probe)
+            rate = workers / per_file
+            how = f"{rate:.0f} files/s ({len(probe)} files of {folder} timed here, {workers} workers)"
+    files = min(found, corpus.sample_files) if corpus.sample_files else found
+    seconds = 3 * found * LIST_SECONDS_PER_ENTRY + 2 * (EXTRACT_START_SECONDS + files / rate)
+    what = f"a sample of {files:,} of {found:,} files" if corpus.sample_files else f"{files:,} files"
+    return seconds, f"{what}, twice, at {how}"
+
+
+def project_run(
+    profile: str,
+    rows: list[dict],
+    *,
+    train_loops: int | None = None,
+    workers: int = 2,
+    extraction: tuple[float, str] | None = None,
+    midi_dir: str | Path | None = None,
+    quiet: bool = True,
+) -> RunProjection:
+    """The whole run of a CPU profile from its rehearsal ``rows`` (every training, the masked prior included,
+    rehearsed at the threads each notebook gets): seconds per notebook run and the wall time of the runner's
+    schedule (``workers`` side by side, :data:`loopgen.run.runner.NEEDS`).
+
+    ``train_loops``: the dataset's training loops (default: ``profiles.TRAIN_LOOPS_ESTIMATE``); ``extraction``:
+    (seconds, note) of notebook 01's extraction (default: :func:`extraction_projection`). A training whose recipe
+    names shipped weights (``shipped_from``) is taken as installed, not trained (the demo dataset's case).
+    ``quiet``: the trainings at the rows' quiet-core speeds (:data:`QUIET_RATE`), else at the speeds as timed."""
+    from loopgen.book.sensitivity import short_settings
+    from loopgen.run import runner
+
+    p = profiles.get(profile)
+    loops = train_loops or profiles.TRAIN_LOOPS_ESTIMATE.get(profile, paper.DATASET.train)
+    by_label = {row["training"]: row for row in rows if "error" not in row}
+    samples = p.sample.n_samples or loops
+    extraction = extraction or extraction_projection(profile, midi_dir, workers=p.extract.workers)
+
+    def other(number: str) -> float:
+        fixed, demo_scaled = OTHER_SECONDS[number]
+        scale = min(samples, MAX_SAMPLES_09) / MAX_SAMPLES_09 if number == "09" else samples / DEMO_SAMPLES
+        return fixed + demo_scaled * scale
+
+    def training(label: str, name: str, settings: profiles.TrainSettings) -> float:
+        recipe = settings.recipe(name)
+        if recipe.shipped_from:
+            return 0.0
+        if label not in by_label:
+            raise ValueError(f"the rehearsal has no row {label!r} (rehearse every training, the masked prior too)")
+        return _timed_training(by_label[label], recipe.epochs, loops, recipe, quiet)
+
+    seconds, trained = {}, 0.0
+    for nb_run in runner.plan(profile):
+        number = nb_run.notebook[:2]
+        params = nb_run.parameters
+        work = 0.0
+        if number == "02":
+            model = params["MODEL"]
+            if model == "vq_vae":
+                label = vq_variant_name(params["VQ_T"], params["VQ_L"], params["VQ_K"])
+                work = training(label, "vq_vae", p.table2_train if params.get("TABLE2") else p.train)
+            else:
+                work = training(model, model, p.train)
+        elif number == "03":
+            work = training("prior", "prior", p.train)
+        elif number == "08":
+            short = short_settings(p.train)
+            work = sum(count * training(label, name, short) for name, label, count in NOTEBOOK_08_TRAININGS)
+        elif number == "09":
+            work = training("masked_prior", "masked_prior", p.train)
+        trained += work
+        seconds[nb_run.output_name] = other(number) + work + (extraction[0] if number == "01" else 0.0)
+    wall = scheduled_seconds(runner.plan(profile), seconds, workers)
+    return RunProjection(profile, seconds, wall, workers, loops, extraction[0], extraction[1], trained)
+
+
+def scheduled_seconds(runs: list, seconds: dict[str, float], workers: int) -> float:
+    """Wall seconds of ``runs`` (:class:`loopgen.run.runner.NotebookRun`) taking ``seconds`` each, started as the
+    runner starts them: up to ``workers`` at once, each once the runs it reads have finished, :data:`FIRST` first."""
+    from loopgen.run import runner
+
+    waiting = {r.output_name: set(runner.waits_for(r, runs)) for r in runs}
+    first = {name: i for i, name in enumerate(runner.FIRST)}
+    pending = sorted(runs, key=lambda r: first.get(r.output_name, len(first)))
+    running: dict[str, float] = {}  # name -> the time it ends
+    finished: set[str] = set()
+    now = 0.0
+    while pending or running:
+        while len(running) < workers:
+            ready = next((r for r in pending if waiting[r.output_name] <= finished), None)
+            if ready is None:
+                break
+            pending.remove(ready)
+            running[ready.output_name] = now + seconds[ready.output_name]
+        if not running:
+            raise ValueError("the runs wait for each other in a circle")
+        name = min(running, key=running.get)
+        now = running.pop(name)
+        finished.add(name)
+    return now

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from loopgen.book.extraction import run_paths
+from loopgen.errors import UserError
 from loopgen.run import profiles
 from loopgen.run.pages import PageRecord, export_page, write_index
 from loopgen.store import atomic
@@ -63,9 +64,18 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
 
 
+# profiles for the commands only: the notebooks reproduce the paper's models (a t = 32 VQ-VAE as the main one)
+NOT_FOR_NOTEBOOKS = {
+    "songs": "is for `fit`, `score` and `vary` on a folder of real songs (a t = 64 VQ-VAE); run the notebooks with "
+             "--profile demo (with --midi-dir PATH for your songs) or lmd-sample",
+}
+
+
 def plan(profile: str, seed: int = 0, midi_dir: str = "") -> list[NotebookRun]:
     """The ordered list of notebook executions for a profile (02 once per model and per Table 2 variant);
     ``midi_dir``: every notebook runs on that MIDI folder (parameter ``MIDI_DIR``)."""
+    if profile in NOT_FOR_NOTEBOOKS:
+        raise UserError(f"the {profile} profile {NOT_FOR_NOTEBOOKS[profile]}")
     base = {"PROFILE": profile, "SEED": seed, **({"MIDI_DIR": str(midi_dir)} if midi_dir else {})}
     runs = [NotebookRun("01_extract_loops.ipynb", "01_extract_loops.ipynb", base)]
     for model in AUTOENCODERS:

@@ -112,6 +112,9 @@ def weight_settings(name: str, settings: TrainSettings) -> dict:
     for extra, plain in (("warmup_steps", 0), ("grad_clip", None), ("keep_best", False)):
         if getattr(settings, extra) != plain:
             keyed[extra] = getattr(settings, extra)
+    for extra in ("augment_rotate_bars", "augment_transpose"):  # augmentation enters the key only when used
+        if getattr(settings, extra):
+            keyed[extra] = getattr(settings, extra)
     return keyed
 
 

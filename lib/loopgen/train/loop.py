@@ -153,10 +153,15 @@ def train_epoch(run: TrainingRun, state: resume.TrainState, forward: Callable, e
     model_epoch = schedule_epoch(epoch, run.epochs, state.model.ss_paper_epochs) if is_ar else epoch
     order = data.epoch_order(len(run.train_data), run.seed, epoch).to(run.train_data.device)
     batches = data.batches(order, run.batch_size)
+    augmenting = data.augments(run.recipe) and not is_prior(run.name)  # a prior reads codes (of augmented copies)
+    draws = data.augmentation_draws(len(run.train_data), run.seed, epoch).to(order.device) if augmenting else None
     with device_mod.matmul_precision(run.device, run.precision):  # TF32 switches: forward and backward alike
         for i in range(skip, len(batches)):
             index = distributed.local_slice(batches[i])  # this rank's share (all of it on one process)
             batch = run.train_data[index].to(run.device, non_blocking=True)
+            if augmenting:
+                batch = data.augment(batch, draws[index], rotate_bars=run.recipe.augment_rotate_bars,
+                                     transpose=run.recipe.augment_transpose)
             x = batch if is_prior(run.name) else batch.float()  # the prior reads code indices
             updates = state.scheduler.last_epoch  # updates made so far (a skipped fp16 update is not one)
             loss, terms = optimiser_step(

@@ -91,6 +91,7 @@ def plan_run(
     device = device_mod.pick_device() if call.device is None else torch.device(call.device)
     device_mod.keep_freed_memory()  # also when the device was given (pick_device does it otherwise)
     device_mod.resolve_precision(device, settings.precision)  # fp16 off CUDA: refused before any work
+    data.check_augmentation(settings.recipe(name))
     settings = settings_on(settings, device)  # precision "auto" resolved for this device (and keyed so)
     train_data, val_data = data.prepare(train, val, settings, check=check, names=names, seed=call.seed, device=device)
     if is_prior(name):  # its sequence length is the codes' (unless given)
