@@ -21,17 +21,9 @@ from pathlib import Path
 
 from loopgen.musician import fit, score
 from loopgen.run import profiles
-from loopgen.store.paths import SOURCE_ROOT, Paths
+from loopgen.store.paths import Paths, root_outside_checkout
 
 GOAL_ERROR, GOAL_RATIO = 8e-3, 1.3
-
-
-def outside_the_checkout() -> None:
-    """Refuse to run with the project root in this checkout: set LOOPGEN_ROOT to a folder of its own."""
-    root = Paths().root
-    if root == SOURCE_ROOT or SOURCE_ROOT in root.parents:
-        raise SystemExit(f"set LOOPGEN_ROOT to a folder outside {SOURCE_ROOT}: this benchmark's models and loops "
-                         "stay out of the checkout")
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["demo", "songs"], choices=sorted(profiles.PROFILES))
     parser.add_argument("--prefix", default="real-", help="models are registered as PREFIX + profile")
     args = parser.parse_args()
-    outside_the_checkout()
+    root_outside_checkout()
     paths = Paths().ensure()
     rows = []
     for name in args.profiles:

@@ -37,7 +37,7 @@ from loopgen import BAR_CELLS, BARS_PER_LOOP, N_COLUMNS, STEPS_PER_BAR, metrics
 from loopgen.errors import UserError
 from loopgen.musician import loopfile, trained, variation
 from loopgen.run import profiles
-from loopgen.store.paths import SOURCE_ROOT, Paths
+from loopgen.store.paths import Paths, root_outside_checkout
 
 MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -83,14 +83,6 @@ def measure(song: np.ndarray, varied: np.ndarray, keep_bars: int) -> dict[str, f
     }
 
 
-def outside_the_checkout() -> None:
-    """Refuse to run with the project root in this checkout: set LOOPGEN_ROOT to a folder of its own."""
-    root = Paths().root
-    if root == SOURCE_ROOT or SOURCE_ROOT in root.parents:
-        raise SystemExit(f"set LOOPGEN_ROOT to a folder outside {SOURCE_ROOT}: this benchmark's models and loops "
-                         "stay out of the checkout")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("songs_dir", type=Path)
@@ -105,7 +97,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="chooses the songs; song i's variations use seed + i")
     parser.add_argument("--per-song", action="store_true", help="also print each song's figures")
     args = parser.parse_args()
-    outside_the_checkout()
+    root_outside_checkout()
     songs = choose_songs(args.songs_dir, args.songs, args.seed)
     print(f"{len(songs)} songs of {args.songs_dir}: " + ", ".join(str(p.relative_to(args.songs_dir)) for p, _ in songs))
     started = time.perf_counter()

@@ -111,3 +111,12 @@ def test_the_runs_trained_vq_has_the_runs_seed_and_dataset(monkeypatch):
     model = ev.trained_vq("prior")
     assert (model.vq, model.prior, model.vq_key) == ("the run's vq", "the run's prior", "vq-key")
     assert asked == {"name": "vq_vae", "data_key": "folder-data-key", "seed": 3, "prior_name": "prior"}
+
+
+def test_runs_on_songs_of_unknown_licence_keep_their_root_outside_the_checkout(tmp_path):
+    from loopgen.store.paths import SOURCE_ROOT, root_outside_checkout
+
+    assert root_outside_checkout(Paths(tmp_path)) == tmp_path.resolve()
+    for inside in (SOURCE_ROOT, SOURCE_ROOT / "build" / "real"):
+        with pytest.raises(SystemExit, match="set LOOPGEN_ROOT to a folder outside"):
+            root_outside_checkout(Paths(inside))

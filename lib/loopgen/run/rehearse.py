@@ -619,10 +619,9 @@ def scheduled_seconds(runs: list, seconds: dict[str, float], workers: int) -> fl
     now = 0.0
     while pending or running:
         while len(running) < workers:
-            ready = next((r for r in pending if waiting[r.output_name] <= finished), None)
+            ready = runner.next_ready(pending, waiting, finished)
             if ready is None:
                 break
-            pending.remove(ready)
             running[ready.output_name] = now + seconds[ready.output_name]
         if not running:
             raise ValueError("the runs wait for each other in a circle")

@@ -259,6 +259,15 @@ def _is(nb_run: NotebookRun, need: str) -> bool:
     return not model or (nb_run.parameters.get("MODEL") == model and not nb_run.parameters.get("TABLE2"))
 
 
+def next_ready(pending: list[NotebookRun], waiting: dict[str, set[str]], finished: set[str]) -> NotebookRun | None:
+    """The first of ``pending`` whose inputs (``waiting[name]``) have all ``finished``, taken out of ``pending``;
+    None when every pending run still waits."""
+    ready = next((r for r in pending if waiting[r.output_name] <= finished), None)
+    if ready is not None:
+        pending.remove(ready)
+    return ready
+
+
 def waits_for(nb_run: NotebookRun, runs: list[NotebookRun]) -> list[str]:
     """The runs among ``runs`` that ``nb_run`` waits for (their executed names); a notebook not in ``runs``
     (``--only``) is taken as done."""
@@ -419,10 +428,9 @@ def _run_side_by_side(session: _Session, runs: list[NotebookRun], execute, worke
     try:
         while pending or running:
             while len(running) < workers:
-                ready = next((r for r in pending if waiting[r.output_name] <= finished), None)
+                ready = next_ready(pending, waiting, finished)
                 if ready is None:
                     break
-                pending.remove(ready)
                 started += 1
                 record = _started(session, started, len(runs), ready)
                 running[ready.output_name] = (ready, record, time.perf_counter())

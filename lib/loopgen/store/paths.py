@@ -158,6 +158,16 @@ class Paths:
 SHARED_DEV_MIDI = Paths().shared_dev_midi
 
 
+def root_outside_checkout(paths: Paths | None = None) -> Path:
+    """The project root of ``paths`` (default: ``LOOPGEN_ROOT`` or this checkout), refused when it is this checkout
+    or inside it: for runs on songs of unknown licence, whose loops and models must stay out of the repository."""
+    root = (paths or Paths()).root.resolve()
+    if root == SOURCE_ROOT or SOURCE_ROOT in root.parents:
+        raise SystemExit(f"set LOOPGEN_ROOT to a folder outside {SOURCE_ROOT}: the models and loops made from these "
+                         "songs stay out of the checkout")
+    return root
+
+
 def require(path: Path | str, made_by: str) -> Path:
     """Return ``path`` if it exists, else raise naming the notebook that writes it."""
     p = Path(path)
