@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from loopgen import registry
+from loopgen import paper, registry
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ PROFILES["colab"] = Profile(
 # an hour on two CPU cores (`python -m loopgen rehearse --profile lmd-sample` projects it: README). The LSTM-VAEs'
 # shipped weights belong to the demo dataset: here they train the demo's short recipe as it is (2 epochs, about a
 # minute each; the same steps, 1 epoch, would save little of a budget the run does not need).
-LMD_FULL_FILES, LMD_FULL_TRAIN_LOOPS = 176_581, 120_600  # the paper's LMD-full (loopgen.paper.DATASET)
+LMD_FULL_FILES, LMD_FULL_TRAIN_LOOPS = paper.DATASET.lmd_full_files, paper.DATASET.train  # the paper's LMD-full
 LMD_SAMPLE_FILES = 16_000
 LMD_SAMPLE_SEED = 0
 LMD_SAMPLE_TRAIN_LOOPS = round(LMD_SAMPLE_FILES * LMD_FULL_TRAIN_LOOPS / LMD_FULL_FILES)  # 10,928
