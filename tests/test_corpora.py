@@ -40,6 +40,8 @@ def test_write_claims_keeps_the_sentence_and_the_verdict(tmp_path):
     assert list(table["holds"]) == [True, False]
     assert table["verdict"][0].startswith('Doubling K lowers the error (t=32: 0.1 -> 0.09, "quoted")')
     assert table["verdict"][1] == "Does not hold: spread 40%"
+    assert list(table["paper"]) == ["claimed", "claimed"]  # every table has the paper's column beside ours
+    assert "| results do not depend much on the seed | claimed | Does not hold" in path.with_suffix(".md").read_text()
 
 
 def test_what_you_should_see_writes_claims_only_where_there_are_claims(tmp_path, capsys):

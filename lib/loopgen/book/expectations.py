@@ -341,6 +341,9 @@ def claims_verdict(claims: Iterable) -> list[str]:
     return lines
 
 
+PAPER_SAYS = "claimed"  # the paper's column of a claims file: the paper states every claim as holding
+
+
 def claims_file(paths: Paths, notebook: str) -> Path:
     """``figures/claims_<notebook>.csv``: the paper's claims a notebook checked, and whether each holds."""
     return paths.figure(f"claims_{notebook}.csv")
@@ -349,15 +352,19 @@ def claims_file(paths: Paths, notebook: str) -> Path:
 def write_claims(paths: Paths, notebook: str, claims: Iterable) -> Path:
     """Write ``claims`` (:func:`claims_verdict`'s input) to :func:`claims_file`, one row each: the sentence as
     printed and ``holds``, so that runs on two corpora can be set side by side (:mod:`loopgen.book.corpora`)."""
-    rows = [{"claim": _claim_name(c), "verdict": str(getattr(c, "verdict", None) or c), "holds": bool(c.holds)}
-            for c in claims]
+    rows = [{"claim": _claim_name(c), "paper": PAPER_SAYS, "verdict": str(getattr(c, "verdict", None) or c),
+             "holds": bool(c.holds)} for c in claims]
     path = claims_file(paths, notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["claim", "verdict", "holds"], lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["claim", "paper", "verdict", "holds"],
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_text(path, text.getvalue())
+    table = "\n".join(["| claim | paper | this run |", "|---|---|---|"]
+                      + [f"| {r['claim']} | {r['paper']} | {r['verdict']} |".replace("\n", " ") for r in rows])
+    atomic.write_text(path.with_suffix(".md"), f"The paper's claims checked by notebook {notebook}\n\n{table}\n")
     return path
 
 
